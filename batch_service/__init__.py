@@ -1,0 +1,1 @@
+"""batchhub's batch service: queue, store, scheduler, pages and API."""

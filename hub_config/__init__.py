@@ -1,0 +1,1 @@
+"""The one hub configuration and its values file."""

@@ -1,0 +1,1 @@
+"""batchhub's spawners: LocalBatchSpawner (one machine) and BatchKubeSpawner (Kubernetes)."""
