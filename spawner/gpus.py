@@ -87,13 +87,8 @@ class GpuPool:
         """UUIDs held by an owner."""
         return [uuid for uuid, who in self._owner_of.items() if who == owner]
 
-    def allocate(self, owner: str, count: int, gpu_type: str | None) -> list[str]:
-        """Reserve count free GPUs of a type for owner, or raise GpuUnavailable."""
-        if count <= 0:
-            return []
-        held = self.held_by(owner)
-        if held:
-            return held
+    def check(self, count: int, gpu_type: str | None) -> list[Gpu]:
+        """The GPUs an allocation would take now, or GpuUnavailable saying why not."""
         of_type = [g for g in self.inventory if gpu_type is None or g.type == gpu_type]
         free = self.free(gpu_type)
         kind = f"GPU{'s' if count > 1 else ''}" + (f" of type {gpu_type}" if gpu_type else "")
@@ -106,7 +101,16 @@ class GpuPool:
                 f"this profile needs {count} {kind} but only {len(free)} of {len(of_type)} "
                 "are free now; try again when a server stops"
             )
-        chosen = sorted(free, key=lambda g: g.index)[:count]
+        return sorted(free, key=lambda g: g.index)[:count]
+
+    def allocate(self, owner: str, count: int, gpu_type: str | None) -> list[str]:
+        """Reserve count free GPUs of a type for owner, or raise GpuUnavailable."""
+        if count <= 0:
+            return []
+        held = self.held_by(owner)
+        if held:
+            return held
+        chosen = self.check(count, gpu_type)
         for gpu in chosen:
             self._owner_of[gpu.uuid] = owner
         return [g.uuid for g in chosen]

@@ -1,0 +1,50 @@
+# batchhub: `make run` starts the whole product on this machine; `make test` runs the suite.
+# Both bootstrap what they need (.venv, Python deps, the Node proxy), idempotently.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+VALUES ?=
+STATE_DIR ?= state
+PYTEST_ARGS ?=
+
+.PHONY: run bootstrap bootstrap-test test lint format schema clean-state bench
+
+run: bootstrap
+	@echo "batchhub: state in $(STATE_DIR)/; values: $(or $(VALUES),hub_config/values.yaml)"
+	BATCHHUB_VALUES="$(VALUES)" BATCHHUB_STATE_DIR="$(STATE_DIR)" \
+		exec $(BIN)/jupyterhub -f hub_config/jupyterhub_config.py
+
+bootstrap: $(VENV)/.run-deps node_modules/.installed
+
+bootstrap-test: bootstrap $(VENV)/.test-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test-deps: pyproject.toml $(VENV)/.run-deps
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+test: bootstrap-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: bootstrap-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: bootstrap-test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean-state:
+	rm -rf $(STATE_DIR)

@@ -1,0 +1,234 @@
+"""batchhub's ONE hub configuration, driven by a values file.
+
+The values file (hub_config/values.yaml, or the file named by $BATCHHUB_VALUES) is validated
+against hub_config/values.schema.yaml, the same schema the Helm chart ships; an unknown or
+mistyped key stops start-up with a message naming it.
+"""
+
+# ruff: noqa: F821  (`c` and `get_config` are provided by JupyterHub when it loads this file)
+
+import json
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from hub_config.values import ValuesError, get, load_values, parse_bytes  # noqa: E402
+
+try:
+    values = load_values()
+except ValuesError as e:
+    print(f"batchhub cannot start: {e}", file=sys.stderr)
+    sys.exit(2)
+
+c = get_config()  # noqa: F821
+state_dir = Path(os.environ.get("BATCHHUB_STATE_DIR", ROOT / "state")).resolve()
+os.environ["BATCHHUB_STATE_DIR"] = str(state_dir)
+hub_state = state_dir / "hub"
+batch_state = state_dir / "batch"
+for folder, mode in ((state_dir, 0o711), (hub_state, 0o700), (batch_state, 0o700),
+                     (state_dir / "home", 0o711)):
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, mode)
+
+# --- hub and proxy ---------------------------------------------------------------------
+c.JupyterHub.bind_url = get(values, "hub.bind_url")
+c.JupyterHub.hub_ip = get(values, "hub.hub_ip")
+c.JupyterHub.hub_port = get(values, "hub.hub_port")
+c.JupyterHub.db_url = get(values, "hub.db_url") or f"sqlite:///{hub_state / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(hub_state / "jupyterhub_cookie_secret")
+c.JupyterHub.log_level = get(values, "hub.log_level")
+c.JupyterHub.concurrent_spawn_limit = get(values, "hub.concurrent_spawn_limit")
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = 0
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.cleanup_proxy = True
+c.ConfigurableHTTPProxy.pid_file = str(hub_state / "proxy.pid")
+proxy_bin = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+if proxy_bin.exists():
+    c.ConfigurableHTTPProxy.command = [str(proxy_bin)]
+c.JupyterHub.template_paths = [str(HERE / "templates")]
+c.JupyterHub.load_groups = {
+    name: {"users": members} for name, members in get(values, "hub.extra_groups", {}).items()
+}
+
+# --- login ------------------------------------------------------------------------------
+admin_users = set(get(values, "hub.admin_users", []))
+c.Authenticator.admin_users = admin_users
+if get(values, "auth.type") == "oauth":
+    from hub_config.oauth import configure_oauth
+
+    configure_oauth(c, values)
+else:
+    import nativeauthenticator
+
+    c.JupyterHub.authenticator_class = "native"
+    c.JupyterHub.template_paths.append(
+        str(Path(nativeauthenticator.__file__).parent / "templates")
+    )
+    native = get(values, "auth.native", {})
+    c.NativeAuthenticator.minimum_password_length = native["minimum_password_length"]
+    c.NativeAuthenticator.allowed_failed_logins = native["allowed_failed_logins"]
+    c.NativeAuthenticator.seconds_before_next_try = native["seconds_before_next_try"]
+    c.NativeAuthenticator.open_signup = native["open_signup"]
+    c.NativeAuthenticator.check_common_password = True
+    c.NativeAuthenticator.enable_signup = True
+    # sign-up approval is the gate; every approved user may log in
+    c.Authenticator.allow_all = True
+
+# --- spawner ----------------------------------------------------------------------------
+from spawner.gpus import load_inventory  # noqa: E402
+from spawner.local import isolation_enabled  # noqa: E402
+from spawner.profiles import load_profiles  # noqa: E402
+
+profiles = load_profiles(get(values, "profiles"))
+profile_dicts = [p.to_dict() for p in profiles]
+spawner_kind = get(values, "spawner.kind")
+batch_port = get(values, "batch.port")
+batch_ip = get(values, "batch.ip")
+batch_prefix = "/services/batch/"
+service_url_for_servers = f"http://{batch_ip}:{batch_port}{batch_prefix}"
+
+c.Spawner.start_timeout = get(values, "spawner.start_timeout")
+c.Spawner.http_timeout = get(values, "spawner.http_timeout")
+c.Spawner.default_url = get(values, "spawner.default_url")
+
+if spawner_kind == "kubernetes":
+    from hub_config.kubernetes import configure_kubernetes
+
+    service_url_for_servers = configure_kubernetes(c, values, profile_dicts) or (
+        service_url_for_servers
+    )
+    gpu_capacity: dict[str, int] = {}
+    isolation_note = ""
+else:
+    c.JupyterHub.spawner_class = "spawner.local.LocalBatchSpawner"
+    local = get(values, "spawner.local", {})
+    spawner_cfg = c.LocalBatchSpawner
+    spawner_cfg.profiles = profile_dicts
+    spawner_cfg.cmd = get(values, "spawner.cmd") if get(values, "spawner.cmd") != [
+        "jupyterhub-singleuser"] else [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    spawner_cfg.isolation = local["isolation"]
+    spawner_cfg.account_prefix = local["account_prefix"]
+    spawner_cfg.memory_enforcement = local["memory_enforcement"]
+    spawner_cfg.homes_dir = str(state_dir / "home")
+    spawner_cfg.gpu_source = get(values, "gpus.source")
+    spawner_cfg.gpu_devices = get(values, "gpus.devices", [])
+    spawner_cfg.nvml_types = get(values, "gpus.nvml_types", {})
+    spawner_cfg.interactive_default_url = get(values, "spawner.default_url")
+    spawner_cfg.batch_service_url = service_url_for_servers
+    inventory = load_inventory(
+        get(values, "gpus.source"), get(values, "gpus.devices", []), get(values, "gpus.nvml_types")
+    )
+    gpu_capacity = {}
+    for gpu in inventory:
+        gpu_capacity[gpu.type] = gpu_capacity.get(gpu.type, 0) + 1
+    isolation_note = ""
+    if not isolation_enabled(local["isolation"]):
+        isolation_note = (
+            "Isolation is off: batchhub was not started as root, so every server runs as "
+            f"the account '{os.environ.get('USER', 'of this process')}' and users can read "
+            "each other's files. Start batchhub as root for one system account per user."
+        )
+        print(f"batchhub: {isolation_note}", file=sys.stderr)
+c.JupyterHub.template_vars = {"batchhub_isolation_note": isolation_note}
+
+# --- authorization: custom scopes the batch service checks itself -------------------------
+c.JupyterHub.custom_scopes = {
+    "custom:batch:submit": {"description": "Submit batch jobs and manage your own."},
+    "custom:batch:read-all": {"description": "Read everyone's batch jobs, logs and outputs."},
+    "custom:batch:admin": {
+        "description": "Administer the batch queue: cancel any job, pause, priorities, weights.",
+        "subscopes": ["custom:batch:read-all"],
+    },
+}
+batch_admin_groups = list(get(values, "auth.oauth.batch_admin_groups", []) or [])
+for group in batch_admin_groups:
+    c.JupyterHub.load_groups.setdefault(group, {"users": []})
+c.JupyterHub.load_roles = [
+    {
+        "name": "user",
+        "scopes": ["self", "access:services!service=batch", "custom:batch:submit"],
+    },
+    {
+        "name": "batch-admin",
+        "description": "Administers the batch queue.",
+        "scopes": ["custom:batch:admin", "access:services!service=batch"],
+        "users": sorted(admin_users),
+        "groups": batch_admin_groups,
+    },
+    {
+        "name": "batch-service",
+        "description": "The batch service starts and stops batch servers for users.",
+        "scopes": [
+            "admin:servers", "access:servers", "list:users", "read:users", "read:groups",
+            "read:roles:users", "users:activity",
+        ],
+        "services": ["batch"],
+    },
+]
+
+# --- the batch service -----------------------------------------------------------------
+service_config = {
+    "BatchServiceApp": {
+        "state_dir": str(batch_state),
+        "db_url": get(values, "batch.db_url") or "",
+        "profiles": profile_dicts,
+        "max_upload_bytes": parse_bytes(get(values, "batch.max_upload_bytes")),
+        "zip_max_members": get(values, "batch.zip_max_members"),
+        "zip_max_uncompressed_bytes": parse_bytes(get(values, "batch.zip_max_uncompressed_bytes")),
+        "max_concurrent_jobs": get(values, "batch.max_concurrent_jobs"),
+        "scheduler_interval": get(values, "batch.scheduler_interval"),
+        "start_timeout": get(values, "batch.start_timeout"),
+        "paused": get(values, "batch.paused"),
+        "policy": get(values, "policy", {}),
+        "capacity": gpu_capacity,
+        "service_url_for_servers": service_url_for_servers,
+        "isolation_note": isolation_note,
+    }
+}
+service_config_path = batch_state / "service_config.json"
+service_config_path.write_text(json.dumps(service_config, indent=2))
+os.chmod(service_config_path, 0o600)
+service_env = {
+    "BATCHHUB_STATE_DIR": str(state_dir),
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+}
+c.JupyterHub.services = [
+    {
+        "name": "batch",
+        "display": True,
+        "url": f"http://{batch_ip}:{batch_port}",
+        "command": [sys.executable, "-m", "batch_service", f"--config={service_config_path}"],
+        "environment": service_env,
+        "oauth_no_confirm": True,
+        "oauth_client_allowed_scopes": [
+            "custom:batch:submit", "custom:batch:read-all", "custom:batch:admin",
+        ],
+    }
+]
+
+# --- idle culler for interactive servers ------------------------------------------------
+if get(values, "culler.enabled"):
+    c.JupyterHub.services.append(
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable, "-m", "jupyterhub_idle_culler",
+                f"--timeout={get(values, 'culler.timeout')}",
+                f"--cull-every={get(values, 'culler.every')}",
+                f"--max-age={get(values, 'culler.max_age')}",
+            ],
+        }
+    )
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }
+    )

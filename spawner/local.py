@@ -1,0 +1,242 @@
+"""LocalBatchSpawner: servers as processes on one machine, one system account per hub user.
+
+Each server runs under its user's own account (created on first spawn, home mode 0700), with
+dedicated GPUs (CUDA_VISIBLE_DEVICES = their UUIDs) and a memory limit on its process tree.
+Started without root, isolation is off: every server runs as the invoking account.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.spawner import LocalProcessSpawner
+from tornado import web
+from traitlets import Dict, List, Unicode, default
+
+from .accounts import Account, account_name, current_account, ensure_account
+from .gpus import GpuPool, GpuUnavailable, load_inventory
+from .limits import MemoryEnforcer
+from .mixin import BatchSpawnerMixin
+from .profiles import ServerRequest
+
+
+def isolation_enabled(setting: str) -> bool:
+    """True when each user gets their own account: 'on', or 'auto' when running as root."""
+    return setting == "on" or (setting == "auto" and os.geteuid() == 0)
+
+
+class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
+    """Local processes with per-user accounts, dedicated GPUs and memory limits."""
+
+    isolation = Unicode(
+        "auto",
+        config=True,
+        help="""'on': each hub user runs as their own system account (needs root);
+        'off': every server runs as the account batchhub runs as;
+        'auto': on when batchhub runs as root.""",
+    )
+
+    account_prefix = Unicode(
+        "bh-",
+        config=True,
+        help="Prefix of the system account of a hub user (a hub user 'root' becomes bh-root).",
+    )
+
+    homes_dir = Unicode(
+        config=True,
+        help="Folder holding the users' home directories (each mode 0700).",
+    )
+
+    memory_enforcement = Unicode(
+        "auto",
+        config=True,
+        help="'cgroup' (cgroup v2), 'rlimit' (per process), or 'auto' (cgroup when writable).",
+    )
+
+    gpu_source = Unicode(
+        "auto", config=True, help="Where the GPU inventory comes from: auto, nvml or list."
+    )
+
+    gpu_devices = List(
+        Dict(), config=True, help="GPUs to hand out (dicts with uuid, type, index)."
+    )
+
+    nvml_types = Dict(
+        config=True, help="Map from a substring of an NVML device name to a GPU type."
+    )
+
+    @default("homes_dir")
+    def _homes_dir_default(self) -> str:
+        state = os.environ.get("BATCHHUB_STATE_DIR", "state")
+        return str(Path(state, "home").resolve())
+
+    @default("cmd")
+    def _cmd_default(self) -> list[str]:
+        return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+
+    # one pool per hub process: every server of every user draws on the same GPUs
+    _pools: dict[tuple, GpuPool] = {}
+    _enforcers: dict[str, MemoryEnforcer] = {}
+
+    account: Account | None = None
+    gpu_uuids: list[str] = []
+    memory_note: str = ""
+    _limit: tuple[Any, str] = (lambda: None, "")
+
+    @property
+    def gpu_pool(self) -> GpuPool:
+        """The hub-wide GPU pool for this inventory."""
+        key = (self.gpu_source, repr(self.gpu_devices), repr(sorted(self.nvml_types.items())))
+        if key not in self._pools:
+            inventory = load_inventory(self.gpu_source, self.gpu_devices, self.nvml_types)
+            self._pools[key] = GpuPool(inventory)
+        return self._pools[key]
+
+    @property
+    def memory_enforcer(self) -> MemoryEnforcer:
+        """The hub-wide memory limit mechanism."""
+        if self.memory_enforcement not in self._enforcers:
+            self._enforcers[self.memory_enforcement] = MemoryEnforcer(self.memory_enforcement)
+        return self._enforcers[self.memory_enforcement]
+
+    @property
+    def owner_key(self) -> str:
+        """Who holds GPUs and cgroups: one key per user and server."""
+        return f"{self.user.name}/{self.name or ''}"
+
+    @property
+    def cgroup_key(self) -> str:
+        """A cgroup directory name for this server."""
+        return f"{self.user.id}-{self.name or 'default'}"
+
+    def check_capacity(self, request: ServerRequest) -> None:
+        """Refuse at once (HTTP 400) a GPU profile whose GPUs are not free."""
+        profile = request.profile
+        if profile.gpus and not self.gpu_pool.held_by(self.owner_key):
+            try:
+                self.gpu_pool.check(profile.gpus, profile.gpu_type)
+            except GpuUnavailable as e:
+                raise web.HTTPError(409, f"profile {profile.name!r}: {e}") from None
+
+    def resolve_account(self) -> Account:
+        """The account this server runs as (created on first spawn when isolated)."""
+        homes = Path(self.homes_dir)
+        if isolation_enabled(self.isolation):
+            return ensure_account(account_name(self.user.name, self.account_prefix), homes)
+        home = homes / account_name(self.user.name, "")
+        home.mkdir(parents=True, exist_ok=True)
+        return current_account(str(home))
+
+    def make_preexec_fn(self, name: str) -> Any:
+        """Join the memory limit, then drop to the user's account (when isolated)."""
+        account = self.account
+        limit_step, _ = self._limit
+        isolated = isolation_enabled(self.isolation) and account is not None
+        gids = os.getgrouplist(account.name, account.gid) if isolated else []
+
+        def preexec() -> None:
+            limit_step()
+            if isolated:
+                os.setgid(account.gid)
+                os.setgroups(gids)
+                os.setuid(account.uid)
+            os.chdir(account.home)
+
+        return preexec
+
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        """HOME, USER and SHELL of the account the server runs as."""
+        account = self.account or self.resolve_account()
+        env["USER"] = env["LOGNAME"] = account.name
+        env["HOME"] = account.home
+        env["SHELL"] = "/bin/bash"
+        return env
+
+    def get_env(self) -> dict[str, str]:
+        """Batch variables, dedicated GPUs and the memory limit in force."""
+        env = super().get_env()
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpu_uuids)
+        env["BATCHHUB_GPUS"] = ",".join(self.gpu_uuids)
+        if self.memory_note:
+            env["BATCHHUB_MEMORY_LIMIT"] = self.memory_note
+        return env
+
+    async def start(self) -> Any:
+        """Create the account, take GPUs, set the memory limit, start the process."""
+        request = self.server_request
+        if request is None:  # restored spawner or direct start: validate now
+            self.validate_user_options(self.user_options or {})
+            request = self.server_request
+        assert request is not None
+        self.account = self.resolve_account()
+        profile = request.profile
+        try:
+            self.gpu_uuids = self.gpu_pool.allocate(
+                self.owner_key, profile.gpus, profile.gpu_type
+            )
+        except GpuUnavailable as e:
+            raise web.HTTPError(409, f"profile {profile.name!r}: {e}") from None
+        try:
+            self._limit = self.memory_enforcer.prepare(self.cgroup_key, profile.mem_limit)
+            self.memory_note = self._limit[1]
+            self.log.info(
+                "Starting %s as account %s, GPUs [%s], %s",
+                self._log_name, self.account.name, ",".join(self.gpu_uuids), self.memory_note,
+            )
+            self.notebook_dir = self.notebook_dir or self.account.home
+            return await super().start()
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        released = self.gpu_pool.release(self.owner_key)
+        if released:
+            self.log.info("GPUs of %s back in the pool: %s", self._log_name, ", ".join(released))
+        self.gpu_uuids = []
+        self.memory_enforcer.cleanup(self.cgroup_key)
+
+    async def poll(self) -> int | None:
+        """None while running; when the process is gone, its GPUs go back."""
+        status = await super().poll()
+        if status is not None:
+            self._release()
+        return status
+
+    async def stop(self, now: bool = False) -> None:
+        """Stop the process tree and give its GPUs back."""
+        await super().stop(now=now)
+        self._release()
+
+    async def progress(self) -> Any:
+        """Tell the spawn page what was chosen."""
+        if self.account is not None:
+            gpus = ", ".join(self.gpu_uuids) or "none"
+            yield {
+                "progress": 50,
+                "message": f"Running as {self.account.name}; GPUs: {gpus}; {self.memory_note}",
+            }
+
+    def get_state(self) -> dict[str, Any]:
+        """pid (from the parent) plus GPUs and profile, to survive a hub restart."""
+        state = super().get_state()
+        if self.gpu_uuids:
+            state["gpus"] = list(self.gpu_uuids)
+        state.update(self.profile_state())
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Re-record this server's GPUs in the pool after a hub restart."""
+        super().load_state(state)
+        self.restore_profile_state(state)
+        if state.get("gpus") and state.get("pid"):
+            self.gpu_uuids = list(state["gpus"])
+            self.gpu_pool.restore(self.owner_key, self.gpu_uuids)
+
+    def clear_state(self) -> None:
+        """Forget the pid and GPUs."""
+        super().clear_state()
+        self.gpu_uuids = []

@@ -1,0 +1,180 @@
+"""The batch mixin both spawners share: profiles, the spawn form, user_options, batch env.
+
+A spawner that mixes this in validates user_options through `choose_profile` in JupyterHub's
+`apply_user_options` step (so a refusal is an HTTP 400 with the reason, before anything
+starts) and keeps the result as `server_request`.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from traitlets import Dict, List, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from .profiles import Profile, ProfileError, ServerRequest, choose_profile, load_profiles
+
+
+def describe_profile(profile: Profile) -> str:
+    """One line a person reads on the spawn form: GPUs, CPU, memory, time limits."""
+    from .limits import human_bytes
+
+    parts = []
+    if profile.gpus:
+        kind = f" {profile.gpu_type}" if profile.gpu_type else ""
+        parts.append(f"{profile.gpus}{kind} GPU{'s' if profile.gpus > 1 else ''}")
+    if profile.cpu_limit:
+        parts.append(f"{profile.cpu_limit:g} CPU")
+    if profile.mem_limit:
+        parts.append(f"{human_bytes(profile.mem_limit)} memory")
+    return ", ".join(parts) or "no limits"
+
+
+class BatchSpawnerMixin(LoggingConfigurable):
+    """Profiles and batch servers, for LocalBatchSpawner and BatchKubeSpawner."""
+
+    profiles = List(
+        Dict(),
+        config=True,
+        help="""Server profiles (the values file's `profiles` list).
+
+        Each is a dict with name, display_name, description, cpu_limit, mem_limit, gpus,
+        gpu_type, groups, max_time_limit, default_time_limit, live_window, kernel_name.
+        The first one a user may use is the default.
+        """,
+    )
+
+    batch_service_url = Unicode(
+        "",
+        config=True,
+        help="""URL at which a batch server reaches the batch service (ends with
+        /services/batch/). Passed to the runner as BATCHHUB_SERVICE_URL.""",
+    )
+
+    interactive_default_url = Unicode(
+        "/lab",
+        config=True,
+        help="Page an interactive server opens on (batch servers open none).",
+    )
+
+    server_request: ServerRequest | None = None
+
+    @property
+    def profile_models(self) -> list[Profile]:
+        """The configured profiles as Profile objects."""
+        return load_profiles(self.profiles)
+
+    def user_group_names(self) -> list[str]:
+        """Names of the hub groups the user belongs to."""
+        return [group.name for group in getattr(self.user, "groups", [])]
+
+    def usable_profiles(self, batch: bool = False) -> list[Profile]:
+        """Profiles this user may pick for an interactive (or batch) server."""
+        groups = self.user_group_names()
+        return [
+            p for p in self.profile_models
+            if p.allows(groups) and (p.batch if batch else p.interactive)
+        ]
+
+    @default("options_form")
+    def _options_form_default(self) -> Any:
+        return self.render_profile_form
+
+    def render_profile_form(self, spawner: Any = None) -> str:
+        """The spawn page's profile picker: one radio button per profile the user may use."""
+        rows = []
+        for index, profile in enumerate(self.usable_profiles()):
+            checked = " checked" if index == 0 else ""
+            pid = f"profile-{html.escape(profile.name)}"
+            rows.append(
+                f'<div class="form-check mb-2">'
+                f'<input class="form-check-input" type="radio" name="profile" id="{pid}" '
+                f'value="{html.escape(profile.name)}"{checked}>'
+                f'<label class="form-check-label" for="{pid}">'
+                f"<strong>{html.escape(profile.title)}</strong> "
+                f'<span class="text-muted">({html.escape(describe_profile(profile))})</span>'
+                f"<br><small>{html.escape(profile.description)}</small></label></div>"
+            )
+        if not rows:
+            return '<p class="text-danger">No profile is open to you; ask an admin.</p>'
+        return '<fieldset><legend>Profile</legend>' + "".join(rows) + "</fieldset>"
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        """Turn the spawn form into user_options: just the profile name."""
+        names = formdata.get("profile") or []
+        return {"profile": names[0]} if names else {}
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self) -> Any:
+        return type(self).validate_user_options
+
+    def validate_user_options(self, user_options: dict[str, Any]) -> None:
+        """Check hostile user_options and apply the chosen profile's limits."""
+        try:
+            request = choose_profile(
+                user_options, self.profile_models, self.user_group_names(), self.name or ""
+            )
+        except ProfileError as e:
+            from tornado import web
+
+            raise web.HTTPError(400, str(e)) from None
+        self.server_request = request
+        self.apply_profile(request.profile)
+        self.check_capacity(request)
+        if request.is_batch:
+            self.default_url = ""
+        else:
+            self.default_url = self.interactive_default_url
+
+    def apply_profile(self, profile: Profile) -> None:
+        """Set the spawner's own limits from a profile (subclasses add their own)."""
+        self.cpu_limit = profile.cpu_limit
+        self.mem_limit = profile.mem_limit
+
+    def check_capacity(self, request: ServerRequest) -> None:
+        """Refuse a request that cannot fit now (subclasses that hold GPUs override)."""
+
+    def batch_env(self) -> dict[str, str]:
+        """Environment of a batch server: who it is and where the service is."""
+        request = self.server_request
+        if request is None or not request.is_batch:
+            return {}
+        return {
+            "BATCHHUB_JOB_ID": request.job_id or "",
+            "BATCHHUB_SERVICE_URL": self.batch_service_url,
+            "BATCHHUB_TIME_LIMIT": str(request.time_limit),
+            "BATCHHUB_LIVE_WINDOW": str(request.live_window),
+            "BATCHHUB_PROFILE": request.profile.name,
+            "BATCHHUB_KERNEL_NAME": request.profile.kernel_name,
+        }
+
+    def get_env(self) -> dict[str, str]:
+        """The parent's environment plus the batch variables."""
+        env = super().get_env()  # type: ignore[misc]
+        env.update(self.batch_env())
+        return env
+
+    def profile_state(self) -> dict[str, Any]:
+        """What get_state saves about the request, so a hub restart can restore it."""
+        request = self.server_request
+        if request is None:
+            return {}
+        return {
+            "profile": request.profile.name,
+            "job_id": request.job_id,
+            "time_limit": request.time_limit,
+            "live_window": request.live_window,
+        }
+
+    def restore_profile_state(self, state: dict[str, Any]) -> None:
+        """Rebuild server_request from saved state (profiles may have changed: be lenient)."""
+        name = state.get("profile")
+        profile = next((p for p in self.profile_models if p.name == name), None)
+        if profile is not None:
+            self.server_request = ServerRequest(
+                profile,
+                job_id=state.get("job_id"),
+                time_limit=state.get("time_limit"),
+                live_window=state.get("live_window"),
+            )
