@@ -47,6 +47,7 @@ c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 0
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.cleanup_proxy = True
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{get(values, 'hub.proxy_api_port')}"
 c.ConfigurableHTTPProxy.pid_file = str(hub_state / "proxy.pid")
 proxy_bin = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 if proxy_bin.exists():
