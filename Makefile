@@ -1,7 +1,8 @@
 # batchhub: `make run` starts the whole product on this machine; `make test` runs the suite.
 # Both bootstrap what they need (.venv, Python deps, the Node proxy), idempotently.
 
-PYTHON ?= python3
+# Debian's python3 when present: per-user accounts must be able to run the venv's interpreter
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 VALUES ?=

@@ -67,17 +67,19 @@ if get(values, "auth.type") == "oauth":
 else:
     import nativeauthenticator
 
-    c.JupyterHub.authenticator_class = "native"
+    from hub_config.native_auth import BatchhubNativeAuthenticator
+
+    c.JupyterHub.authenticator_class = BatchhubNativeAuthenticator
     c.JupyterHub.template_paths.append(
         str(Path(nativeauthenticator.__file__).parent / "templates")
     )
     native = get(values, "auth.native", {})
-    c.NativeAuthenticator.minimum_password_length = native["minimum_password_length"]
-    c.NativeAuthenticator.allowed_failed_logins = native["allowed_failed_logins"]
-    c.NativeAuthenticator.seconds_before_next_try = native["seconds_before_next_try"]
-    c.NativeAuthenticator.open_signup = native["open_signup"]
-    c.NativeAuthenticator.check_common_password = True
-    c.NativeAuthenticator.enable_signup = True
+    c.BatchhubNativeAuthenticator.minimum_password_length = native["minimum_password_length"]
+    c.BatchhubNativeAuthenticator.allowed_failed_logins = native["allowed_failed_logins"]
+    c.BatchhubNativeAuthenticator.seconds_before_next_try = native["seconds_before_next_try"]
+    c.BatchhubNativeAuthenticator.open_signup = native["open_signup"]
+    c.BatchhubNativeAuthenticator.check_common_password = True
+    c.BatchhubNativeAuthenticator.enable_signup = True
     # sign-up approval is the gate; every approved user may log in
     c.Authenticator.allow_all = True
 

@@ -10,6 +10,7 @@ import hashlib
 import os
 import pwd
 import re
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,17 @@ def current_account(home: str | None = None) -> Account:
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, home or entry.pw_dir)
 
 
+def check_reachable(home: Path) -> None:
+    """Refuse a home that its account could not enter because a parent folder is closed."""
+    for parent in home.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            raise RuntimeError(
+                f"home {home} cannot be reached by its account: {parent} has mode "
+                f"{oct(stat.S_IMODE(mode))}; put the state folder where other accounts may pass"
+            )
+
+
 def ensure_account(name: str, homes_dir: Path) -> Account:
     """Create the account with a private home (mode 0700) if it does not exist yet."""
     home = homes_dir / name
@@ -57,7 +69,12 @@ def ensure_account(name: str, homes_dir: Path) -> Account:
             check=True, capture_output=True, text=True,
         )
         entry = pwd.getpwnam(name)
+    if entry.pw_dir != str(home):
+        # batchhub owns the accounts with its prefix: follow a moved state folder
+        subprocess.run(["usermod", "--home", str(home), name], check=True, capture_output=True)
+        entry = pwd.getpwnam(name)
     home = Path(entry.pw_dir)
+    check_reachable(home)
     home.mkdir(parents=True, exist_ok=True)
     os.chown(home, entry.pw_uid, entry.pw_gid)
     os.chmod(home, 0o700)

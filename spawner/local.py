@@ -138,14 +138,26 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         gids = os.getgrouplist(account.name, account.gid) if isolated else []
 
         def preexec() -> None:
-            limit_step()
-            if isolated:
-                os.setgid(account.gid)
-                os.setgroups(gids)
-                os.setuid(account.uid)
-            os.chdir(account.home)
+            try:
+                limit_step()
+                if isolated:
+                    os.setgid(account.gid)
+                    os.setgroups(gids)
+                    os.setuid(account.uid)
+                os.chdir(account.home)
+            except BaseException as e:
+                # the child's stderr is the hub log: say why the server could not start
+                os.write(2, f"batchhub: cannot start server as {account.name}: {e!r}\n".encode())
+                raise
 
         return preexec
+
+    def get_args(self) -> list[str]:
+        """The parent's arguments; a root server (isolation off, run as root) must say so."""
+        args = super().get_args()
+        if not isolation_enabled(self.isolation) and os.geteuid() == 0:
+            args.append("--allow-root")
+        return args
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
         """HOME, USER and SHELL of the account the server runs as."""

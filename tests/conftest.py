@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import pwd
+import secrets
+import subprocess
 import shutil
+import tempfile
+from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +23,9 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 
+# System accounts the tests' hubs create carry this prefix and are removed afterwards.
+ACCOUNT_PREFIX = f"bt{secrets.token_hex(2)}-"
+
 # Two listed fake GPUs: enough to show dedicated assignment and refusal of a third.
 FAKE_GPUS = [
     {"uuid": "GPU-00000000-fake-0000-0000-000000000001", "type": "fake", "index": 0},
@@ -26,6 +34,7 @@ FAKE_GPUS = [
 
 SESSION_VALUES = {
     "hub": {"extra_groups": {"staff": ["carol"]}},
+    "spawner": {"local": {"account_prefix": ACCOUNT_PREFIX}},
     "gpus": {"source": "list", "devices": FAKE_GPUS},
     "profiles": [
         {"name": "cpu", "display_name": "CPU", "description": "1 core, 2 GiB.",
@@ -51,25 +60,53 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """One real batchhub for the session, with two listed fake GPUs and three profiles."""
-    process = HubProcess.configure(tmp_path_factory.mktemp("hub"), SESSION_VALUES)
-    process.start()
+
+def remove_test_accounts() -> None:
+    """Delete the system accounts this test session created."""
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(ACCOUNT_PREFIX):
+            subprocess.run(["userdel", entry.pw_name], capture_output=True)
+
+
+@contextmanager
+def state_folder() -> Iterator[Path]:
+    """A state folder that per-user accounts can pass through (pytest's tmp is mode 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="batchhub-test-"))
+    os.chmod(path, 0o711)
     try:
-        yield process
+        yield path
     finally:
-        process.stop()
+        if not os.environ.get("BATCHHUB_KEEP_TEST_STATE"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_accounts_at_exit() -> Iterator[None]:
+    yield
+    remove_test_accounts()
+
+
+@pytest.fixture(scope="session")
+def hub() -> Iterator[HubProcess]:
+    """One real batchhub for the session, with two listed fake GPUs and three profiles."""
+    with state_folder() as path:
+        process = HubProcess.configure(path, SESSION_VALUES)
+        process.start()
+        try:
+            yield process
+        finally:
+            process.stop()
 
 
 @pytest.fixture
-def fresh_hub(tmp_path: Path) -> Iterator[HubProcess]:
+def fresh_hub() -> Iterator[HubProcess]:
     """A hub of the test's own (configure, then start it in the test)."""
-    process = HubProcess.configure(tmp_path, SESSION_VALUES)
-    try:
-        yield process
-    finally:
-        process.stop()
+    with state_folder() as path:
+        process = HubProcess.configure(path, SESSION_VALUES)
+        try:
+            yield process
+        finally:
+            process.stop()
 
 
 @pytest.fixture(scope="session")

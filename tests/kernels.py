@@ -6,7 +6,6 @@ send an execute_request on its channels websocket and collect stdout and any err
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -34,9 +33,8 @@ def start_kernel(server_url: str, token: str, name: str = "python3") -> str:
     return r.json()["id"]
 
 
-async def execute(server_url: str, token: str, kernel_id: str, code: str,
-                  timeout: float = 60) -> Execution:
-    """Execute code in kernel_id and return its output."""
+async def execute(server_url: str, token: str, kernel_id: str, code: str) -> Execution:
+    """Execute code in kernel_id and return its output (wrap in asyncio.timeout to bound it)."""
     ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
     request = HTTPRequest(ws_url, headers={"Authorization": f"token {token}"})
     conn = await websocket_connect(request)
@@ -50,22 +48,21 @@ async def execute(server_url: str, token: str, kernel_id: str, code: str,
     }))
     result = Execution()
     try:
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await conn.read_message()
-                if raw is None:
-                    raise ConnectionError("kernel websocket closed")
-                msg = json.loads(raw)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind, content = msg["msg_type"], msg["content"]
-                if kind == "stream" and content.get("name") == "stdout":
-                    result.stdout += content["text"]
-                elif kind == "execute_result":
-                    result.results.append(content["data"].get("text/plain", ""))
-                elif kind == "error":
-                    result.error_name, result.error_value = content["ename"], content["evalue"]
-                elif kind == "status" and content.get("execution_state") == "idle":
-                    return result
+        while True:
+            raw = await conn.read_message()
+            if raw is None:
+                raise ConnectionError("kernel websocket closed")
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and content.get("name") == "stdout":
+                result.stdout += content["text"]
+            elif kind == "execute_result":
+                result.results.append(content["data"].get("text/plain", ""))
+            elif kind == "error":
+                result.error_name, result.error_value = content["ename"], content["evalue"]
+            elif kind == "status" and content.get("execution_state") == "idle":
+                return result
     finally:
         conn.close()
