@@ -30,8 +30,12 @@ state_dir = Path(os.environ.get("BATCHHUB_STATE_DIR", ROOT / "state")).resolve()
 os.environ["BATCHHUB_STATE_DIR"] = str(state_dir)
 hub_state = state_dir / "hub"
 batch_state = state_dir / "batch"
-for folder, mode in ((state_dir, 0o711), (hub_state, 0o700), (batch_state, 0o700),
-                     (state_dir / "home", 0o711)):
+for folder, mode in (
+    (state_dir, 0o711),
+    (hub_state, 0o700),
+    (batch_state, 0o700),
+    (state_dir / "home", 0o711),
+):
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, mode)
 
@@ -70,9 +74,7 @@ else:
     from hub_config.native_auth import BatchhubNativeAuthenticator
 
     c.JupyterHub.authenticator_class = BatchhubNativeAuthenticator
-    c.JupyterHub.template_paths.append(
-        str(Path(nativeauthenticator.__file__).parent / "templates")
-    )
+    c.JupyterHub.template_paths.append(str(Path(nativeauthenticator.__file__).parent / "templates"))
     native = get(values, "auth.native", {})
     c.BatchhubNativeAuthenticator.minimum_password_length = native["minimum_password_length"]
     c.BatchhubNativeAuthenticator.allowed_failed_logins = native["allowed_failed_logins"]
@@ -113,8 +115,11 @@ else:
     local = get(values, "spawner.local", {})
     spawner_cfg = c.LocalBatchSpawner
     spawner_cfg.profiles = profile_dicts
-    spawner_cfg.cmd = get(values, "spawner.cmd") if get(values, "spawner.cmd") != [
-        "jupyterhub-singleuser"] else [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    spawner_cfg.cmd = (
+        get(values, "spawner.cmd")
+        if get(values, "spawner.cmd") != ["jupyterhub-singleuser"]
+        else [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    )
     spawner_cfg.isolation = local["isolation"]
     spawner_cfg.account_prefix = local["account_prefix"]
     spawner_cfg.memory_enforcement = local["memory_enforcement"]
@@ -168,8 +173,13 @@ c.JupyterHub.load_roles = [
         "name": "batch-service",
         "description": "The batch service starts and stops batch servers for users.",
         "scopes": [
-            "admin:servers", "access:servers", "list:users", "read:users", "read:groups",
-            "read:roles:users", "users:activity",
+            "admin:servers",
+            "access:servers",
+            "list:users",
+            "read:users",
+            "read:groups",
+            "read:roles:users",
+            "users:activity",
         ],
         "services": ["batch"],
     },
@@ -210,7 +220,9 @@ c.JupyterHub.services = [
         "environment": service_env,
         "oauth_no_confirm": True,
         "oauth_client_allowed_scopes": [
-            "custom:batch:submit", "custom:batch:read-all", "custom:batch:admin",
+            "custom:batch:submit",
+            "custom:batch:read-all",
+            "custom:batch:admin",
         ],
     }
 ]
@@ -221,7 +233,9 @@ if get(values, "culler.enabled"):
         {
             "name": "idle-culler",
             "command": [
-                sys.executable, "-m", "jupyterhub_idle_culler",
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
                 f"--timeout={get(values, 'culler.timeout')}",
                 f"--cull-every={get(values, 'culler.every')}",
                 f"--max-age={get(values, 'culler.max_age')}",

@@ -64,9 +64,21 @@ def ensure_account(name: str, homes_dir: Path) -> Account:
         homes_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(homes_dir, 0o711)
         subprocess.run(
-            ["useradd", "--home-dir", str(home), "--no-create-home", "--user-group",
-             "--shell", "/bin/bash", "--comment", "batchhub user", name],
-            check=True, capture_output=True, text=True,
+            [
+                "useradd",
+                "--home-dir",
+                str(home),
+                "--no-create-home",
+                "--user-group",
+                "--shell",
+                "/bin/bash",
+                "--comment",
+                "batchhub user",
+                name,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         entry = pwd.getpwnam(name)
     if entry.pw_dir != str(home):

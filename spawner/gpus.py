@@ -62,8 +62,9 @@ def load_inventory(
     source: str, devices: Iterable[Mapping], nvml_types: Mapping[str, str]
 ) -> list[Gpu]:
     """The GPU inventory the values file asks for (source: auto, nvml or list)."""
-    listed = [Gpu(uuid=d["uuid"], type=d["type"], index=d.get("index", i)) for i, d in
-              enumerate(devices)]
+    listed = [
+        Gpu(uuid=d["uuid"], type=d["type"], index=d.get("index", i)) for i, d in enumerate(devices)
+    ]
     if source == "list" or (source == "auto" and listed):
         return listed
     return discover_nvml(nvml_types)
@@ -79,7 +80,8 @@ class GpuPool:
     def free(self, gpu_type: str | None = None) -> list[Gpu]:
         """Free GPUs, of one type or any."""
         return [
-            g for g in self.inventory
+            g
+            for g in self.inventory
             if g.uuid not in self._owner_of and (gpu_type is None or g.type == gpu_type)
         ]
 

@@ -60,9 +60,7 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         "auto", config=True, help="Where the GPU inventory comes from: auto, nvml or list."
     )
 
-    gpu_devices = List(
-        Dict(), config=True, help="GPUs to hand out (dicts with uuid, type, index)."
-    )
+    gpu_devices = List(Dict(), config=True, help="GPUs to hand out (dicts with uuid, type, index).")
 
     nvml_types = Dict(
         config=True, help="Map from a substring of an NVML device name to a GPU type."
@@ -186,9 +184,7 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         self.account = self.resolve_account()
         profile = request.profile
         try:
-            self.gpu_uuids = self.gpu_pool.allocate(
-                self.owner_key, profile.gpus, profile.gpu_type
-            )
+            self.gpu_uuids = self.gpu_pool.allocate(self.owner_key, profile.gpus, profile.gpu_type)
         except GpuUnavailable as e:
             raise web.HTTPError(409, f"profile {profile.name!r}: {e}") from None
         try:
@@ -196,7 +192,10 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
             self.memory_note = self._limit[1]
             self.log.info(
                 "Starting %s as account %s, GPUs [%s], %s",
-                self._log_name, self.account.name, ",".join(self.gpu_uuids), self.memory_note,
+                self._log_name,
+                self.account.name,
+                ",".join(self.gpu_uuids),
+                self.memory_note,
             )
             self.notebook_dir = self.notebook_dir or self.account.home
             return await super().start()

@@ -73,7 +73,8 @@ class BatchSpawnerMixin(LoggingConfigurable):
         """Profiles this user may pick for an interactive (or batch) server."""
         groups = self.user_group_names()
         return [
-            p for p in self.profile_models
+            p
+            for p in self.profile_models
             if p.allows(groups) and (p.batch if batch else p.interactive)
         ]
 
@@ -98,7 +99,7 @@ class BatchSpawnerMixin(LoggingConfigurable):
             )
         if not rows:
             return '<p class="text-danger">No profile is open to you; ask an admin.</p>'
-        return '<fieldset><legend>Profile</legend>' + "".join(rows) + "</fieldset>"
+        return "<fieldset><legend>Profile</legend>" + "".join(rows) + "</fieldset>"
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """Turn the spawn form into user_options: just the profile name."""

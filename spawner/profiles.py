@@ -149,9 +149,7 @@ def choose_profile(
     by_name = {p.name: p for p in profiles}
     profile = by_name.get(name)
     if profile is None:
-        raise ProfileError(
-            f"unknown profile {name[:64]!r}; choose one of: {', '.join(by_name)}"
-        )
+        raise ProfileError(f"unknown profile {name[:64]!r}; choose one of: {', '.join(by_name)}")
     if not profile.allows(user_groups):
         raise ProfileError(
             f"profile {name!r} is reserved for the groups {', '.join(profile.groups)}; "

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
-import subprocess
 import shutil
+import subprocess
 import tempfile
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,13 @@ from tests.hub import HubProcess
 
 CHROMIUM = os.environ.get("BATCHHUB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
 ]
 
@@ -37,14 +42,37 @@ SESSION_VALUES = {
     "spawner": {"local": {"account_prefix": ACCOUNT_PREFIX}},
     "gpus": {"source": "list", "devices": FAKE_GPUS},
     "profiles": [
-        {"name": "cpu", "display_name": "CPU", "description": "1 core, 2 GiB.",
-         "cpu_limit": 1, "mem_limit": "2G", "gpus": 0, "live_window": 600,
-         "max_time_limit": 3600, "default_time_limit": 600},
-        {"name": "gpu-1", "display_name": "1 GPU", "description": "One fake GPU.",
-         "cpu_limit": 1, "mem_limit": "2G", "gpus": 1, "gpu_type": "fake",
-         "live_window": 600, "max_time_limit": 3600, "default_time_limit": 600},
-        {"name": "staff-gpu", "display_name": "Staff GPU", "description": "Staff only.",
-         "gpus": 1, "gpu_type": "fake", "groups": ["staff"]},
+        {
+            "name": "cpu",
+            "display_name": "CPU",
+            "description": "1 core, 2 GiB.",
+            "cpu_limit": 1,
+            "mem_limit": "2G",
+            "gpus": 0,
+            "live_window": 600,
+            "max_time_limit": 3600,
+            "default_time_limit": 600,
+        },
+        {
+            "name": "gpu-1",
+            "display_name": "1 GPU",
+            "description": "One fake GPU.",
+            "cpu_limit": 1,
+            "mem_limit": "2G",
+            "gpus": 1,
+            "gpu_type": "fake",
+            "live_window": 600,
+            "max_time_limit": 3600,
+            "default_time_limit": 600,
+        },
+        {
+            "name": "staff-gpu",
+            "display_name": "Staff GPU",
+            "description": "Staff only.",
+            "gpus": 1,
+            "gpu_type": "fake",
+            "groups": ["staff"],
+        },
     ],
 }
 
@@ -58,7 +86,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("gpu"):
                 item.add_marker(skip)
-
 
 
 def remove_test_accounts() -> None:

@@ -113,14 +113,18 @@ class HubProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(HUB_CONFIG)],
-            cwd=self.state_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.state_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
             wait_for_http(f"{self.url}/hub/api/", timeout=timeout)
             if wait_service:
-                wait_for_http(f"{self.url}/services/batch/api/v1/", timeout=timeout,
-                              ok=(200, 401, 403))
+                wait_for_http(
+                    f"{self.url}/services/batch/api/v1/", timeout=timeout, ok=(200, 401, 403)
+                )
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"hub did not start; log:\n{self.log_tail()}") from None
@@ -194,8 +198,12 @@ class HubUser:
         xsrf = self._xsrf("/hub/signup")
         return self.session.post(
             f"{self.hub.url}/hub/signup",
-            data={"username": self.name, "signup_password": self.password,
-                  "signup_password_confirmation": self.password, "_xsrf": xsrf},
+            data={
+                "username": self.name,
+                "signup_password": self.password,
+                "signup_password_confirmation": self.password,
+                "_xsrf": xsrf,
+            },
         )
 
     def login(self, password: str | None = None, check: bool = True) -> requests.Response:
@@ -235,8 +243,9 @@ class HubUser:
         url = path if path.startswith("http") else f"{self.hub.url}{path}"
         return requests.request(method, url, headers=headers, timeout=60, **kwargs)
 
-    def start_server(self, server: str = "", options: dict | None = None,
-                     timeout: float = 90) -> requests.Response:
+    def start_server(
+        self, server: str = "", options: dict | None = None, timeout: float = 90
+    ) -> requests.Response:
         """Start a (named) server through the REST API and wait until it is ready."""
         path = f"/hub/api/users/{self.name}/servers/{server}"
         r = self.api("POST", path, json=options or {})

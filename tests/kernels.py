@@ -27,8 +27,12 @@ class Execution:
 
 def start_kernel(server_url: str, token: str, name: str = "python3") -> str:
     """Start a kernel on the server (server_url ends with /user/<name>/<server>/)."""
-    r = requests.post(f"{server_url}api/kernels", json={"name": name},
-                      headers={"Authorization": f"token {token}"}, timeout=60)
+    r = requests.post(
+        f"{server_url}api/kernels",
+        json={"name": name},
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
     r.raise_for_status()
     return r.json()["id"]
 
@@ -39,13 +43,32 @@ async def execute(server_url: str, token: str, kernel_id: str, code: str) -> Exe
     request = HTTPRequest(ws_url, headers={"Authorization": f"token {token}"})
     conn = await websocket_connect(request)
     msg_id = uuid.uuid4().hex
-    conn.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                   "session": uuid.uuid4().hex, "version": "5.3", "date": ""},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": False,
-                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-    }))
+    conn.write_message(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "username": "test",
+                    "session": uuid.uuid4().hex,
+                    "version": "5.3",
+                    "date": "",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "buffers": [],
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": False,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                    "stop_on_error": True,
+                },
+            }
+        )
+    )
     result = Execution()
     try:
         while True:

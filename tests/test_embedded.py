@@ -102,8 +102,6 @@ def test_hostile_user_options_are_refused_and_nothing_starts(
     assert person.server_model("x") is None
 
 
-
-
 def test_group_member_may_use_the_group_profile(hub: HubProcess) -> None:
     carol = hub.ready_user("carol")  # in the staff group from the values file
     r = carol.start_server("s", {"profile": "staff-gpu"})
@@ -118,8 +116,10 @@ async def test_users_are_isolated_from_each_other(hub: HubProcess) -> None:
     for person in (alice, bob):
         r = person.start_server("", {"profile": "cpu"})
         assert r.status_code in (201, 202), r.text
-    secret = {"type": "notebook", "content": {
-        "cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}
+    secret = {
+        "type": "notebook",
+        "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
+    }
     r = alice.api("PUT", server_url(hub, alice) + "api/contents/secret.ipynb", json=secret)
     assert r.status_code == 201, r.text
 
@@ -133,8 +133,9 @@ async def test_users_are_isolated_from_each_other(hub: HubProcess) -> None:
     bob_url = server_url(hub, bob)
     kernel = start_kernel(bob_url, bob.token)
     async with asyncio.timeout(60):
-        read = await execute(bob_url, bob.token, kernel,
-                             f"open({str(home / 'secret.ipynb')!r}).read()")
+        read = await execute(
+            bob_url, bob.token, kernel, f"open({str(home / 'secret.ipynb')!r}).read()"
+        )
         kill = await execute(bob_url, bob.token, kernel, f"import os; os.kill({alice_pid}, 0)")
     assert read.error_name == "PermissionError"
     assert kill.error_name == "PermissionError"
@@ -153,8 +154,9 @@ async def test_memory_limit_is_enforced_and_visible(hub: HubProcess) -> None:
     url = server_url(hub, person)
     kernel = start_kernel(url, person.token)
     async with asyncio.timeout(60):
-        shown = await execute(url, person.token, kernel,
-                              "import os; print(os.environ['BATCHHUB_MEMORY_LIMIT'])")
+        shown = await execute(
+            url, person.token, kernel, "import os; print(os.environ['BATCHHUB_MEMORY_LIMIT'])"
+        )
         hog = await execute(url, person.token, kernel, "x = bytearray(3 * 1024**3)")
     assert "memory limit 2 GiB" in shown.stdout  # the user can see the limit in force
     if "rlimit" in env["BATCHHUB_MEMORY_LIMIT"]:
@@ -189,8 +191,12 @@ def test_ctrl_c_stops_every_process_it_started(fresh_hub: HubProcess) -> None:
     import signal
 
     assert fresh_hub.stop(signal.SIGINT) is not None
-    leftover = [p for p in children if Path(f"/proc/{p}").exists()
-                and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
+    leftover = [
+        p
+        for p in children
+        if Path(f"/proc/{p}").exists()
+        and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()
+    ]
     assert leftover == []
 
 
@@ -211,8 +217,7 @@ async def test_one_gpu_server_sees_exactly_one_real_device(fresh_hub: HubProcess
     assert r.status_code in (201, 202), r.text
     url = server_url(fresh_hub, person)
     kernel = start_kernel(url, person.token)
-    code = ("import pynvml; pynvml.nvmlInit(); "
-            "print(pynvml.nvmlDeviceGetCount())")
+    code = "import pynvml; pynvml.nvmlInit(); print(pynvml.nvmlDeviceGetCount())"
     async with asyncio.timeout(60):
         result = await execute(url, person.token, kernel, code)
     assert result.stdout.strip() == "1", result

@@ -7,11 +7,13 @@ import pytest
 from spawner.gpus import Gpu, GpuPool, GpuUnavailable
 from spawner.profiles import ProfileError, choose_profile, load_profiles
 
-PROFILES = load_profiles([
-    {"name": "cpu", "mem_limit": "1G"},
-    {"name": "gpu-1", "gpus": 1, "gpu_type": "a100", "max_time_limit": 600},
-    {"name": "staff", "gpus": 1, "groups": ["staff"]},
-])
+PROFILES = load_profiles(
+    [
+        {"name": "cpu", "mem_limit": "1G"},
+        {"name": "gpu-1", "gpus": 1, "gpu_type": "a100", "max_time_limit": 600},
+        {"name": "staff", "gpus": 1, "groups": ["staff"]},
+    ]
+)
 
 
 def test_default_is_the_first_profile() -> None:
@@ -31,10 +33,16 @@ def test_default_is_the_first_profile() -> None:
         ({"profile": "cpu"}, "batch-abcdefghij", "reserved for batch jobs"),
         ({"batch": {"job_id": "../../etc"}}, "batch-x", "job_id must be"),
         ({"batch": {"job_id": "abcdefghij"}}, "batch-zzzzzzzzzz", "must be named batch-abcdefghij"),
-        ({"profile": "gpu-1", "batch": {"job_id": "abcdefghij", "time_limit": 601}},
-         "batch-abcdefghij", "between 1 and 600"),
-        ({"batch": {"job_id": "abcdefghij", "image": "evil"}}, "batch-abcdefghij",
-         "unknown batch option 'image'"),
+        (
+            {"profile": "gpu-1", "batch": {"job_id": "abcdefghij", "time_limit": 601}},
+            "batch-abcdefghij",
+            "between 1 and 600",
+        ),
+        (
+            {"batch": {"job_id": "abcdefghij", "image": "evil"}},
+            "batch-abcdefghij",
+            "unknown batch option 'image'",
+        ),
     ],
 )
 def test_hostile_options_are_refused_clearly(options: object, server: str, message: str) -> None:
@@ -50,7 +58,9 @@ def test_group_member_may_use_a_group_profile() -> None:
 def test_batch_request_carries_its_job() -> None:
     request = choose_profile(
         {"profile": "gpu-1", "batch": {"job_id": "abcdefghij", "time_limit": 60}},
-        PROFILES, [], "batch-abcdefghij",
+        PROFILES,
+        [],
+        "batch-abcdefghij",
     )
     assert (request.job_id, request.time_limit, request.is_batch) == ("abcdefghij", 60, True)
 

@@ -57,11 +57,19 @@ def test_hub_refuses_to_start_with_a_typo(tmp_path: Path) -> None:
     """`make run VALUES=bad.yaml` stops at once and says which key is wrong."""
     bad = write(tmp_path, {"spawner": {"local": {"isolaton": "on"}}})
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "jupyterhub"), "-f",
-         str(ROOT / "hub_config" / "jupyterhub_config.py")],
-        env={"PATH": "/usr/bin:/bin", "BATCHHUB_VALUES": str(bad),
-             "BATCHHUB_STATE_DIR": str(tmp_path / "state")},
-        capture_output=True, text=True, timeout=60,
+        [
+            str(Path(sys.executable).parent / "jupyterhub"),
+            "-f",
+            str(ROOT / "hub_config" / "jupyterhub_config.py"),
+        ],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "BATCHHUB_VALUES": str(bad),
+            "BATCHHUB_STATE_DIR": str(tmp_path / "state"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "'spawner.local.isolaton'" in result.stderr
