@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import pwd
 import secrets
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub import HubProcess
+from tests.hub import HubProcess, remove_accounts
 
 CHROMIUM = os.environ.get("BATCHHUB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -88,13 +86,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
-def remove_test_accounts() -> None:
-    """Delete the system accounts this test session created."""
-    for entry in pwd.getpwall():
-        if entry.pw_name.startswith(ACCOUNT_PREFIX):
-            subprocess.run(["userdel", entry.pw_name], capture_output=True)
-
-
 @contextmanager
 def state_folder() -> Iterator[Path]:
     """A state folder that per-user accounts can pass through (pytest's tmp is mode 0700)."""
@@ -110,7 +101,7 @@ def state_folder() -> Iterator[Path]:
 @pytest.fixture(scope="session", autouse=True)
 def _remove_accounts_at_exit() -> Iterator[None]:
     yield
-    remove_test_accounts()
+    remove_accounts(ACCOUNT_PREFIX)
 
 
 @pytest.fixture(scope="session")

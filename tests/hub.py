@@ -28,6 +28,15 @@ HUB_CONFIG = ROOT / "hub_config" / "jupyterhub_config.py"
 DEFAULT_PASSWORD = "correct-horse-battery-9"
 
 
+def remove_accounts(prefix: str) -> None:
+    """Delete the system accounts whose names start with prefix (test and bench accounts)."""
+    import pwd
+
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(prefix):
+            subprocess.run(["userdel", entry.pw_name], capture_output=True)
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as s:
