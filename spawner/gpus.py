@@ -89,15 +89,21 @@ class GpuPool:
         """UUIDs held by an owner."""
         return [uuid for uuid, who in self._owner_of.items() if who == owner]
 
-    def check(self, count: int, gpu_type: str | None) -> list[Gpu]:
-        """The GPUs an allocation would take now, or GpuUnavailable saying why not."""
+    def check_exists(self, count: int, gpu_type: str | None) -> None:
+        """Raise GpuUnavailable if this machine does not have count GPUs of the type at all."""
         of_type = [g for g in self.inventory if gpu_type is None or g.type == gpu_type]
-        free = self.free(gpu_type)
-        kind = f"GPU{'s' if count > 1 else ''}" + (f" of type {gpu_type}" if gpu_type else "")
         if len(of_type) < count:
+            kind = f"GPU{'s' if count > 1 else ''}" + (f" of type {gpu_type}" if gpu_type else "")
             raise GpuUnavailable(
                 f"this profile needs {count} {kind} but this machine has {len(of_type)}"
             )
+
+    def check(self, count: int, gpu_type: str | None) -> list[Gpu]:
+        """The GPUs an allocation would take now, or GpuUnavailable saying why not."""
+        self.check_exists(count, gpu_type)
+        of_type = [g for g in self.inventory if gpu_type is None or g.type == gpu_type]
+        free = self.free(gpu_type)
+        kind = f"GPU{'s' if count > 1 else ''}" + (f" of type {gpu_type}" if gpu_type else "")
         if len(free) < count:
             raise GpuUnavailable(
                 f"this profile needs {count} {kind} but only {len(free)} of {len(of_type)} "

@@ -111,13 +111,18 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         return f"{self.user.id}-{self.name or 'default'}"
 
     def check_capacity(self, request: ServerRequest) -> None:
-        """Refuse at once (HTTP 400) a GPU profile whose GPUs are not free."""
+        """Refuse at once (HTTP 409) a GPU profile that cannot start: its GPUs do not exist,
+        or, without the GPU line to wait in, they are not free now."""
         profile = request.profile
-        if profile.gpus and not self.gpu_pool.held_by(self.owner_key):
-            try:
+        if not profile.gpus or self.gpu_pool.held_by(self.owner_key):
+            return
+        try:
+            if self.uses_gpu_line or request.is_batch:
+                self.gpu_pool.check_exists(profile.gpus, profile.gpu_type)
+            else:
                 self.gpu_pool.check(profile.gpus, profile.gpu_type)
-            except GpuUnavailable as e:
-                raise web.HTTPError(409, f"profile {profile.name!r}: {e}") from None
+        except GpuUnavailable as e:
+            raise web.HTTPError(409, f"profile {profile.name!r}: {e}") from None
 
     def resolve_account(self) -> Account:
         """The account this server runs as (created on first spawn when isolated)."""
@@ -183,9 +188,11 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         assert request is not None
         self.account = self.resolve_account()
         profile = request.profile
+        await self.take_turn()
         try:
             self.gpu_uuids = self.gpu_pool.allocate(self.owner_key, profile.gpus, profile.gpu_type)
         except GpuUnavailable as e:
+            await self.leave_turn()
             raise web.HTTPError(409, f"profile {profile.name!r}: {e}") from None
         try:
             self._limit = self.memory_enforcer.prepare(self.cgroup_key, profile.mem_limit)
@@ -201,6 +208,7 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
             return await super().start()
         except BaseException:
             self._release()
+            await self.leave_turn()
             raise
 
     def _release(self) -> None:
@@ -215,15 +223,19 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         status = await super().poll()
         if status is not None:
             self._release()
+            await self.leave_turn()
         return status
 
     async def stop(self, now: bool = False) -> None:
         """Stop the process tree and give its GPUs back."""
         await super().stop(now=now)
         self._release()
+        await self.leave_turn()
 
     async def progress(self) -> Any:
-        """Tell the spawn page what was chosen."""
+        """The place in the GPU line while waiting, then what was chosen."""
+        async for event in super().progress():
+            yield event
         if self.account is not None:
             gpus = ", ".join(self.gpu_uuids) or "none"
             yield {

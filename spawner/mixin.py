@@ -10,9 +10,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from traitlets import Dict, List, Unicode, default
+from traitlets import Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from .gpu_line import GpuLineClient, Turn, TurnRefused, describe_wait, wait_for_turn
 from .profiles import Profile, ProfileError, ServerRequest, choose_profile, load_profiles
 
 
@@ -58,7 +59,26 @@ class BatchSpawnerMixin(LoggingConfigurable):
         help="Page an interactive server opens on (batch servers open none).",
     )
 
+    gpu_line_url = Unicode(
+        "",
+        config=True,
+        help="""API URL of the batch service (ending in /services/batch/api/v1/) where
+        interactive GPU servers wait their turn in the one GPU line. Empty: a GPU server
+        whose GPUs are busy is refused instead of waiting.""",
+    )
+
+    turn_poll_interval = Float(
+        1.0, config=True, help="Seconds between checks of a waiting server's place in line."
+    )
+
+    max_turn_wait = Integer(
+        8 * 3600,
+        config=True,
+        help="Longest an interactive GPU server waits in line before its spawn gives up.",
+    )
+
     server_request: ServerRequest | None = None
+    turn: Turn | None = None
 
     @property
     def profile_models(self) -> list[Profile]:
@@ -123,6 +143,9 @@ class BatchSpawnerMixin(LoggingConfigurable):
         self.server_request = request
         self.apply_profile(request.profile)
         self.check_capacity(request)
+        if self.uses_gpu_line:
+            # waiting in line is part of starting: give the spawn the time the line may take
+            self.start_timeout = self.start_timeout + self.max_turn_wait
         if request.is_batch:
             self.default_url = ""
         else:
@@ -135,6 +158,61 @@ class BatchSpawnerMixin(LoggingConfigurable):
 
     def check_capacity(self, request: ServerRequest) -> None:
         """Refuse a request that cannot fit now (subclasses that hold GPUs override)."""
+
+    @property
+    def uses_gpu_line(self) -> bool:
+        """True for an interactive GPU server when the GPU line is configured."""
+        request = self.server_request
+        return bool(self.gpu_line_url and request and not request.is_batch and request.profile.gpus)
+
+    async def take_turn(self) -> None:
+        """Wait in the GPU line until this interactive GPU server is admitted."""
+        if not self.uses_gpu_line:
+            return
+        from tornado import web
+
+        profile = self.server_request.profile  # type: ignore[union-attr]
+        client = GpuLineClient(self.gpu_line_url, self.api_token)
+
+        def remember(turn: Turn) -> None:
+            self.turn = turn
+            self.log.info(
+                "%s: %s", self._log_name, describe_wait(turn, profile.gpus, profile.gpu_type)
+            )
+
+        try:
+            self.turn = await wait_for_turn(
+                client, self.name or "", profile.name, remember, self.turn_poll_interval
+            )
+        except TurnRefused as e:
+            self.turn = None
+            raise web.HTTPError(409, f"profile {profile.name!r}: {e}") from None
+
+    async def leave_turn(self) -> None:
+        """Give an admitted turn back (the server stopped or its start failed)."""
+        turn, self.turn = self.turn, None
+        if turn is not None and self.gpu_line_url and self.api_token:
+            await GpuLineClient(self.gpu_line_url, self.api_token).leave(turn.id)
+
+    def _in_line(self) -> bool:
+        waiting = self.turn is None or self.turn.state == "waiting"
+        return self.uses_gpu_line and waiting and getattr(self, "pending", None) == "spawn"
+
+    async def progress(self) -> Any:
+        """While in line, the spawn page shows the position; then the parent's events."""
+        import asyncio
+
+        last = ""
+        while self._in_line():
+            if self.turn is not None and self.server_request is not None:
+                profile = self.server_request.profile
+                message = describe_wait(self.turn, profile.gpus, profile.gpu_type)
+                if message != last:
+                    last = message
+                    yield {"progress": 10, "message": message}
+            await asyncio.sleep(0.5)
+        async for event in super().progress():  # type: ignore[misc]
+            yield event
 
     def batch_env(self) -> dict[str, str]:
         """Environment of a batch server: who it is and where the service is."""
@@ -163,6 +241,7 @@ class BatchSpawnerMixin(LoggingConfigurable):
             return {}
         return {
             "profile": request.profile.name,
+            "turn": self.turn.id if self.turn else None,
             "job_id": request.job_id,
             "time_limit": request.time_limit,
             "live_window": request.live_window,
@@ -170,6 +249,8 @@ class BatchSpawnerMixin(LoggingConfigurable):
 
     def restore_profile_state(self, state: dict[str, Any]) -> None:
         """Rebuild server_request from saved state (profiles may have changed: be lenient)."""
+        if state.get("turn"):
+            self.turn = Turn(id=state["turn"], state="admitted")
         name = state.get("profile")
         profile = next((p for p in self.profile_models if p.name == name), None)
         if profile is not None:
