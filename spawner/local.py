@@ -22,6 +22,8 @@ from .limits import MemoryEnforcer
 from .mixin import BatchSpawnerMixin
 from .profiles import ServerRequest
 
+RUNNER_CONFIG = Path(__file__).resolve().parent.parent / "batch_service" / "runner" / "etc"
+
 
 def isolation_enabled(setting: str) -> bool:
     """True when each user gets their own account: 'on', or 'auto' when running as root."""
@@ -177,6 +179,11 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         env["BATCHHUB_GPUS"] = ",".join(self.gpu_uuids)
         if self.memory_note:
             env["BATCHHUB_MEMORY_LIMIT"] = self.memory_note
+        if env.get("BATCHHUB_JOB_ID"):
+            # Enables the runner extension from the work tree, whatever pip installed.
+            env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+                filter(None, [str(RUNNER_CONFIG), env.get("JUPYTER_CONFIG_PATH")])
+            )
         return env
 
     async def start(self) -> Any:

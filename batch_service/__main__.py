@@ -1,0 +1,5 @@
+"""`python -m batch_service --config=<json>`: run the batch service."""
+
+from batch_service.app import main
+
+main()

@@ -1,0 +1,19 @@
+"""The versioned REST API under <service prefix>api/v1/; each module ends with its routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batch_service.api import jobs, queue, runner, turns
+
+API_PREFIX = "api/v1/"
+
+
+def api_routes(service_prefix: str) -> list[tuple[str, Any]]:
+    """Every API route, anchored under the service prefix."""
+    base = service_prefix + API_PREFIX
+    return [
+        (base + pattern, handler)
+        for module in (jobs, runner, turns, queue)
+        for pattern, handler in module.routes
+    ]

@@ -1,0 +1,73 @@
+"""API: profiles, the queue's state and kill switch, and the OpenAPI document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batch_service.errors import BatchError
+from batch_service.handlers import BaseHandler
+
+OPENAPI = Path(__file__).resolve().parent.parent / "openapi.yaml"
+
+
+class ProfilesHandler(BaseHandler):
+    """GET the batch profiles the caller may use."""
+
+    def get(self) -> None:
+        """Each profile's limits, GPUs and time limits."""
+        profiles = self.jobs.profiles_for(self.identity)
+        self.write_json({"profiles": [p.to_dict() for p in profiles]})
+
+
+class QueueHandler(BaseHandler):
+    """GET counts by state and whether the queue is paused; PUT {"paused": bool} (admins)."""
+
+    def get(self) -> None:
+        """The queue at a glance."""
+        self.identity  # noqa: B018 - requires a logged-in user
+        self.write_json(
+            {
+                "paused": self.jobs.paused(self.app.paused),
+                "counts": self.jobs.counts(),
+                "capacity": self.app.capacity,
+                "max_concurrent_jobs": self.app.max_concurrent_jobs,
+            }
+        )
+
+    def put(self) -> None:
+        """Pause or resume: no new job starts while paused; running ones go on."""
+        body = self.body_json()
+        if not isinstance(body, dict) or set(body) != {"paused"}:
+            raise BatchError('send {"paused": true} or {"paused": false}')
+        self.jobs.set_paused(self.identity, body["paused"])
+        self.settings["batch_kick"]()
+        self.get()
+
+
+class OpenAPIHandler(BaseHandler):
+    """The API's OpenAPI document (public, like any API reference)."""
+
+    allow_all = True
+
+    def get(self) -> None:
+        """Serve openapi.yaml."""
+        self.set_header("Content-Type", "application/yaml; charset=utf-8")
+        self.finish(OPENAPI.read_bytes())
+
+
+class ApiRootHandler(BaseHandler):
+    """The API's root: its version and where its document is (public)."""
+
+    allow_all = True
+
+    def get(self) -> None:
+        """Version and links."""
+        self.write_json({"version": "1", "openapi": self.request.path + "openapi.yaml"})
+
+
+routes = [
+    (r"", ApiRootHandler),
+    (r"profiles", ProfilesHandler),
+    (r"queue", QueueHandler),
+    (r"openapi\.yaml", OpenAPIHandler),
+]

@@ -1,0 +1,84 @@
+"""Streamed request bodies with a size limit: refused at the limit, never read beyond it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tornado.httputil import HTTPFile, parse_body_arguments
+
+from batch_service.errors import BatchError, TooLarge
+
+# Room for the multipart envelope and the form's small fields around the file itself.
+ENVELOPE_BYTES = 64 * 1024
+
+
+class StreamedUploadMixin:
+    """Collect a body up to the configured limit; over it, answer 413 and keep nothing."""
+
+    request: Any
+    settings: dict[str, Any]
+
+    def start_upload(self) -> None:
+        """Check the declared length and bound what the connection will accept."""
+        limit = self.settings["batch_max_upload_bytes"]
+        self._upload_limit = limit + ENVELOPE_BYTES
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._overflow = False
+        declared = self.request.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self._upload_limit:
+            raise TooLarge(self._too_large_message())
+        # Past this the server drops the connection instead of buffering.
+        self.request.connection.set_max_body_size(self._upload_limit + 1)
+
+    def _too_large_message(self) -> str:
+        limit = self.settings["batch_max_upload_bytes"]
+        return f"the upload is larger than the limit of {limit} bytes ({limit / 2**20:.1f} MiB)"
+
+    def data_received(self, chunk: bytes) -> None:
+        """Keep chunks until the limit; after it, count and drop."""
+        self._received += len(chunk)
+        if self._received > self._upload_limit:
+            self._overflow = True
+            self._chunks.clear()
+            return
+        self._chunks.append(chunk)
+
+    def upload_form(self) -> tuple[dict[str, str], dict[str, HTTPFile]]:
+        """The parsed multipart form: plain fields and files."""
+        if self._overflow:
+            raise TooLarge(self._too_large_message())
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        content_type = self.request.headers.get("Content-Type", "")
+        if not content_type.startswith("multipart/form-data"):
+            raise BatchError("send multipart/form-data with the file in a part named 'file'")
+        arguments: dict[str, list[bytes]] = {}
+        files: dict[str, list[HTTPFile]] = {}
+        parse_body_arguments(content_type, body, arguments, files)
+        fields = {}
+        for name, values in arguments.items():
+            try:
+                fields[name] = values[-1].decode("utf-8")
+            except UnicodeDecodeError:
+                raise BatchError(f"the form field {name!r} is not UTF-8 text") from None
+        return fields, {name: parts[-1] for name, parts in files.items()}
+
+    def upload_json(self) -> Any:
+        """The body as JSON (for requests without a file)."""
+        if self._overflow:
+            raise TooLarge(self._too_large_message())
+        try:
+            return json.loads(b"".join(self._chunks) or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise BatchError("the request body must be JSON") from None
+
+    def uploaded_file(self, files: dict[str, HTTPFile]) -> HTTPFile:
+        """The one file part, checked against the size limit."""
+        upload = files.get("file")
+        if upload is None:
+            raise BatchError("no file: send it in a form part named 'file'")
+        if len(upload.body) > self.settings["batch_max_upload_bytes"]:
+            raise TooLarge(self._too_large_message())
+        return upload

@@ -1,0 +1,33 @@
+"""Errors a person can act on; handlers turn each into a JSON 4xx answer."""
+
+from __future__ import annotations
+
+
+class BatchError(Exception):
+    """A refusal with an HTTP status and a message shown to the user as is."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class NotFound(BatchError):
+    """No such job for this user (also when it exists but belongs to someone else)."""
+
+    status = 404
+
+
+class Conflict(BatchError):
+    """The job is in a state where this action makes no sense."""
+
+    status = 409
+
+
+class TooLarge(BatchError):
+    """An upload over the configured limit."""
+
+    status = 413

@@ -1,0 +1,113 @@
+"""The base handler: who is asking (hub OAuth cookie or API token), and errors as JSON.
+
+Every API error becomes `{"status": <code>, "message": "<what to do>"}` in one `write_error`;
+a BatchError's message is meant for people, anything unexpected is a 500 with a generic line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
+from tornado import web
+
+from batch_service.errors import BatchError
+from batch_service.identity import Identity
+from batch_service.jobs import JobService
+
+log = logging.getLogger("batchhub.web")
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Identity, JSON helpers and one error writer for pages and the API."""
+
+    json_errors = True
+
+    @property
+    def jobs(self) -> JobService:
+        """The job service shared by all handlers."""
+        return self.settings["batch_jobs"]
+
+    @property
+    def app(self) -> Any:
+        """The BatchServiceApp."""
+        return self.settings["batch_app"]
+
+    async def prepare(self) -> None:
+        """Resolve the user without blocking the loop (HubAuth's async path)."""
+        self._hub_auth_user_cache = None
+        model = await self.hub_auth.get_user(self, sync=False)
+        if model:
+            try:
+                self._hub_auth_user_cache = self.check_hub_user(model)
+            except UserNotAllowed:
+                self._hub_auth_user_cache = None
+                self._not_allowed = model
+
+    def check_xsrf_cookie(self) -> None:
+        """Token calls (CLI, runner) carry no ambient credential, so no CSRF check; forms do."""
+        if self.request.headers.get("Authorization"):
+            return
+        super().check_xsrf_cookie()
+
+    @property
+    def identity(self) -> Identity:
+        """The caller, or a 401/403 for the API."""
+        model = self.current_user
+        if not model:
+            if getattr(self, "_not_allowed", None):
+                raise web.HTTPError(403, "your hub account may not use the batch service")
+            raise web.HTTPError(401, "log in to the hub, or send a hub API token")
+        return Identity.from_model(model)
+
+    def body_json(self) -> Any:
+        """The request body parsed as JSON, or a 400 saying why not."""
+        try:
+            return json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise BatchError("the request body must be JSON") from None
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        """Answer with JSON."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(body))
+
+    def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
+        """Refusals are not server errors: log them briefly."""
+        if isinstance(value, BatchError):
+            log.info("%s %s -> %s: %s", self.request.method, self.request.path, value.status, value)
+            return
+        super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """One place that turns exceptions into answers."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = None
+        if isinstance(exc, BatchError):
+            status_code, message = exc.status, exc.message
+        elif isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        if message is None:
+            message = "something went wrong on the server" if status_code >= 500 else (self._reason)
+        self.set_status(status_code)
+        if self.json_errors:
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(json.dumps({"status": status_code, "message": message}))
+        else:
+            self.finish(self.render_page("error.html", status_code=status_code, message=message))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, BatchError):
+            # Refusals are answers, not failures: no traceback in the log.
+            self.log_exception(type(e), e, e.__traceback__)
+            if not self._finished:
+                self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+    def render_page(self, name: str, **context: Any) -> str:
+        """Render a page template (implemented by the pages module's environment)."""
+        return self.settings["batch_render"](self, name, **context)

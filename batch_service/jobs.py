@@ -1,0 +1,519 @@
+"""Jobs: submitting, listing, cancelling, and recording what the runner reports.
+
+`JobService` is the layer between the handlers and the store. It never calls the hub: actions
+that need a server stopped return that need, and the scheduler does the stopping.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from batch_service.clock import now
+from batch_service.errors import BatchError, Conflict, NotFound
+from batch_service.identity import Identity
+from batch_service.params import notebook_parameters, validate_parameters
+from batch_service.store import Job, JobFile, LogLine, Setting, Store
+from batch_service.uploads import CheckedInput
+from spawner.profiles import Profile
+
+QUEUED, STARTING, RUNNING = "queued", "starting", "running"
+SUCCEEDED, FAILED, TIMED_OUT, CANCELLED = "succeeded", "failed", "timed_out", "cancelled"
+ACTIVE_STATES = (STARTING, RUNNING)
+FINISHED_STATES = (SUCCEEDED, FAILED, TIMED_OUT, CANCELLED)
+STATES = (QUEUED, *ACTIVE_STATES, *FINISHED_STATES)
+RUN_RESULTS = (SUCCEEDED, FAILED, TIMED_OUT)
+MAX_PAGE = 500
+MAX_LOG_LINES_PER_EVENT = 1000
+MAX_LOG_LINE_CHARS = 4000
+
+
+def new_job_id() -> str:
+    """10 URL-safe characters, starting with a letter (a valid server-name suffix)."""
+    alphabet = string.ascii_lowercase + string.digits
+    return secrets.choice(string.ascii_lowercase) + "".join(
+        secrets.choice(alphabet) for _ in range(9)
+    )
+
+
+def output_name(input_name: str, kind: str) -> str:
+    """The executed notebook's file name."""
+    stem = PurePosixPath(input_name).stem if kind != "empty" else "notebook"
+    return f"{stem}.output.ipynb"
+
+
+def server_name(job_id: str) -> str:
+    """The named server a job runs in."""
+    return f"batch-{job_id}"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a user asks to run: a checked input plus choices."""
+
+    owner: str
+    input: CheckedInput
+    profile: str
+    time_limit: int | None
+    parameters: Any
+    priority: int = 0
+
+
+@dataclass
+class StopRequest:
+    """The scheduler should stop this job's server (it was cancelled, released or deleted)."""
+
+    owner: str
+    job_id: str
+
+
+def job_view(job: Job, position: int | None = None, hub_base_url: str = "/") -> dict[str, Any]:
+    """The API form of a job."""
+    duration = None
+    if job.started_at is not None:
+        duration = (job.finished_at or now()) - job.started_at
+    live_kernel_url = None
+    if job.live and job.output_path:
+        live_kernel_url = (
+            f"{hub_base_url}user/{job.owner}/{server_name(job.id)}/lab/tree/{job.output_path}"
+        )
+    return {
+        "id": job.id,
+        "owner": job.owner,
+        "state": job.state,
+        "kind": job.kind,
+        "input_name": job.input_name,
+        "entry_point": job.entry_point,
+        "profile": job.profile,
+        "parameters": job.parameters,
+        "time_limit": job.time_limit,
+        "live_window": job.live_window,
+        "priority": job.priority,
+        "position": position,
+        "submitted_at": job.submitted_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "duration": duration,
+        "live": job.live,
+        "live_until": job.live_until,
+        "live_kernel_url": live_kernel_url,
+        "kernel_id": job.kernel_id,
+        "output_path": job.output_path,
+        "server_name": server_name(job.id),
+        "progress": {
+            "index": job.progress_index,
+            "total": job.progress_total,
+            "current_cell": job.current_cell,
+        },
+        "error": {
+            "name": job.error_name,
+            "value": job.error_value,
+            "cell": job.failed_cell,
+        }
+        if job.error_name
+        else None,
+        "reason": job.reason,
+    }
+
+
+class JobService:
+    """The batch queue's operations over the store."""
+
+    def __init__(self, store: Store, profiles: Iterable[Profile], hub_base_url: str = "/") -> None:
+        self.store = store
+        self.profiles = {p.name: p for p in profiles}
+        self.hub_base_url = hub_base_url
+
+    # --- profiles ---------------------------------------------------------------------
+    def profiles_for(self, identity: Identity) -> list[Profile]:
+        """Batch profiles this user may pick."""
+        return [p for p in self.profiles.values() if p.batch and p.allows(identity.groups)]
+
+    def _profile(self, identity: Identity, name: str) -> Profile:
+        profile = self.profiles.get(name)
+        if profile is None or not profile.batch:
+            names = ", ".join(p.name for p in self.profiles_for(identity)) or "none"
+            raise BatchError(f"unknown profile {name!r}; available: {names}")
+        if not profile.allows(identity.groups):
+            raise BatchError(f"profile {name!r} is not available to you")
+        return profile
+
+    # --- submitting -------------------------------------------------------------------
+    def submit(self, identity: Identity, submission: Submission) -> dict[str, Any]:
+        """Validate and store a job with its input in ONE transaction; return its view."""
+        profile = self._profile(identity, submission.profile)
+        time_limit = submission.time_limit or profile.default_time_limit
+        if isinstance(time_limit, bool) or not isinstance(time_limit, int) or time_limit < 1:
+            raise BatchError("time_limit must be a whole number of seconds, at least 1")
+        if time_limit > profile.max_time_limit:
+            raise BatchError(
+                f"time_limit {time_limit}s is beyond profile {profile.name!r}'s maximum "
+                f"of {profile.max_time_limit}s"
+            )
+        priority = submission.priority
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise BatchError("priority must be a whole number")
+        if priority and not identity.is_admin:
+            raise BatchError("only batch admins may set a priority", status=403)
+        upload = submission.input
+        declared = notebook_parameters(upload.notebook) if upload.notebook is not None else None
+        parameters = validate_parameters(submission.parameters, declared, upload.kind)
+        job = Job(
+            id=new_job_id(),
+            owner=identity.name,
+            state=QUEUED,
+            kind=upload.kind,
+            input_name=upload.name,
+            entry_point=upload.entry_point,
+            profile=profile.name,
+            parameters=parameters,
+            time_limit=time_limit,
+            live_window=profile.live_window,
+            priority=priority,
+            submitted_at=now(),
+            live=False,
+            progress_index=0,
+            progress_total=0,
+            current_cell="",
+            error_name="",
+            error_value="",
+            reason="",
+            last_seq=0,
+        )
+        with self.store.session() as session:
+            session.add(job)
+            session.add(
+                JobFile(
+                    job_id=job.id,
+                    role="input",
+                    name=upload.name,
+                    size=len(upload.content),
+                    content=upload.content,
+                    stored_at=job.submitted_at,
+                )
+            )
+        return self.view(job)
+
+    # --- reading ----------------------------------------------------------------------
+    def view(self, job: Job, session: Session | None = None) -> dict[str, Any]:
+        """A job's API form, with its queue position when queued."""
+        position = None
+        if job.state == QUEUED:
+            if session is None:
+                with self.store.session() as own:
+                    position = self.positions(own).get(job.id)
+            else:
+                position = self.positions(session).get(job.id)
+        return job_view(job, position, self.hub_base_url)
+
+    def positions(self, session: Session) -> dict[str, int]:
+        """1-based positions of queued jobs in the order the scheduler takes them."""
+        ids = session.scalars(
+            select(Job.id).where(Job.state == QUEUED).order_by(*self.queue_order())
+        ).all()
+        return {job_id: i + 1 for i, job_id in enumerate(ids)}
+
+    @staticmethod
+    def queue_order() -> tuple[Any, ...]:
+        """Higher priority first, then first come, first served."""
+        return (Job.priority.desc(), Job.submitted_at, Job.id)
+
+    def _visible(self, session: Session, identity: Identity, job_id: str) -> Job:
+        job = session.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 16 else None
+        if job is None or not identity.may_read(job.owner):
+            # 404 either way, so job ids of other people do not leak.
+            raise NotFound(f"no job {job_id!r}")
+        return job
+
+    def get(self, identity: Identity, job_id: str) -> dict[str, Any]:
+        """One job the identity may see."""
+        with self.store.session() as session:
+            return self.view(self._visible(session, identity, job_id), session)
+
+    def list_jobs(
+        self,
+        identity: Identity,
+        owner: str | None = None,
+        state: str | None = None,
+        profile: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """A page of jobs, newest first, with the total count for the filters."""
+        if state is not None and state not in STATES:
+            raise BatchError(f"unknown state {state!r}; states: {', '.join(STATES)}")
+        if not 1 <= limit <= MAX_PAGE:
+            raise BatchError(f"limit must be between 1 and {MAX_PAGE}")
+        if offset < 0:
+            raise BatchError("offset must not be negative")
+        if owner is not None and owner != identity.name and not identity.can_read_all:
+            raise BatchError("you may only list your own jobs", status=403)
+        if owner is None and not identity.can_read_all:
+            owner = identity.name
+        filters = []
+        if owner is not None:
+            filters.append(Job.owner == owner)
+        if state is not None:
+            filters.append(Job.state == state)
+        if profile is not None:
+            filters.append(Job.profile == profile)
+        with self.store.session() as session:
+            total = session.scalar(select(func.count()).select_from(Job).where(*filters))
+            rows = session.scalars(
+                select(Job)
+                .where(*filters)
+                .order_by(Job.submitted_at.desc(), Job.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            positions = self.positions(session) if any(j.state == QUEUED for j in rows) else {}
+            jobs = [job_view(j, positions.get(j.id), self.hub_base_url) for j in rows]
+        return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
+
+    def file(self, identity: Identity, job_id: str, role: str) -> tuple[str, bytes]:
+        """A job's input or output file."""
+        with self.store.session() as session:
+            self._visible(session, identity, job_id)
+            stored = session.get(JobFile, (job_id, role))
+            if stored is None:
+                raise NotFound(f"job {job_id} has no {role} yet")
+            return stored.name, stored.content
+
+    def stored_file(self, job_id: str, role: str) -> tuple[str, bytes]:
+        """A job's file without a visibility check (for the job's own server)."""
+        with self.store.session() as session:
+            stored = session.get(JobFile, (job_id, role))
+            if stored is None:
+                raise NotFound(f"job {job_id} has no {role}")
+            return stored.name, stored.content
+
+    def logs(
+        self, identity: Identity | None, job_id: str, after: int = 0, limit: int = 1000
+    ) -> dict[str, Any]:
+        """Output lines after a given line id (for following a run)."""
+        with self.store.session() as session:
+            if identity is not None:
+                self._visible(session, identity, job_id)
+            rows = session.execute(
+                select(LogLine.id, LogLine.cell, LogLine.text)
+                .where(LogLine.job_id == job_id, LogLine.id > after)
+                .order_by(LogLine.id)
+                .limit(min(max(limit, 1), 10000))
+            ).all()
+        lines = [{"id": r.id, "cell": r.cell, "text": r.text} for r in rows]
+        return {"lines": lines, "next": lines[-1]["id"] if lines else after}
+
+    # --- changing ---------------------------------------------------------------------
+    def cancel(self, identity: Identity, job_id: str) -> tuple[dict[str, Any], StopRequest | None]:
+        """Cancel a queued or running job; a running one's server must then stop."""
+        with self.store.session() as session:
+            job = self._visible(session, identity, job_id)
+            if not identity.may_change(job.owner):
+                raise BatchError("you may not cancel another user's job", status=403)
+            if job.state not in (QUEUED, *ACTIVE_STATES):
+                raise Conflict(f"job {job_id} is {job.state}; only queued or running jobs cancel")
+            stop = StopRequest(job.owner, job.id) if job.state in ACTIVE_STATES else None
+            job.state = CANCELLED
+            job.finished_at = now()
+            job.live = False
+            job.reason = f"cancelled by {identity.name}"
+            return self.view(job, session), stop
+
+    def release(self, identity: Identity, job_id: str) -> tuple[dict[str, Any], StopRequest]:
+        """End a finished job's live kernel now."""
+        with self.store.session() as session:
+            job = self._visible(session, identity, job_id)
+            if not identity.may_change(job.owner):
+                raise BatchError("you may not release another user's kernel", status=403)
+            if not job.live:
+                raise Conflict(f"job {job_id} has no live kernel")
+            job.live = False
+            job.live_until = now()
+            return self.view(job, session), StopRequest(job.owner, job.id)
+
+    def delete(self, identity: Identity, job_id: str) -> StopRequest | None:
+        """Delete a finished job with its files and logs."""
+        with self.store.session() as session:
+            job = self._visible(session, identity, job_id)
+            if not identity.may_change(job.owner):
+                raise BatchError("you may not delete another user's job", status=403)
+            if job.state not in FINISHED_STATES:
+                raise Conflict(f"job {job_id} is {job.state}; cancel it before deleting it")
+            stop = StopRequest(job.owner, job.id) if job.live else None
+            session.execute(delete(LogLine).where(LogLine.job_id == job_id))
+            session.execute(delete(JobFile).where(JobFile.job_id == job_id))
+            session.delete(job)
+            return stop
+
+    def set_priority(self, identity: Identity, job_id: str, priority: Any) -> dict[str, Any]:
+        """An admin moves a queued job up or down the line."""
+        if not identity.is_admin:
+            raise BatchError("only batch admins may change priorities", status=403)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise BatchError("priority must be a whole number")
+        if not -1000 <= priority <= 1000:
+            raise BatchError("priority must be between -1000 and 1000")
+        with self.store.session() as session:
+            job = self._visible(session, identity, job_id)
+            job.priority = priority
+            return self.view(job, session)
+
+    # --- queue settings ---------------------------------------------------------------
+    def paused(self, default: bool = False) -> bool:
+        """True while an admin has paused the queue."""
+        with self.store.session() as session:
+            setting = session.get(Setting, "paused")
+            return default if setting is None else bool(setting.value)
+
+    def set_paused(self, identity: Identity, paused: Any) -> None:
+        """The kill switch: no new job starts while paused."""
+        if not identity.is_admin:
+            raise BatchError("only batch admins may pause or resume the queue", status=403)
+        if not isinstance(paused, bool):
+            raise BatchError("paused must be true or false")
+        with self.store.session() as session:
+            session.merge(Setting(key="paused", value=paused))
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each state."""
+        with self.store.session() as session:
+            rows = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
+        counts = dict.fromkeys(STATES, 0)
+        counts.update({state: n for state, n in rows})
+        return counts
+
+    # --- what the runner reports ------------------------------------------------------
+    def runner_job(self, identity: Identity, job_id: str) -> Job:
+        """The job whose server holds this token, else 404."""
+        with self.store.session() as session:
+            job = session.get(Job, job_id) if len(job_id) <= 16 else None
+            if job is None or not identity.holds_server(job.owner, server_name(job.id)):
+                raise NotFound(f"no job {job_id!r} for this server")
+            return job
+
+    def is_runner(self, identity: Identity, job_id: str) -> bool:
+        """True if the token is the job's own batch server."""
+        try:
+            self.runner_job(identity, job_id)
+        except NotFound:
+            return False
+        return True
+
+    def runner_spec(self, job: Job) -> dict[str, Any]:
+        """What the runner needs to run the job."""
+        profile = self.profiles.get(job.profile)
+        return {
+            "job_id": job.id,
+            "kind": job.kind,
+            "input_name": job.input_name,
+            "entry_point": job.entry_point,
+            "parameters": job.parameters,
+            "kernel_name": profile.kernel_name if profile else "python3",
+            "time_limit": job.time_limit,
+            "live_window": job.live_window,
+            "output_name": output_name(job.input_name, job.kind),
+        }
+
+    def apply_events(self, job_id: str, events: Any) -> None:
+        """Record runner events in order; a seq already seen is skipped (retries are safe)."""
+        if not isinstance(events, list):
+            raise BatchError("events must be a list")
+        with self.store.session() as session:
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None:
+                raise NotFound(f"no job {job_id!r}")
+            for event in sorted(
+                (e for e in events if isinstance(e, dict)), key=lambda e: _int(e.get("seq"))
+            ):
+                seq = _int(event.get("seq"))
+                if seq <= job.last_seq:
+                    continue
+                self._apply(session, job, event)
+                job.last_seq = seq
+
+    def _apply(self, session: Session, job: Job, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        when = float(event.get("time") or now())
+        if kind == "started":
+            if job.state in (QUEUED, STARTING):
+                job.state = RUNNING
+            job.started_at = when
+            job.kernel_id = _text(event.get("kernel_id"), 64) or None
+            job.output_path = _text(event.get("output_path"), 1024) or None
+            job.progress_total = _int(event.get("total_cells"))
+        elif kind == "cell":
+            job.progress_index = _int(event.get("index"))
+            job.progress_total = _int(event.get("total")) or job.progress_total
+            job.current_cell = _text(event.get("source_preview"), 500)
+        elif kind == "output":
+            lines = event.get("lines") or []
+            if isinstance(lines, list):
+                cell = event.get("index")
+                session.add_all(
+                    LogLine(
+                        job_id=job.id,
+                        cell=cell if isinstance(cell, int) else None,
+                        text=_text(line, MAX_LOG_LINE_CHARS),
+                        time=when,
+                    )
+                    for line in lines[:MAX_LOG_LINES_PER_EVENT]
+                )
+        elif kind == "finished":
+            state = event.get("state")
+            if state not in RUN_RESULTS:
+                raise BatchError(f"unknown finished state {state!r}")
+            if job.state not in FINISHED_STATES:
+                job.state = state
+                job.finished_at = when
+            job.error_name = _text(event.get("error_name"), 255)
+            job.error_value = _text(event.get("error_value"), 4000)
+            failed = event.get("failed_cell")
+            job.failed_cell = failed if isinstance(failed, int) else None
+            if job.state != CANCELLED and event.get("kernel_alive"):
+                job.live = True
+                job.live_until = when + job.live_window
+            job.current_cell = ""
+
+    def store_output(self, job_id: str, content: bytes) -> None:
+        """Keep the executed notebook (replacing an earlier upload)."""
+        from batch_service.uploads import read_notebook
+
+        read_notebook(content, "the output")
+        with self.store.session() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id!r}")
+            session.merge(
+                JobFile(
+                    job_id=job_id,
+                    role="output",
+                    name=output_name(job.input_name, job.kind),
+                    size=len(content),
+                    content=content,
+                    stored_at=now(),
+                )
+            )
+
+    # --- what the scheduler changes ---------------------------------------------------
+    def mark(self, job_id: str, expected: Iterable[str], **changes: Any) -> bool:
+        """Change a job only if it is still in one of the expected states (no lost update)."""
+        with self.store.session() as session:
+            result = session.execute(
+                update(Job).where(Job.id == job_id, Job.state.in_(list(expected))).values(**changes)
+            )
+            return result.rowcount == 1
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""

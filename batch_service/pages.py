@@ -1,0 +1,137 @@
+"""The Batch pages: job list with the submit form, and one job's live progress.
+
+Templates extend the hub's page.html (through hub_config/templates, which adds the Batch link to
+the nav bar), so the pages look like the hub's. The pages are thin: the browser script reads and
+changes everything through the same API the CLI uses, with the hub's XSRF token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jupyterhub._data import DATA_FILES_PATH
+from jupyterhub.services.auth import HubOAuthCallbackHandler
+from tornado import web
+
+from batch_service.handlers import BaseHandler
+from batch_service.identity import Identity
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def template_environment() -> jinja2.Environment:
+    """Our templates, then batchhub's hub templates, then the hub's own (as templates/...)."""
+    hub_templates = Path(DATA_FILES_PATH) / "templates"
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader(
+                [str(HERE / "templates"), str(ROOT / "hub_config" / "templates")]
+            ),
+            jinja2.PrefixLoader({"templates": jinja2.FileSystemLoader(str(hub_templates))}),
+            jinja2.FileSystemLoader(str(hub_templates)),
+        ]
+    )
+    return jinja2.Environment(loader=loader, autoescape=True)
+
+
+class PageUser:
+    """What the hub's page.html reads about the logged-in user."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.json_escaped_name = json.dumps(name)[1:-1]
+        self.spawner = None
+
+
+def render(handler: BaseHandler, name: str, **context: Any) -> str:
+    """Render a page with what the hub's page.html expects."""
+    env: jinja2.Environment = handler.settings["batch_templates"]
+    model = handler.current_user or {}
+    hub_prefix = handler.hub_auth.hub_prefix
+    scopes = set(model.get("scopes") or ())
+    base = {
+        "base_url": hub_prefix,
+        "prefix": os.environ.get("JUPYTERHUB_BASE_URL", "/"),
+        "static_url": lambda path, include_version=True: f"{hub_prefix}static/{path}",
+        "user": PageUser(model["name"]) if model else None,
+        "parsed_scopes": scopes,
+        "services": [],
+        "logo_url": "",
+        "login_url": handler.hub_auth.login_url,
+        "logout_url": f"{hub_prefix}logout",
+        "xsrf_token": handler.xsrf_token.decode() if model else "",
+        "admin_access": False,
+        "no_spawner_check": True,
+        "version_hash": "",
+        "service_prefix": handler.settings["batch_prefix"],
+    }
+    base.update(context)
+    return env.get_template(name).render(**base)
+
+
+class PageHandler(BaseHandler):
+    """Pages answer errors as HTML and send visitors through the hub's login."""
+
+    json_errors = False
+
+    def page_config(self, identity: Identity, **extra: Any) -> str:
+        """Settings the page's script needs, as JSON for a data attribute."""
+        config = {
+            "prefix": self.settings["batch_prefix"],
+            "api": self.settings["batch_prefix"] + "api/v1/",
+            "user": identity.name,
+            "admin": identity.is_admin,
+            "read_all": identity.can_read_all,
+            "profiles": [p.to_dict() for p in self.jobs.profiles_for(identity)],
+            "max_upload_bytes": self.settings["batch_max_upload_bytes"],
+            **extra,
+        }
+        return json.dumps(config)
+
+
+class BatchPage(PageHandler):
+    """The job list, the submit form and (for admins) the queue controls."""
+
+    @web.authenticated
+    def get(self) -> None:
+        """Render the page; the script fills in the jobs."""
+        identity = self.identity
+        self.finish(
+            self.render_page(
+                "batch.html",
+                identity=identity,
+                config=self.page_config(identity),
+                profiles=self.jobs.profiles_for(identity),
+                isolation_note=self.app.isolation_note,
+            )
+        )
+
+
+class JobPage(PageHandler):
+    """One job: progress per cell, output lines as they come, the live kernel."""
+
+    @web.authenticated
+    def get(self, job_id: str) -> None:
+        """Render the job page (404 for other people's jobs)."""
+        identity = self.identity
+        job = self.jobs.get(identity, job_id)
+        self.finish(
+            self.render_page(
+                "job.html", job=job, config=self.page_config(identity, job_id=job["id"])
+            )
+        )
+
+
+def page_routes(prefix: str) -> list[tuple[str, Any, dict[str, Any] | None]]:
+    """Pages, the OAuth callback and the page script."""
+    return [
+        (prefix, BatchPage, None),
+        (prefix + r"jobs/(?P<job_id>[a-z0-9]{1,16})", JobPage, None),
+        (prefix + "oauth_callback", HubOAuthCallbackHandler, None),
+        (prefix + r"static/(.*)", web.StaticFileHandler, {"path": str(HERE / "static")}),
+    ]

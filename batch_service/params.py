@@ -1,0 +1,186 @@
+"""Typed notebook parameters: what papermill finds in the parameters cell, and checking values.
+
+Types are the ones papermill translates: None, bool, int, float, str, list, dict. A parameter's
+type comes from its annotation (`lr: float = 0.1`) or else from its default's literal; a
+parameter whose default is None or an expression takes any JSON value.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import nbformat
+from papermill.inspection import _infer_parameters
+
+from batch_service.errors import BatchError
+
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "bool": (bool,),
+    "int": (int,),
+    "float": (float, int),
+    "str": (str,),
+    "list": (list,),
+    "dict": (dict,),
+}
+ANNOTATION_ALIASES = {
+    "list": "list",
+    "dict": "dict",
+    "tuple": "list",
+    "integer": "int",
+    "string": "str",
+    "boolean": "bool",
+}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a notebook: name, type (or "any"), default value, help text."""
+
+    name: str
+    type: str
+    default: Any
+    default_source: str
+    help: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the page and the API."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "default": self.default,
+            "default_source": self.default_source,
+            "help": self.help,
+        }
+
+
+def _type_from_annotation(annotation: str) -> str | None:
+    base = annotation.strip().split("[", 1)[0].lower()
+    base = ANNOTATION_ALIASES.get(base, base)
+    return base if base in JSON_TYPES else None
+
+
+def _literal(source: str) -> tuple[bool, Any]:
+    try:
+        return True, ast.literal_eval(source)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False, None
+
+
+def _type_of_value(value: Any) -> str:
+    for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if isinstance(value, kind):
+            return name
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    return "any"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def notebook_parameters(nb: nbformat.NotebookNode) -> list[Parameter] | None:
+    """The notebook's parameters (papermill's inspection), or None without a parameters cell."""
+    tagged = any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in nb.cells)
+    if not tagged:
+        return None
+    found = []
+    for raw in _infer_parameters(nb):
+        known, value = _literal(raw.default)
+        declared = raw.inferred_type_name
+        kind = _type_from_annotation(declared) if declared not in ("None", "") else None
+        if kind is None:
+            kind = _type_of_value(value) if known else "any"
+        found.append(
+            Parameter(
+                name=raw.name,
+                type=kind,
+                default=_jsonable(value) if known else None,
+                default_source=raw.default,
+                help=raw.help,
+            )
+        )
+    return found
+
+
+def check_name(name: Any) -> str:
+    """A parameter name must be a Python identifier that is not a keyword."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise BatchError(f"parameter name {name!r} is not a valid Python identifier")
+    return name
+
+
+def _depth_ok(value: Any, depth: int = 0) -> bool:
+    if depth > 32:
+        return False
+    if isinstance(value, list):
+        return all(_depth_ok(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _depth_ok(v, depth + 1) for k, v in value.items())
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, (str, int, bool))
+
+
+def check_value(name: str, value: Any, expected: str) -> Any:
+    """Refuse a value of the wrong type, naming the parameter."""
+    if not _depth_ok(value):
+        raise BatchError(
+            f"parameter {name!r}: only JSON values are allowed "
+            "(finite numbers, nested at most 32 deep)"
+        )
+    if expected == "any":
+        return value
+    if value is None:
+        raise BatchError(f"parameter {name!r} must be of type {expected}, not None")
+    allowed = JSON_TYPES[expected]
+    if isinstance(value, bool) and bool not in allowed:
+        raise BatchError(f"parameter {name!r} must be of type {expected}, not bool")
+    if not isinstance(value, allowed):
+        raise BatchError(
+            f"parameter {name!r} must be of type {expected}, not {type(value).__name__}"
+        )
+    return value
+
+
+def validate_parameters(values: Any, declared: list[Parameter] | None, kind: str) -> dict[str, Any]:
+    """Check names and types against the notebook's parameters cell; return the clean dict."""
+    if values in (None, ""):
+        return {}
+    if not isinstance(values, dict):
+        raise BatchError("parameters must be an object of name: value")
+    clean: dict[str, Any] = {}
+    if kind in ("script", "module"):
+        # A script has no parameters cell: its parameters become globals before it runs.
+        for name, value in values.items():
+            clean[check_name(name)] = check_value(name, value, "any")
+        return clean
+    if declared is None:
+        if values:
+            raise BatchError(
+                "this notebook has no cell tagged 'parameters', so it takes no parameters "
+                f"(got {', '.join(sorted(map(str, values)))})"
+            )
+        return clean
+    by_name = {p.name: p for p in declared}
+    for name, value in values.items():
+        check_name(name)
+        if name not in by_name:
+            allowed = ", ".join(sorted(by_name)) or "none"
+            raise BatchError(f"unknown parameter {name!r}; this notebook's parameters: {allowed}")
+        clean[name] = check_value(name, value, by_name[name].type)
+    return clean

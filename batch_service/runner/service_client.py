@@ -1,0 +1,117 @@
+"""The runner's calls to the batch service, with the server's own token and patient retries.
+
+Events are numbered (seq) and sent in batches by one background task; a failed send is retried
+with exponential backoff and nothing is dropped, so execution never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+log = logging.getLogger("batchhub.runner")
+
+
+class ServiceClient:
+    """HTTP calls to `<service>/api/v1/jobs/<id>/...`."""
+
+    def __init__(self, service_url: str, job_id: str, token: str, timeout: float = 30) -> None:
+        self.base = service_url.rstrip("/") + f"/api/v1/jobs/{job_id}/"
+        self.token = token
+        self.timeout = timeout
+
+    async def fetch(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        """One call; raises on failure."""
+        request = HTTPRequest(
+            self.base + path,
+            method=method,
+            body=body,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            request_timeout=self.timeout,
+        )
+        response = await AsyncHTTPClient().fetch(request)
+        return response.body
+
+    async def patient(
+        self, method: str, path: str, body: bytes | None = None, max_delay: float = 30
+    ) -> bytes:
+        """Retry with exponential backoff until the service answers (a 4xx is final)."""
+        delay = 0.25
+        while True:
+            try:
+                return await self.fetch(method, path, body)
+            except HTTPClientError as e:
+                if 400 <= e.code < 500 and e.code not in (408, 429):
+                    raise
+                reason = f"{e.code}"
+            except OSError as e:
+                reason = str(e)
+            log.warning(
+                "batch service %s %s failed (%s); retry in %.1fs", method, path, reason, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+    async def spec(self) -> dict[str, Any]:
+        """What to run."""
+        return json.loads(await self.patient("GET", "runner/spec"))
+
+    async def input(self) -> bytes:
+        """The uploaded file."""
+        return await self.patient("GET", "input")
+
+    async def upload_output(self, notebook_json: bytes) -> None:
+        """The executed notebook, until the service has it."""
+        await self.patient("PUT", "runner/output", notebook_json)
+
+
+class EventSender:
+    """Numbers events and delivers them in order, in batches, in the background."""
+
+    def __init__(self, client: ServiceClient, interval: float = 0.25, batch: int = 500) -> None:
+        self.client = client
+        self.interval = interval
+        self.batch = batch
+        self.pending: list[dict[str, Any]] = []
+        self.seq = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        """Begin delivering."""
+        self._task = asyncio.ensure_future(self._deliver())
+
+    def send(self, event_type: str, **fields: Any) -> None:
+        """Queue one event (never blocks)."""
+        self.seq += 1
+        self.pending.append({"type": event_type, "seq": self.seq, "time": time.time(), **fields})
+        if event_type in ("started", "finished") or len(self.pending) >= self.batch:
+            self._wake.set()
+
+    async def _deliver(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            while self.pending:
+                chunk = self.pending[: self.batch]
+                body = json.dumps({"events": chunk}).encode()
+                await self.client.patient("POST", "runner/events", body)
+                del self.pending[: len(chunk)]
+            if self._closing:
+                return
+
+    async def close(self) -> None:
+        """Deliver everything queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task

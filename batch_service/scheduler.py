@@ -1,0 +1,408 @@
+"""The scheduler loop: reconcile with the hub, then start what the admission choice allows.
+
+`schedule_once` is the pure async core (one pass); `SchedulerLoop` runs it on a tornado
+PeriodicCallback. The hub is the truth about servers, the store the truth about jobs:
+
+* a starting or running job whose server is gone becomes failed, with a reason;
+* a live kernel past its window, a cancelled or deleted job's server, or any `batch-*` server
+  without a job that needs it, is stopped;
+* a running job far past its time limit (its runner did not stop it) is stopped as timed out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import or_, select
+from tornado.ioloop import PeriodicCallback
+
+from batch_service.clock import now
+from batch_service.hub_client import HubClient, HubError, HubUnreachable
+from batch_service.jobs import (
+    ACTIVE_STATES,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STARTING,
+    TIMED_OUT,
+    JobService,
+    server_name,
+)
+from batch_service.store import Job
+from batch_service.turns import ADMITTED, WAITING, TurnService
+from spawner.profiles import Profile
+
+log = logging.getLogger("batchhub.scheduler")
+SERVER_PREFIX = "batch-"
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """A queued batch job or a waiting interactive GPU server, as admission sees it."""
+
+    id: str
+    owner: str
+    gpus: int
+    gpu_type: str | None
+    priority: int
+    submitted_at: float
+    kind: str = "batch"
+
+
+@dataclass
+class Capacity:
+    """What may run at once: servers in all, and GPUs by type."""
+
+    max_servers: int
+    gpus: dict[str, int] = field(default_factory=dict)
+
+
+def choose_requests_to_start(
+    queue: Iterable[QueuedRequest],
+    in_use: dict[str, int],
+    servers_in_use: int,
+    capacity: Capacity,
+) -> list[str]:
+    """First come, first served within capacity (the queue is already in order).
+
+    Batch jobs also need one of `capacity.max_servers` slots; interactive turns only GPUs.
+    """
+    free = {kind: capacity.gpus.get(kind, 0) - in_use.get(kind, 0) for kind in capacity.gpus}
+    slots = capacity.max_servers - servers_in_use
+    chosen = []
+    for request in queue:
+        if request.kind == "batch" and slots <= 0:
+            continue
+        if request.gpus:
+            if free.get(request.gpu_type or "", 0) < request.gpus:
+                continue
+            free[request.gpu_type or ""] -= request.gpus
+        chosen.append(request.id)
+        if request.kind == "batch":
+            slots -= 1
+    return chosen
+
+
+@dataclass
+class PassReport:
+    """What one pass did (for logs and tests)."""
+
+    started: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    """One pass of reconciliation and admission."""
+
+    def __init__(
+        self,
+        jobs: JobService,
+        turns: TurnService,
+        hub: HubClient,
+        capacity: Capacity,
+        start_timeout: float,
+        paused_default: bool = False,
+        overrun_grace: float = 120,
+        user_options: Callable[[Job, Profile], dict[str, Any]] | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.turns = turns
+        self.hub = hub
+        self.capacity = capacity
+        self.start_timeout = start_timeout
+        self.paused_default = paused_default
+        self.overrun_grace = overrun_grace
+        self.user_options = user_options or batch_user_options
+
+    async def active_servers(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every user's running or pending servers, from the hub (paged)."""
+        servers: dict[str, dict[str, dict[str, Any]]] = {}
+        offset, limit = 0, 200
+        while True:
+            _, users = await self.hub.call(
+                "GET", f"users?state=active&offset={offset}&limit={limit}"
+            )
+            users = users.get("items", users) if isinstance(users, dict) else users
+            for user in users or []:
+                servers[user["name"]] = dict(user.get("servers") or {})
+            if not users or len(users) < limit:
+                return servers
+            offset += limit
+
+    async def run_once(self) -> PassReport:
+        """Reconcile, then admit; never raises for one bad job."""
+        report = PassReport()
+        snapshot_time = now()
+        try:
+            active = await self.active_servers()
+        except (HubError, HubUnreachable) as e:
+            log.warning("cannot reach the hub this pass: %s", e)
+            return report
+        await self.reconcile(active, report)
+        self.reconcile_turns(active, snapshot_time)
+        if not self.jobs.paused(self.paused_default):
+            await self.admit(report)
+        return report
+
+    async def reconcile(
+        self, active: dict[str, dict[str, dict[str, Any]]], report: PassReport
+    ) -> None:
+        """Bring job states in line with the servers the hub has."""
+        t = now()
+        with self.jobs.store.session() as session:
+            holding = session.scalars(
+                select(Job).where(or_(Job.state.in_(ACTIVE_STATES), Job.live.is_(True)))
+            ).all()
+        needed = set()
+        for job in holding:
+            name = server_name(job.id)
+            server = active.get(job.owner, {}).get(name)
+            if job.state in ACTIVE_STATES:
+                if server is None:
+                    reason = (
+                        "the batch server could not start (see the hub's log)"
+                        if job.state == STARTING
+                        else "the batch server stopped unexpectedly"
+                    )
+                    if self.jobs.mark(
+                        job.id, [job.state], state=FAILED, finished_at=t, live=False, reason=reason
+                    ):
+                        report.failed.append(job.id)
+                    continue
+                overrun = (
+                    job.state == RUNNING
+                    and job.started_at is not None
+                    and t > job.started_at + job.time_limit + self.overrun_grace
+                )
+                stuck = (
+                    job.state == STARTING
+                    and job.started_at is not None
+                    and t - job.started_at > self.start_timeout + self.overrun_grace
+                )
+                if overrun:
+                    self.jobs.mark(
+                        job.id,
+                        [RUNNING],
+                        state=TIMED_OUT,
+                        finished_at=t,
+                        live=False,
+                        reason="the run went past its time limit and was stopped",
+                    )
+                    continue
+                if stuck:
+                    self.jobs.mark(
+                        job.id,
+                        [STARTING],
+                        state=FAILED,
+                        finished_at=t,
+                        live=False,
+                        reason="the batch server started but its runner never reported",
+                    )
+                    continue
+                needed.add((job.owner, name))
+            elif job.live:
+                if server is None or (job.live_until is not None and job.live_until <= t):
+                    self.jobs.mark(job.id, [job.state], live=False)
+                    continue
+                needed.add((job.owner, name))
+        for owner, servers in active.items():
+            for name, model in servers.items():
+                if not name.startswith(SERVER_PREFIX) or (owner, name) in needed:
+                    continue
+                if model.get("pending") == "stop":
+                    continue
+                try:
+                    await self.hub.stop_server(owner, name)
+                    report.stopped.append(f"{owner}/{name}")
+                except (HubError, HubUnreachable) as e:
+                    log.warning("could not stop %s/%s: %s", owner, name, e)
+
+    def reconcile_turns(
+        self, active: dict[str, dict[str, dict[str, Any]]], snapshot_time: float
+    ) -> None:
+        """Forget turns whose server the hub no longer has (it stopped or failed)."""
+        for turn in self.turns.all():
+            if turn.submitted_at < snapshot_time and turn.server not in active.get(turn.owner, {}):
+                self.turns.forget(turn.id)
+
+    def in_use(self) -> tuple[dict[str, int], int]:
+        """GPUs by type held by jobs and admitted turns; servers held by batch jobs."""
+        with self.jobs.store.session() as session:
+            rows = session.execute(
+                select(Job.profile).where(or_(Job.state.in_(ACTIVE_STATES), Job.live.is_(True)))
+            ).all()
+        gpus: dict[str, int] = {}
+        for (profile_name,) in rows:
+            profile = self.jobs.profiles.get(profile_name)
+            if profile and profile.gpus:
+                key = profile.gpu_type or ""
+                gpus[key] = gpus.get(key, 0) + profile.gpus
+        for turn in self.turns.all():
+            profile = self.jobs.profiles.get(turn.profile)
+            if turn.state == ADMITTED and profile and profile.gpus:
+                key = profile.gpu_type or ""
+                gpus[key] = gpus.get(key, 0) + profile.gpus
+        return gpus, len(rows)
+
+    def queue(self) -> list[QueuedRequest]:
+        """Queued jobs and waiting turns in the scheduler's order."""
+        with self.jobs.store.session() as session:
+            rows = session.execute(
+                select(Job.id, Job.owner, Job.profile, Job.priority, Job.submitted_at)
+                .where(Job.state == QUEUED)
+                .order_by(*self.jobs.queue_order())
+            ).all()
+        queue = []
+        for row in rows:
+            profile = self.jobs.profiles.get(row.profile)
+            gpus = profile.gpus if profile else 0
+            gpu_type = profile.gpu_type if profile else None
+            queue.append(
+                QueuedRequest(row.id, row.owner, gpus, gpu_type, row.priority, row.submitted_at)
+            )
+        for turn in self.turns.all():
+            profile = self.jobs.profiles.get(turn.profile)
+            if turn.state != WAITING or profile is None:
+                continue
+            queue.append(
+                QueuedRequest(
+                    turn.id,
+                    turn.owner,
+                    profile.gpus,
+                    profile.gpu_type,
+                    0,
+                    turn.submitted_at,
+                    kind="interactive",
+                )
+            )
+        queue.sort(key=lambda r: (-r.priority, r.submitted_at, r.id))
+        return queue
+
+    async def admit(self, report: PassReport) -> None:
+        """Start the jobs admission chooses, one hub call each."""
+        gpus, servers = self.in_use()
+        queue = self.queue()
+        kinds = {request.id: request.kind for request in queue}
+        chosen = choose_requests_to_start(queue, gpus, servers, self.capacity)
+        self.turns.line_positions = line_positions(queue, set(chosen))
+        for request_id in chosen:
+            if kinds[request_id] == "interactive":
+                self.turns.admit(request_id)
+                report.started.append(request_id)
+            else:
+                await self.start(request_id, report)
+
+    async def start(self, job_id: str, report: PassReport) -> None:
+        """Ask the hub for the job's server; a refusal fails the job with the hub's message."""
+        with self.jobs.store.session() as session:
+            job = session.get(Job, job_id)
+        if job is None or not self.jobs.mark(
+            job_id, [QUEUED], state=STARTING, started_at=now(), reason=""
+        ):
+            return
+        profile = self.jobs.profiles.get(job.profile)
+        if profile is None:
+            self.jobs.mark(
+                job_id,
+                [STARTING],
+                state=FAILED,
+                finished_at=now(),
+                reason=f"profile {job.profile!r} no longer exists",
+            )
+            report.failed.append(job_id)
+            return
+        try:
+            await self.hub.start_server(
+                job.owner, server_name(job_id), self.user_options(job, profile)
+            )
+            report.started.append(job_id)
+        except HubError as e:
+            if e.status == 409 or (e.status == 400 and "already" in e.message):
+                # The GPUs are held outside the queue (an interactive server): try again later.
+                self.jobs.mark(job_id, [STARTING], state=QUEUED, started_at=None, reason=e.message)
+                return
+            self.jobs.mark(
+                job_id,
+                [STARTING],
+                state=FAILED,
+                finished_at=now(),
+                reason=f"the hub refused to start the server: {e.message}",
+            )
+            report.failed.append(job_id)
+        except HubUnreachable as e:
+            log.warning("hub unreachable starting %s: %s", job_id, e)
+            self.jobs.mark(
+                job_id, [STARTING], state=QUEUED, started_at=None, reason="waiting for the hub"
+            )
+
+
+def line_positions(queue: list[QueuedRequest], leaving: set[str]) -> dict[str, int]:
+    """Each waiting request's 1-based place among those waiting for the same GPU type."""
+    seen: dict[str | None, int] = {}
+    positions = {}
+    for request in queue:
+        if request.id in leaving or not request.gpus:
+            continue
+        seen[request.gpu_type] = seen.get(request.gpu_type, 0) + 1
+        positions[request.id] = seen[request.gpu_type]
+    return positions
+
+
+def batch_user_options(job: Job, profile: Profile) -> dict[str, Any]:
+    """user_options of a batch server (docs/architecture.md)."""
+    return {
+        "profile": profile.name,
+        "batch": {"job_id": job.id, "time_limit": job.time_limit, "live_window": job.live_window},
+    }
+
+
+class SchedulerLoop:
+    """Runs passes every `interval` seconds, never two at once; `kick` runs one soon."""
+
+    def __init__(self, scheduler: Scheduler, interval: float) -> None:
+        self.scheduler = scheduler
+        self.interval = interval
+        self._running = False
+        self._again = False
+        self._callback = PeriodicCallback(self.tick, interval * 1000)
+
+    def start(self) -> None:
+        """Begin passes (the first one right away)."""
+        self._callback.start()
+        from tornado.ioloop import IOLoop
+
+        IOLoop.current().add_callback(self.tick)
+
+    def stop(self) -> None:
+        """No more passes."""
+        self._callback.stop()
+
+    async def tick(self) -> None:
+        """One pass, or a note to run another right after the current one."""
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            while True:
+                self._again = False
+                try:
+                    report = await self.scheduler.run_once()
+                    if report.started or report.failed or report.stopped:
+                        log.info("pass: %s", report)
+                except Exception:
+                    log.exception("scheduler pass failed")
+                if not self._again:
+                    break
+        finally:
+            self._running = False
+
+    def kick(self) -> None:
+        """Ask for a pass soon (after a submit, cancel or runner event)."""
+        from tornado.ioloop import IOLoop
+
+        IOLoop.current().add_callback(self.tick)

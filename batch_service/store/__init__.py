@@ -1,0 +1,18 @@
+"""The batch service's store: SQLAlchemy models, engine and migrations."""
+
+from batch_service.store.db import Store, make_engine, migrate
+from batch_service.store.orm import Base, Job, JobFile, LogLine, Setting, Turn, Usage, Weight
+
+__all__ = [
+    "Base",
+    "Job",
+    "JobFile",
+    "LogLine",
+    "Setting",
+    "Store",
+    "Turn",
+    "Usage",
+    "Weight",
+    "make_engine",
+    "migrate",
+]

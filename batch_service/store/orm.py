@@ -1,0 +1,147 @@
+"""The service's tables: jobs, their input and output files, log lines, queue settings, turns.
+
+The service is the system of record; a server's disk is only a working copy. Times are epoch
+seconds (floats) so SQLite and PostgreSQL store them the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the batch service's tables."""
+
+
+class Job(Base):
+    """One queued notebook, script or module and everything known about its run."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    input_name: Mapped[str] = mapped_column(String(255))
+    entry_point: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    profile: Mapped[str] = mapped_column(String(255))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    time_limit: Mapped[int] = mapped_column(Integer)
+    live_window: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    submitted_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    live: Mapped[bool] = mapped_column(Boolean, default=False)
+    live_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kernel_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    output_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    progress_index: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    current_cell: Mapped[str] = mapped_column(Text, default="")
+    error_name: Mapped[str] = mapped_column(String(255), default="")
+    error_value: Mapped[str] = mapped_column(Text, default="")
+    failed_cell: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+    files: Mapped[list[JobFile]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (
+        Index("ix_jobs_state_order", "state", "priority", "submitted_at"),
+        Index("ix_jobs_owner_submitted", "owner", "submitted_at"),
+        Index("ix_jobs_submitted", "submitted_at"),
+    )
+
+
+class JobFile(Base):
+    """A job's input or output file, kept in the database so one transaction stores a job."""
+
+    __tablename__ = "job_files"
+
+    job_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[float] = mapped_column(Float)
+
+    job: Mapped[Job] = relationship(back_populates="files")
+
+
+class LogLine(Base):
+    """One line of a run's output, in the order the runner reported it."""
+
+    __tablename__ = "log_lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(16), ForeignKey("jobs.id", ondelete="CASCADE"))
+    cell: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    time: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_log_lines_job", "job_id", "id"),)
+
+
+class Setting(Base):
+    """A queue-wide setting an admin changes at run time (the pause switch)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+class Weight(Base):
+    """An admin-set fair-share weight of a user or a group."""
+
+    __tablename__ = "weights"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    weight: Mapped[float] = mapped_column(Float)
+
+
+class Usage(Base):
+    """Decayed GPU-seconds charged to a user or group, as of `updated_at`."""
+
+    __tablename__ = "usage"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    gpu_seconds: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Turn(Base):
+    """An interactive GPU server waiting in (or admitted by) the one GPU line."""
+
+    __tablename__ = "turns"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    server: Mapped[str] = mapped_column(String(255))
+    profile: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    submitted_at: Mapped[float] = mapped_column(Float)
+    admitted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_turns_state", "state", "submitted_at"),)

@@ -1,0 +1,131 @@
+"""The one GPU line, interactive side: turns of GPU servers that wait beside batch jobs.
+
+A turn is created by an interactive GPU server's spawner (with that server's own token), waits
+with a position, is admitted by the scheduler when its GPUs are free, and is deleted when the
+server stops. Admitted turns hold GPUs exactly like running batch jobs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from batch_service.clock import now
+from batch_service.errors import BatchError, NotFound
+from batch_service.identity import Identity
+from batch_service.store import Store, Turn
+from spawner.profiles import Profile
+
+WAITING, ADMITTED = "waiting", "admitted"
+
+
+def turn_view(turn: Turn, position: int | None) -> dict[str, Any]:
+    """The API form of a turn."""
+    return {
+        "id": turn.id,
+        "state": turn.state,
+        "position": position if turn.state == WAITING else None,
+        "reason": turn.reason,
+        "server": turn.server,
+        "profile": turn.profile,
+    }
+
+
+class TurnService:
+    """Turns in the store."""
+
+    def __init__(self, store: Store, profiles: dict[str, Profile]) -> None:
+        self.store = store
+        self.profiles = profiles
+        # Written by each scheduler pass: place among everything waiting for that GPU type.
+        self.line_positions: dict[str, int] = {}
+
+    def ask(self, identity: Identity, server: Any, profile_name: Any) -> dict[str, Any]:
+        """Join the line for one of the caller's own servers."""
+        if not isinstance(server, str) or not isinstance(profile_name, str):
+            raise BatchError('send {"server": "<server name>", "profile": "<profile>"}')
+        if not identity.holds_server(identity.name, server):
+            raise BatchError("only the server's own token may ask for its turn", status=403)
+        profile = self.profiles.get(profile_name)
+        if profile is None or not profile.gpus:
+            raise BatchError(f"profile {profile_name!r} has no GPUs and needs no turn")
+        with self.store.session() as session:
+            existing = session.scalars(
+                select(Turn).where(Turn.owner == identity.name, Turn.server == server)
+            ).first()
+            if existing is not None:
+                session.delete(existing)
+            turn = Turn(
+                id=_turn_id(),
+                owner=identity.name,
+                server=server,
+                profile=profile.name,
+                state=WAITING,
+                submitted_at=now(),
+                reason="",
+            )
+            session.add(turn)
+        return self.get(identity, turn.id)
+
+    def _owned(self, identity: Identity, turn_id: str) -> Turn:
+        with self.store.session() as session:
+            turn = session.get(Turn, turn_id) if len(turn_id) <= 16 else None
+        if turn is None or not identity.holds_server(turn.owner, turn.server):
+            raise NotFound(f"no turn {turn_id!r}")
+        return turn
+
+    def get(self, identity: Identity, turn_id: str) -> dict[str, Any]:
+        """A turn with its current position."""
+        turn = self._owned(identity, turn_id)
+        position = self.line_positions.get(turn.id) or self.positions().get(turn.id)
+        return turn_view(turn, position)
+
+    def leave(self, identity: Identity, turn_id: str) -> None:
+        """Give the turn (and any GPUs it holds) back."""
+        turn = self._owned(identity, turn_id)
+        with self.store.session() as session:
+            session.execute(delete(Turn).where(Turn.id == turn.id))
+
+    def positions(self) -> dict[str, int]:
+        """1-based positions of waiting turns (written by the scheduler in its order)."""
+        with self.store.session() as session:
+            rows = session.execute(
+                select(Turn.id, Turn.reason)
+                .where(Turn.state == WAITING)
+                .order_by(Turn.submitted_at, Turn.id)
+            ).all()
+        return {row.id: i + 1 for i, row in enumerate(rows)}
+
+    def all(self) -> list[Turn]:
+        """Every turn (waiting and admitted)."""
+        with self.store.session() as session:
+            return list(session.scalars(select(Turn).order_by(Turn.submitted_at, Turn.id)))
+
+    def admit(self, turn_id: str) -> None:
+        """The scheduler admits a waiting turn."""
+        with self.store.session() as session:
+            turn = session.get(Turn, turn_id)
+            if turn is not None and turn.state == WAITING:
+                turn.state = ADMITTED
+                turn.admitted_at = now()
+                turn.reason = ""
+
+    def set_reason(self, turn_id: str, reason: str) -> None:
+        """Say why a turn still waits."""
+        with self.store.session() as session:
+            turn = session.get(Turn, turn_id)
+            if turn is not None:
+                turn.reason = reason
+
+    def forget(self, turn_id: str) -> None:
+        """Drop a turn whose server no longer exists."""
+        with self.store.session() as session:
+            session.execute(delete(Turn).where(Turn.id == turn_id))
+
+
+def _turn_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "t" + "".join(secrets.choice(alphabet) for _ in range(11))
