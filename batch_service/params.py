@@ -98,6 +98,9 @@ def notebook_parameters(nb: nbformat.NotebookNode) -> list[Parameter] | None:
     tagged = any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in nb.cells)
     if not tagged:
         return None
+    for cell in nb.cells:
+        # papermill expects every cell to carry a tags list (its own loader adds them).
+        cell.metadata.setdefault("tags", [])
     found = []
     for raw in _infer_parameters(nb):
         known, value = _literal(raw.default)

@@ -143,13 +143,14 @@ class BatchRun:
             kernel_name,
         )
         kernel_name = nb.metadata.get("kernelspec", {}).get("name") or kernel_name
-        nb = parameterize_notebook(
-            nb,
-            spec.get("parameters") or {},
-            report_mode=False,
-            kernel_name=kernel_name,
-            language="python",
-        )
+        if spec.get("parameters"):
+            nb = parameterize_notebook(
+                nb,
+                spec["parameters"],
+                report_mode=False,
+                kernel_name=kernel_name,
+                language="python",
+            )
         self.output_path = f"{work_relative}/{spec['output_name']}"
         km = self.serverapp.kernel_manager
         self.kernel_id = await km.start_kernel(kernel_name=kernel_name, path=work_relative)
@@ -175,14 +176,9 @@ class BatchRun:
         kc.start_channels()
         await kc.wait_for_ready(timeout=120)
         executor = StreamingClient(
-            nb,
-            self.on_output,
-            km=kernel,
-            kc=kc,
-            timeout=None,
-            allow_errors=False,
-            record_timing=True,
+            nb, self.on_output, km=kernel, timeout=None, allow_errors=False, record_timing=True
         )
+        executor.kc = kc  # our client: nbclient then neither starts nor stops the kernel
         deadline = asyncio.get_running_loop().call_later(
             float(spec["time_limit"]), lambda: asyncio.ensure_future(self._interrupt())
         )

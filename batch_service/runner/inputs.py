@@ -34,7 +34,10 @@ def new_notebook(kernel_name: str, cells: list[str]) -> nbformat.NotebookNode:
         "language": "python",
     }
     nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["papermill"] = {}
     nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    for cell in nb.cells:
+        cell.metadata["tags"] = []  # papermill's parameterize step reads every cell's tags
     return nb
 
 
