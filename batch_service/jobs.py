@@ -137,6 +137,11 @@ class JobService:
         return [p for p in self.profiles.values() if p.batch and p.allows(identity.groups)]
 
     def _profile(self, identity: Identity, name: str) -> Profile:
+        if not name:
+            usable = self.profiles_for(identity)
+            if not usable:
+                raise BatchError("no batch profile is available to you")
+            return usable[0]
         profile = self.profiles.get(name)
         if profile is None or not profile.batch:
             names = ", ".join(p.name for p in self.profiles_for(identity)) or "none"

@@ -19,7 +19,11 @@ FINISHED = ("succeeded", "failed", "timed_out", "cancelled")
 def notebook(*cells: str, parameters: str | None = None) -> bytes:
     """A python3 notebook: an optional parameters cell, then code cells."""
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     if parameters is not None:
         cell = nbformat.v4.new_code_cell(parameters)
         cell.metadata["tags"] = ["parameters"]

@@ -39,6 +39,8 @@ SESSION_VALUES = {
     "hub": {"extra_groups": {"staff": ["carol"]}},
     "spawner": {"local": {"account_prefix": ACCOUNT_PREFIX}},
     "gpus": {"source": "list", "devices": FAKE_GPUS},
+    # Small limits so the upload tests can cross them cheaply.
+    "batch": {"max_upload_bytes": "1M", "zip_max_members": 20, "zip_max_uncompressed_bytes": "2M"},
     "profiles": [
         {
             "name": "cpu",

@@ -20,7 +20,9 @@ async def evaluate(hub: HubProcess, person, job: dict, code: str):  # type: igno
     """Run code in the job's own kernel (as JupyterLab would after 'Open live kernel')."""
     person.wait_server(job["server_name"], ready=True)
     async with asyncio.timeout(60):
-        return await execute(server_url(hub, person.name, job), person.token, job["kernel_id"], code)
+        return await execute(
+            server_url(hub, person.name, job), person.token, job["kernel_id"], code
+        )
 
 
 def sessions(hub: HubProcess, person, job: dict) -> list[dict]:  # type: ignore[no-untyped-def]

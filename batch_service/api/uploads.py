@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tornado.httputil import HTTPFile, parse_body_arguments
+from tornado.httputil import HTTPFile, HTTPInputError, parse_body_arguments
 
 from batch_service.errors import BatchError, TooLarge
 
 # Room for the multipart envelope and the form's small fields around the file itself.
 ENVELOPE_BYTES = 64 * 1024
+# Bodies up to this many times the limit are read and dropped so that the 413 arrives intact.
+DISCARD_FACTOR = 16
 
 
 class StreamedUploadMixin:
@@ -27,10 +29,14 @@ class StreamedUploadMixin:
         self._received = 0
         self._overflow = False
         declared = self.request.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > self._upload_limit:
+        size = int(declared) if declared and declared.isdigit() else 0
+        if size > DISCARD_FACTOR * self._upload_limit:
+            # Far over the limit: answer at once and let the connection drop.
             raise TooLarge(self._too_large_message())
-        # Past this the server drops the connection instead of buffering.
-        self.request.connection.set_max_body_size(self._upload_limit + 1)
+        if size > self._upload_limit:
+            # Read and drop it (bounded memory) so the answer reaches the client through proxies.
+            self._overflow = True
+        self.request.connection.set_max_body_size(max(size, self._upload_limit) + 1)
 
     def _too_large_message(self) -> str:
         limit = self.settings["batch_max_upload_bytes"]
@@ -39,7 +45,7 @@ class StreamedUploadMixin:
     def data_received(self, chunk: bytes) -> None:
         """Keep chunks until the limit; after it, count and drop."""
         self._received += len(chunk)
-        if self._received > self._upload_limit:
+        if self._overflow or self._received > self._upload_limit:
             self._overflow = True
             self._chunks.clear()
             return
@@ -56,7 +62,13 @@ class StreamedUploadMixin:
             raise BatchError("send multipart/form-data with the file in a part named 'file'")
         arguments: dict[str, list[bytes]] = {}
         files: dict[str, list[HTTPFile]] = {}
-        parse_body_arguments(content_type, body, arguments, files)
+        try:
+            parse_body_arguments(content_type, body, arguments, files)
+        except HTTPInputError:
+            raise BatchError(
+                "the upload's form could not be read: a part or file name is malformed "
+                "(file names may not contain a control character)"
+            ) from None
         fields = {}
         for name, values in arguments.items():
             try:

@@ -1,0 +1,244 @@
+"""`batchhub`: submit and follow batch jobs from a terminal with a hub API token.
+
+    batchhub submit train.ipynb -p lr 0.01 --profile gpu-1 --follow
+    batchhub list | show ID | logs ID [--follow] | cancel ID | release ID | download ID
+
+The hub's public URL comes from --url or BATCHHUB_URL (default http://127.0.0.1:8000), the token
+from --token or JUPYTERHUB_API_TOKEN. `-p NAME VALUE` reads the value as papermill's CLI does;
+`-y NAME YAML` takes any YAML value (a list, a dict).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import os
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+from papermill.cli import _resolve_type
+
+FINISHED = ("succeeded", "failed", "timed_out", "cancelled")
+
+
+class CliError(Exception):
+    """A failure to report in one line, with exit status 1."""
+
+
+class Api:
+    """Calls to the batch API with a hub token."""
+
+    def __init__(self, url: str, token: str) -> None:
+        if not token:
+            raise CliError("no token: pass --token or set JUPYTERHUB_API_TOKEN (hub page: Token)")
+        self.base = url.rstrip("/") + "/services/batch/api/v1/"
+        self.token = token
+
+    def call(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = ""
+    ) -> tuple[int, bytes]:
+        """One request; HTTP errors become CliError with the service's message."""
+        request = urllib.request.Request(self.base + path, data=body, method=method)
+        request.add_header("Authorization", f"token {self.token}")
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                message = json.loads(raw)["message"]
+            except (ValueError, KeyError, TypeError):
+                message = raw.decode(errors="replace")[:300] or e.reason
+            raise CliError(f"{e.code}: {message}") from None
+        except urllib.error.URLError as e:
+            raise CliError(f"cannot reach {self.base}: {e.reason}") from None
+
+    def json(self, method: str, path: str, body: Any = None) -> Any:
+        """A JSON request and answer."""
+        data = json.dumps(body).encode() if body is not None else None
+        _, raw = self.call(method, path, data, "application/json" if data else "")
+        return json.loads(raw) if raw else None
+
+
+def multipart(fields: dict[str, str], file_name: str, content: bytes) -> tuple[bytes, str]:
+    """Encode a form with one file part."""
+    boundary = "batchhub" + secrets.token_hex(12)
+    parts = []
+    for name, value in fields.items():
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+        parts.append(f"{head}{value}\r\n".encode())
+    media = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+    safe_name = file_name.replace('"', "")
+    parts.append(
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{safe_name}"\r\nContent-Type: {media}\r\n\r\n'
+        ).encode()
+        + content
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def describe(job: dict[str, Any]) -> str:
+    """One line about a job."""
+    progress = job.get("progress") or {}
+    where = f" cell {progress['index']}/{progress['total']}" if progress.get("total") else ""
+    position = f" #{job['position']} in line" if job.get("position") else ""
+    return f"{job['id']}  {job['state']}{position}{where}  {job['profile']}  {job['input_name']}"
+
+
+def follow(api: Api, job_id: str, out: Any = sys.stdout) -> dict[str, Any]:
+    """Print state changes and output lines until the run ends; return the job."""
+    after, last = 0, ""
+    while True:
+        job = api.json("GET", f"jobs/{job_id}")
+        logs = api.json("GET", f"jobs/{job_id}/logs?after={after}")
+        for line in logs["lines"]:
+            print(line["text"], file=out)
+        after = logs["next"]
+        status = describe(job)
+        if status != last:
+            print(f"[batchhub] {status}", file=sys.stderr)
+            last = status
+        if job["state"] in FINISHED:
+            if job.get("error"):
+                print(
+                    f"[batchhub] {job['error']['name']}: {job['error']['value']}", file=sys.stderr
+                )
+            if job.get("reason"):
+                print(f"[batchhub] {job['reason']}", file=sys.stderr)
+            if job.get("live_kernel_url"):
+                print(f"[batchhub] live kernel: {job['live_kernel_url']}", file=sys.stderr)
+            return job
+        time.sleep(1)
+
+
+def parameters_from(args: argparse.Namespace) -> dict[str, Any]:
+    """-p NAME VALUE (papermill's typing) and -y NAME YAML."""
+    values: dict[str, Any] = {}
+    for name, value in args.parameters or []:
+        values[name] = _resolve_type(value)
+    for name, value in args.yaml_parameters or []:
+        try:
+            values[name] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise CliError(f"parameter {name!r}: not YAML ({e})") from None
+    return values
+
+
+def submit(api: Api, args: argparse.Namespace) -> int:
+    """Upload a file as a job; with --follow, wait for its end."""
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    fields = {"profile": args.profile or "", "parameters": json.dumps(parameters_from(args))}
+    if args.time_limit:
+        fields["time_limit"] = str(args.time_limit)
+    if args.entry_point:
+        fields["entry_point"] = args.entry_point
+    body, content_type = multipart(fields, path.name, path.read_bytes())
+    _, raw = api.call("POST", "jobs", body, content_type)
+    job = json.loads(raw)
+    print(job["id"])
+    if not args.follow:
+        return 0
+    job = follow(api, job["id"])
+    return 0 if job["state"] == "succeeded" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `batchhub` command."""
+    parser = argparse.ArgumentParser(prog="batchhub", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default=os.environ.get("BATCHHUB_URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--token", default=os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("submit", help="queue a notebook, .py file or zipped module")
+    p.add_argument("file")
+    p.add_argument(
+        "-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE")
+    )
+    p.add_argument(
+        "-y",
+        "--yaml-parameter",
+        dest="yaml_parameters",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "YAML"),
+    )
+    p.add_argument("--profile", default="")
+    p.add_argument("--time-limit", type=int, help="seconds")
+    p.add_argument("--entry-point", help="for a .zip: path.py or package.module to run")
+    p.add_argument("--follow", action="store_true", help="print progress and output to the end")
+    p = commands.add_parser("list", help="your jobs, newest first")
+    p.add_argument("--state")
+    p.add_argument("--limit", type=int, default=20)
+    for name, text in (
+        ("show", "one job as JSON"),
+        ("cancel", "cancel a queued or running job"),
+        ("release", "end a finished run's live kernel now"),
+        ("delete", "delete a finished job"),
+    ):
+        commands.add_parser(name, help=text).add_argument("job_id")
+    p = commands.add_parser("logs", help="a run's output lines")
+    p.add_argument("job_id")
+    p.add_argument("--follow", action="store_true")
+    p = commands.add_parser("download", help="the executed notebook (or --html)")
+    p.add_argument("job_id")
+    p.add_argument("-o", "--output")
+    p.add_argument("--html", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        api = Api(args.url, args.token)
+        return run(api, args)
+    except CliError as e:
+        print(f"batchhub: {e}", file=sys.stderr)
+        return 1
+
+
+def run(api: Api, args: argparse.Namespace) -> int:
+    """Dispatch one command."""
+    command = args.command
+    if command == "submit":
+        return submit(api, args)
+    if command == "list":
+        query = f"jobs?limit={args.limit}" + (f"&state={args.state}" if args.state else "")
+        for job in api.json("GET", query)["jobs"]:
+            print(describe(job))
+        return 0
+    if command == "show":
+        print(json.dumps(api.json("GET", f"jobs/{args.job_id}"), indent=2))
+        return 0
+    if command in ("cancel", "release"):
+        print(describe(api.json("POST", f"jobs/{args.job_id}/{command}", {})))
+        return 0
+    if command == "delete":
+        api.call("DELETE", f"jobs/{args.job_id}")
+        return 0
+    if command == "logs":
+        if args.follow:
+            job = follow(api, args.job_id)
+            return 0 if job["state"] == "succeeded" else 1
+        for line in api.json("GET", f"jobs/{args.job_id}/logs")["lines"]:
+            print(line["text"])
+        return 0
+    what = "output.html" if args.html else "output"
+    _, raw = api.call("GET", f"jobs/{args.job_id}/{what}")
+    target = Path(args.output or f"{args.job_id}.{'html' if args.html else 'ipynb'}")
+    target.write_bytes(raw)
+    print(target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

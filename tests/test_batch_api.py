@@ -1,0 +1,271 @@
+"""The batch API over real HTTP through the proxy: submitting, seeing, refusing, administering."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+import yaml
+
+from batch_service.api import api_routes
+from tests.batch import Batch, notebook, zip_bytes
+from tests.hub import HubProcess
+
+PARAMETRISED = notebook("y = lr * epochs", parameters="lr: float = 0.1\nepochs = 3\nname = 'run'")
+
+
+@pytest.fixture(scope="module")
+def people(hub: HubProcess) -> dict[str, Batch]:
+    """Two users and the admin (custom:batch:admin through the batch-admin role)."""
+    return {
+        "erin": Batch(hub.ready_user("api-erin")),
+        "frank": Batch(hub.ready_user("api-frank")),
+        "admin": Batch(hub.admin()),
+    }
+
+
+def test_a_submitted_job_is_listed_with_its_parameters_and_hidden_from_others(
+    people: dict[str, Batch],
+) -> None:
+    erin, frank, admin = people["erin"], people["frank"], people["admin"]
+    admin.call("PUT", "queue", json={"paused": True})
+    try:
+        r = erin.submit("train.ipynb", PARAMETRISED, parameters={"lr": 0.5, "epochs": 10})
+        assert r.status_code == 201, r.text
+        job = r.json()
+        assert job["state"] == "queued" and job["position"] >= 1
+        assert job["parameters"] == {"lr": 0.5, "epochs": 10}
+        listed = erin.call("GET", "jobs").json()
+        assert job["id"] in [j["id"] for j in listed["jobs"]]
+        # Another user gets 404 for everything about it, so ids do not leak.
+        for method, path in [
+            ("GET", f"jobs/{job['id']}"),
+            ("POST", f"jobs/{job['id']}/cancel"),
+            ("GET", f"jobs/{job['id']}/input"),
+            ("GET", f"jobs/{job['id']}/logs"),
+            ("DELETE", f"jobs/{job['id']}"),
+        ]:
+            assert frank.call(method, path).status_code == 404, (method, path)
+        assert job["id"] not in [j["id"] for j in frank.call("GET", "jobs").json()["jobs"]]
+        assert frank.call("GET", "jobs?owner=api-erin").status_code == 403
+        # The admin sees it with filters, and may reorder the queue.
+        mine = admin.call("GET", "jobs?owner=api-erin&state=queued&profile=cpu").json()
+        assert [j["id"] for j in mine["jobs"]] == [job["id"]]
+        assert erin.call("PATCH", f"jobs/{job['id']}", json={"priority": 5}).status_code == 403
+        raised = admin.call("PATCH", f"jobs/{job['id']}", json={"priority": 5})
+        assert raised.status_code == 200 and raised.json()["priority"] == 5
+        # Its owner cancels it; a cancelled job can be deleted, then it is gone.
+        assert erin.call("POST", f"jobs/{job['id']}/cancel").json()["state"] == "cancelled"
+        assert erin.call("DELETE", f"jobs/{job['id']}").status_code == 204
+        assert erin.call("GET", f"jobs/{job['id']}").status_code == 404
+    finally:
+        admin.call("PUT", "queue", json={"paused": False})
+
+
+def test_the_kill_switch_holds_jobs_until_resumed(people: dict[str, Batch]) -> None:
+    erin, admin = people["erin"], people["admin"]
+    assert erin.call("PUT", "queue", json={"paused": True}).status_code == 403
+    assert admin.call("PUT", "queue", json={"paused": True}).json()["paused"] is True
+    try:
+        job = erin.submit("quick.ipynb", notebook("z = 1")).json()
+        import time
+
+        time.sleep(3)
+        assert erin.job(job["id"])["state"] == "queued"
+    finally:
+        admin.call("PUT", "queue", json={"paused": False})
+    done = erin.wait(job["id"])
+    assert done["state"] == "succeeded"
+    erin.call("POST", f"jobs/{job['id']}/release")
+
+
+def _zip_with_symlink() -> bytes:
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo("link.py")
+        info.external_attr = 0o120777 << 16
+        archive.writestr(info, "/etc/passwd")
+        archive.writestr("main.py", "print(1)")
+    return buffer.getvalue()
+
+
+BAD_UPLOADS = [
+    ("not-json.ipynb", b"hello", {}, "not a notebook"),
+    ("no-cells.ipynb", b'{"a": 1}', {}, "not a notebook"),
+    (
+        "bad-format.ipynb",
+        b'{"cells": "x", "nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
+        {},
+        "not a valid notebook",
+    ),
+    ("script.sh", b"echo hi", {}, "cannot run"),
+    ("bad.py", b"def (:\n", {}, "line 1"),
+    ("a\x07b.ipynb", PARAMETRISED, {}, "control character"),
+    ("<b>x</b>.ipynb", PARAMETRISED, {}, "'<'"),
+    (
+        "up.zip",
+        zip_bytes({"../evil.py": "x=1", "main.py": "x=1"}),
+        {"entry_point": "main.py"},
+        "outside the archive",
+    ),
+    ("abs.zip", zip_bytes({"/etc/evil.py": "x=1"}), {"entry_point": "main.py"}, "absolute path"),
+    ("link.zip", _zip_with_symlink(), {"entry_point": "main.py"}, "symbolic link"),
+    (
+        "many.zip",
+        zip_bytes({f"m{i}.py": "" for i in range(25)}),
+        {"entry_point": "m1.py"},
+        "at most 20",
+    ),
+    (
+        "bomb.zip",
+        zip_bytes({"main.py": "x=1", "zeros.txt": b"\0" * (3 * 2**20)}),
+        {"entry_point": "main.py"},
+        "more than",
+    ),
+    ("noentry.zip", zip_bytes({"main.py": "x=1"}), {"entry_point": "train.py"}, "not in"),
+    ("train.ipynb", PARAMETRISED, {"profile": "nope"}, "unknown profile"),
+    ("train.ipynb", PARAMETRISED, {"time_limit": 999999}, "maximum"),
+    ("train.ipynb", PARAMETRISED, {"profile": "staff-gpu"}, "not available to you"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "fields", "message"), BAD_UPLOADS)
+def test_bad_uploads_are_refused_with_a_clear_message_and_nothing_stored(
+    people: dict[str, Batch], name: str, content: bytes, fields: dict, message: str
+) -> None:
+    frank = people["frank"]
+    before = frank.count()
+    fields = dict(fields)
+    profile = fields.pop("profile", "cpu")
+    r = frank.submit(name, content, profile=profile, **fields)
+    assert 400 <= r.status_code < 500, r.text
+    assert message in r.json()["message"], r.json()
+    assert frank.count() == before
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"unknown": 1}, "unknown parameter 'unknown'"),
+        ({"lr": "fast"}, "parameter 'lr' must be of type float"),
+        ({"epochs": 2.5}, "parameter 'epochs' must be of type int"),
+        ({"epochs": True}, "parameter 'epochs' must be of type int, not bool"),
+        ({"name": None}, "parameter 'name' must be of type str"),
+        ({"not valid": 1}, "not a valid Python identifier"),
+        ({"class": 1}, "not a valid Python identifier"),
+    ],
+)
+def test_parameters_are_checked_against_the_parameters_cell(
+    people: dict[str, Batch], parameters: dict, message: str
+) -> None:
+    frank = people["frank"]
+    before = frank.count()
+    r = frank.submit("train.ipynb", PARAMETRISED, parameters=parameters)
+    assert r.status_code == 400 and message in r.json()["message"], r.text
+    assert frank.count() == before
+
+
+def test_an_upload_over_the_limit_is_refused_unread(people: dict[str, Batch]) -> None:
+    frank = people["frank"]
+    before = frank.count()
+    big = notebook("x = '" + "a" * (2 * 2**20) + "'")
+    r = frank.submit("big.ipynb", big)
+    assert r.status_code == 413 and "larger than the limit" in r.json()["message"]
+    assert frank.count() == before
+
+
+def test_inspect_shows_typed_parameters_with_defaults(people: dict[str, Batch]) -> None:
+    r = people["erin"].call("POST", "inspect", files={"file": ("t.ipynb", PARAMETRISED)})
+    assert r.status_code == 200, r.text
+    found = {p["name"]: (p["type"], p["default"]) for p in r.json()["parameters"]}
+    assert found == {"lr": ("float", 0.1), "epochs": ("int", 3), "name": ("str", "run")}
+
+
+def test_every_route_is_in_the_openapi_document(hub: HubProcess) -> None:
+    import requests
+
+    r = requests.get(f"{hub.url}/services/batch/api/v1/openapi.yaml", timeout=30)
+    assert r.status_code == 200
+    documented = set(yaml.safe_load(r.text)["paths"])
+    routed = set()
+    for pattern, _ in api_routes("/"):
+        path = pattern.removeprefix("/api/v1/")
+        for group in ("(?P<job_id>[^/]+)", "(?P<turn_id>[^/]+)"):
+            path = path.replace(group, "{" + group[4 : group.index(">")] + "}")
+        path = path.replace("\\.", ".")
+        if "(?P<action>cancel|release)" in path:
+            routed |= {path.replace("(?P<action>cancel|release)", a) for a in ("cancel", "release")}
+        elif "(?P<what>" in path:
+            routed |= {
+                path.replace("(?P<what>input|output|output.html)", w)
+                for w in ("input", "output", "output.html")
+            }
+        else:
+            routed.add(path)
+    assert {"/" + p for p in routed} == documented
+
+
+def test_the_cli_submits_and_follows_a_job(hub: HubProcess, tmp_path: Path) -> None:
+    user = hub.ready_user("api-cli")
+    path = tmp_path / "nb.ipynb"
+    path.write_bytes(notebook("print('lr is', lr)", parameters="lr = 0.1"))
+    env = dict(os.environ, JUPYTERHUB_API_TOKEN=user.token or "")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batch_service.cli",
+            "--url",
+            hub.url,
+            "submit",
+            str(path),
+            "-p",
+            "lr",
+            "0.01",
+            "--profile",
+            "cpu",
+            "--follow",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "lr is 0.01" in result.stdout
+    assert "succeeded" in result.stderr and "live kernel:" in result.stderr
+    job_id = result.stdout.splitlines()[0]
+    shown = subprocess.run(
+        [sys.executable, "-m", "batch_service.cli", "--url", hub.url, "show", job_id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert json.loads(shown.stdout)["parameters"] == {"lr": 0.01}
+    Batch(user).call("POST", f"jobs/{job_id}/release")
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batch_service.cli",
+            "--url",
+            hub.url,
+            "submit",
+            str(path),
+            "-p",
+            "nope",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert bad.returncode == 1 and "unknown parameter 'nope'" in bad.stderr
