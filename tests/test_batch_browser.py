@@ -1,0 +1,136 @@
+"""A person in Chromium: submit from the Batch page, watch the run, open its live kernel."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.batch import notebook
+from tests.hub import HubProcess
+from tests.test_embedded_browser import log_in
+
+pytestmark = pytest.mark.browser
+
+CASES = {
+    "notebook": (
+        "double.ipynb",
+        notebook("y = x * 2\nprint('y is', y)", parameters="x = 1"),
+        {"x": "21"},
+        "print(y * 10)",
+        "420",
+        "succeeded",
+    ),
+    "failing": (
+        "fails.ipynb",
+        notebook("before = 'kept'", "raise ValueError('boom')"),
+        {},
+        "print(before.upper())",
+        "KEPT",
+        "failed",
+    ),
+    "script": (
+        "sum.py",
+        b"total = sum(range(5))\nprint('total', total)\n",
+        {},
+        "print(total + 100)",
+        "110",
+        "succeeded",
+    ),
+}
+
+
+def submit_from_page(page, hub: HubProcess, name: str, content: bytes, values: dict) -> str:  # type: ignore[no-untyped-def]
+    """Fill the Batch page's form; return the new job's id."""
+    page.goto(f"{hub.url}/services/batch/")
+    page.wait_for_selector("#submit-form")
+    media = "application/x-ipynb+json" if name.endswith(".ipynb") else "text/x-python"
+    page.set_input_files("#job-file", files=[{"name": name, "mimeType": media, "buffer": content}])
+    page.wait_for_selector("#params-box:not([hidden])")
+    for key, value in values.items():
+        page.fill(f"#param-{key}", value)
+    page.select_option("#job-profile", "cpu")
+    page.click("#job-submit")
+    page.wait_for_selector("#submit-message.text-success", timeout=30_000)
+    return re.search(r"Queued job (\w+)", page.inner_text("#submit-message")).group(1)
+
+
+def test_submitting_from_the_page_lists_the_job_with_its_parameters(
+    hub: HubProcess, browser
+) -> None:
+    user = hub.ready_user("br-gina")
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, hub, user.name)
+    page.goto(f"{hub.url}/services/batch/")
+    nb = notebook("z = lr * 2", parameters="lr: float = 0.1\nname = 'a'")
+    page.set_input_files(
+        "#job-file", files=[{"name": "lr.ipynb", "mimeType": "application/json", "buffer": nb}]
+    )
+    page.wait_for_selector("#param-lr")
+    assert page.input_value("#param-lr") == "0.1" and page.input_value("#param-name") == "a"
+    assert "float" in page.inner_text("#params")
+    page.fill("#param-lr", "0.5")
+    page.click("#job-submit")
+    page.wait_for_selector("#submit-message.text-success", timeout=30_000)
+    job_id = re.search(r"Queued job (\w+)", page.inner_text("#submit-message")).group(1)
+    row = page.locator(f"#job-{job_id}")
+    row.wait_for(timeout=10_000)
+    assert '"lr":0.5' in row.inner_text().replace(" ", "")
+    # A value of the wrong type is refused with the parameter's name, nothing queued.
+    page.fill("#param-lr", '"fast"')
+    page.click("#job-submit")
+    page.wait_for_selector("#submit-message.text-danger", timeout=30_000)
+    assert "parameter 'lr' must be of type float" in page.inner_text("#submit-message")
+    context.close()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_open_live_kernel_after_the_run(hub: HubProcess, browser, case: str) -> None:
+    name, content, values, code, expected, final_state = CASES[case]
+    user = hub.ready_user(f"br-{case}")
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, hub, user.name)
+    job_id = submit_from_page(page, hub, name, content, values)
+    page.click(f"#job-{job_id} a[href$='jobs/{job_id}']")
+    page.wait_for_url(f"**/services/batch/jobs/{job_id}")
+    page.wait_for_selector("#job-state")
+    page.wait_for_function(
+        "s => document.getElementById('job-state').textContent.startsWith(s)",
+        arg=final_state,
+        timeout=120_000,
+    )
+    progress = page.inner_text("#job-progress")
+    done, total = re.search(r"cell (\d+) of (\d+)", progress).groups()
+    assert done == total or final_state == "failed"
+    if final_state == "failed":
+        assert "ValueError: boom" in page.inner_text("#job-error")
+    link = page.locator("#open-live-kernel")
+    link.wait_for(state="visible", timeout=30_000)
+    job = user.api("GET", f"/services/batch/api/v1/jobs/{job_id}").json()
+    user.wait_server(job["server_name"], ready=True)
+    with context.expect_page() as opened:
+        link.click()
+    lab = opened.value
+    lab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    lab.locator(".jp-Notebook .jp-Cell").last.click()
+    lab.keyboard.press("Escape")
+    lab.keyboard.press("b")
+    lab.keyboard.press("Enter")
+    lab.keyboard.type(code)
+    lab.keyboard.press("Shift+Enter")
+    lab.wait_for_selector(f".jp-OutputArea-output:has-text('{expected}')", timeout=60_000)
+    # JupyterLab's session for the notebook is the run's own kernel.
+    sessions = lab.evaluate(
+        """async (url) => {
+            const xsrf = document.cookie.match(/_xsrf=([^;]+)/);
+            const r = await fetch(url, {headers: xsrf ? {'X-XSRFToken': xsrf[1]} : {}});
+            return await r.json();
+        }""",
+        f"{hub.url}/user/{user.name}/{job['server_name']}/api/sessions",
+    )
+    kernels = {s["kernel"]["id"] for s in sessions if s["path"] == job["output_path"]}
+    assert kernels == {job["kernel_id"]}
+    context.close()
+    user.api("POST", f"/services/batch/api/v1/jobs/{job_id}/release")
