@@ -99,6 +99,8 @@ batch_prefix = "/services/batch/"
 service_url_for_servers = f"http://{batch_ip}:{batch_port}{batch_prefix}"
 
 c.Spawner.start_timeout = get(values, "spawner.start_timeout")
+# A batch server that dies is noticed within this many seconds (the batch job then fails).
+c.Spawner.poll_interval = 10
 c.Spawner.http_timeout = get(values, "spawner.http_timeout")
 c.Spawner.default_url = get(values, "spawner.default_url")
 

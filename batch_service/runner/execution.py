@@ -191,7 +191,8 @@ class BatchRun:
         await self.save(nb, force=True)
         self.state = outcome["state"]
         await self.client.upload_output(json.dumps(nb).encode())
-        alive = await self._kernel_alive()
+        # A kernel that died may have been restarted empty: that is not the run's kernel.
+        alive = outcome["error_name"] != "KernelDied" and await self._kernel_alive()
         self.events.send("finished", kernel_alive=alive, **outcome)
 
     async def _interrupt(self) -> None:

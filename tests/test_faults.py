@@ -1,0 +1,93 @@
+"""Faults during a run: the kernel dies, the batch server is killed, the service restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.batch import Batch, notebook
+from tests.hub import HubProcess
+
+
+def pids_with_env(variable: str, value: str) -> list[int]:
+    """Processes whose environment holds variable=value (batch servers carry their job id)."""
+    wanted = f"{variable}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def service_pid(hub: HubProcess) -> int:
+    """The batch service process of this hub."""
+    config = str(hub.state_dir / "state" / "batch" / "service_config.json")
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if config.encode() in (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+    raise AssertionError("batch service process not found")
+
+
+def test_a_kernel_that_dies_fails_the_job_and_keeps_the_partial_notebook(hub: HubProcess) -> None:
+    batch = Batch(hub.ready_user("fault-kd"))
+    nb = notebook("print('first cell ran')", "import os\nos._exit(1)", "never = 1")
+    job = batch.wait(batch.submit("dies.ipynb", nb).json()["id"])
+    assert job["state"] == "failed", job
+    assert job["error"]["name"] == "KernelDied" and job["error"]["cell"] == 2
+    assert "kernel died" in job["error"]["value"]
+    assert job["live"] is False
+    output = batch.call("GET", f"jobs/{job['id']}/output")
+    assert output.status_code == 200 and "first cell ran" in output.text
+
+
+def test_memory_beyond_the_profile_limit_fails_the_cell_not_the_machine(hub: HubProcess) -> None:
+    batch = Batch(hub.ready_user("fault-mem"))
+    nb = notebook("kept = 'yes'", "hog = bytearray(3 * 2**30)")  # the cpu profile allows 2 GiB
+    job = batch.wait(batch.submit("hog.ipynb", nb).json()["id"])
+    assert job["state"] == "failed" and job["error"]["name"] == "MemoryError", job
+    batch.call("POST", f"jobs/{job['id']}/release")
+
+
+def test_a_killed_batch_server_fails_its_job_with_a_reason(hub: HubProcess) -> None:
+    batch = Batch(hub.ready_user("fault-kill"))
+    nb = notebook("import time\ntime.sleep(120)")
+    job = batch.wait(batch.submit("slow.ipynb", nb).json()["id"], states=("running",))
+    time.sleep(1)
+    for pid in pids_with_env("BATCHHUB_JOB_ID", job["id"]):
+        os.kill(pid, signal.SIGKILL)
+    job = batch.wait(job["id"], timeout=90)
+    assert job["state"] == "failed"
+    assert "stopped unexpectedly" in job["reason"]
+
+
+def test_the_run_is_recorded_when_the_service_restarts_during_it(hub: HubProcess) -> None:
+    batch = Batch(hub.ready_user("fault-svc"))
+    nb = notebook("print('before')", "import time\ntime.sleep(4)\nprint('after')", "done = True")
+    job = batch.wait(batch.submit("restart.ipynb", nb).json()["id"], states=("running",))
+    os.kill(service_pid(hub), signal.SIGKILL)
+    # The hub restarts its managed service; the runner retried meanwhile and loses nothing.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if batch.call("GET", f"jobs/{job['id']}").status_code == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(1)
+    job = batch.wait(job["id"], timeout=120)
+    assert job["state"] == "succeeded", job
+    assert {"before", "after"} <= set(batch.logs(job["id"]))
+    output = batch.call("GET", f"jobs/{job['id']}/output")
+    assert output.status_code == 200 and "after" in output.text
+    batch.call("POST", f"jobs/{job['id']}/release")
