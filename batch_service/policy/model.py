@@ -1,0 +1,76 @@
+"""What the admission policy reads and decides: requests, allocations, usage, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Request:
+    """A batch job or an interactive GPU server waiting for its turn."""
+
+    id: str
+    user: str
+    gpus: int
+    gpu_type: str | None = None
+    group: str | None = None
+    kind: str = "batch"
+    priority: int = 0
+    submitted_at: float = 0.0
+    expected_duration: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Something holding GPUs now: a running job, an interactive server, a live kernel."""
+
+    id: str
+    user: str
+    gpus: int
+    gpu_type: str | None = None
+    group: str | None = None
+    started_at: float = 0.0
+    expected_end: float | None = None
+    live: bool = False
+    live_until: float | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Decayed GPU-seconds charged to users and groups, as of a time."""
+
+    by_user: Mapping[str, float] = field(default_factory=dict)
+    by_group: Mapping[str, float] = field(default_factory=dict)
+    as_of: float = 0.0
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Fair-share settings (the values file's `policy` section)."""
+
+    half_life_seconds: float = 7 * 86400
+    grace_period_seconds: float = 600
+    max_wait_seconds: float = 4 * 3600
+    user_gpu_cap: int | None = None
+    group_gpu_caps: Mapping[str, int] = field(default_factory=dict)
+    user_weights: Mapping[str, float] = field(default_factory=dict)
+    group_weights: Mapping[str, float] = field(default_factory=dict)
+    backfill: bool = True
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, object]) -> PolicyConfig:
+        """Build from the values file's policy section (unknown keys are the schema's job)."""
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to start now, which live windows to cut, and where everyone else stands."""
+
+    start: tuple[str, ...]
+    cut_live: tuple[tuple[str, float], ...]
+    positions: Mapping[str, int]
+    reasons: Mapping[str, str]
+    usage: Usage

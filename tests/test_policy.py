@@ -1,0 +1,104 @@
+"""The admission policy, example by example: each behaviour a user of the line would notice."""
+
+from __future__ import annotations
+
+from batch_service.policy import Allocation, PolicyConfig, Request, Usage, decay, decide
+
+CONFIG = PolicyConfig(half_life_seconds=3600, grace_period_seconds=300, max_wait_seconds=7200)
+NOW = 10_000.0
+
+
+def req(id: str, user: str, gpus: int = 1, t: float = 0.0, **kw) -> Request:  # type: ignore[no-untyped-def]
+    return Request(
+        id=id,
+        user=user,
+        gpus=gpus,
+        gpu_type=kw.pop("gpu_type", "a100"),
+        submitted_at=NOW - 1000 + t,
+        **kw,
+    )
+
+
+def test_the_person_who_used_less_recently_goes_first() -> None:
+    usage = Usage({"heavy": 100_000.0, "light": 0.0}, {}, NOW)
+    queue = [req("h1", "heavy", t=1), req("l1", "light", t=2)]
+    decision = decide(queue, [], {"a100": 1}, usage, CONFIG, NOW)
+    assert decision.start == ("l1",)
+    assert decision.positions == {"h1": 1}
+    assert "waiting for 1 GPU of type a100 (position 1)" in decision.reasons["h1"]
+
+
+def test_admissions_in_one_decision_alternate_between_users() -> None:
+    queue = [req(f"a{i}", "ann", t=i) for i in range(4)] + [
+        req(f"b{i}", "ben", t=10 + i) for i in range(4)
+    ]
+    decision = decide(queue, [], {"a100": 4}, Usage(), CONFIG, NOW)
+    assert sorted(decision.start) == ["a0", "a1", "b0", "b1"]
+
+
+def test_no_gpu_idles_while_a_smaller_request_fits_behind_a_big_one() -> None:
+    queue = [req("big", "ann", gpus=4, t=1), req("small", "ben", gpus=1, t=2)]
+    decision = decide(queue, [], {"a100": 2}, Usage(), CONFIG, NOW)
+    assert decision.start == ("small",)
+    assert "only 2 such GPUs exist" in decision.reasons["big"]
+
+
+def test_a_starving_big_request_gets_a_reservation_that_backfill_respects() -> None:
+    running = [
+        Allocation("r1", "cat", gpus=1, gpu_type="a100", started_at=0, expected_end=NOW + 600)
+    ]
+    big = req("big", "ann", gpus=2, t=-7000)  # waited beyond max_wait
+    long_small = req("long", "ben", gpus=1, t=990, expected_duration=7200)
+    short_small = req("short", "dan", gpus=1, t=995, expected_duration=300)
+    decision = decide([big, long_small, short_small], running, {"a100": 2}, Usage(), CONFIG, NOW)
+    # The long job would delay the big one; the short one ends before the big one can start.
+    assert decision.start == ("short",)
+    assert decision.positions["big"] == 1
+
+
+def test_priorities_go_first_and_caps_hold() -> None:
+    config = PolicyConfig(user_gpu_cap=1, max_wait_seconds=1e9)
+    queue = [req("low", "ann", t=1), req("high", "ben", t=5, priority=5), req("ann2", "ann", t=2)]
+    decision = decide(queue, [], {"a100": 3}, Usage(), config, NOW)
+    assert decision.start[0] == "high" and set(decision.start) == {"high", "low"}
+    assert "holds the most GPUs" in decision.reasons["ann2"]
+
+
+def test_group_weights_share_between_groups() -> None:
+    config = PolicyConfig(group_weights={"vision": 3.0, "nlp": 1.0}, max_wait_seconds=1e9)
+    queue = [req(f"v{i}", f"v{i}", group="vision", t=i) for i in range(8)]
+    queue += [req(f"n{i}", f"n{i}", group="nlp", t=i) for i in range(8)]
+    decision = decide(queue, [], {"a100": 8}, Usage(), config, NOW)
+    started_vision = sum(1 for s in decision.start if s.startswith("v"))
+    assert started_vision == 6  # 3:1 weights -> 6 of 8 GPUs
+
+
+def test_interactive_and_batch_requests_share_one_line() -> None:
+    queue = [req("job", "ann", t=1, kind="batch"), req("lab", "ben", t=2, kind="interactive")]
+    decision = decide(queue, [], {"a100": 1}, Usage({"ann": 5000.0}, {}, NOW), CONFIG, NOW)
+    assert decision.start == ("lab",)
+    assert decision.positions == {"job": 1}
+
+
+def test_live_kernels_are_cut_to_the_grace_period_only_when_someone_waits() -> None:
+    live = Allocation("done", "ann", gpus=1, gpu_type="a100", live=True, live_until=NOW + 3600)
+    nobody = decide([], [live], {"a100": 1}, Usage(), CONFIG, NOW)
+    assert nobody.cut_live == ()
+    waiting = decide([req("next", "ben", t=1)], [live], {"a100": 1}, Usage(), CONFIG, NOW)
+    assert waiting.start == () and waiting.cut_live == (("done", NOW + 300),)
+
+
+def test_usage_decays_with_the_half_life() -> None:
+    usage = decay(Usage({"ann": 800.0}, {"g": 400.0}, 0.0), 7200.0, 3600)
+    assert usage.by_user["ann"] == 200.0 and usage.by_group["g"] == 100.0
+
+
+def test_batch_slots_bound_batch_jobs_but_not_interactive_servers() -> None:
+    queue = [
+        req("j1", "ann", t=1),
+        req("j2", "ben", t=2),
+        req("i1", "cat", t=3, kind="interactive"),
+    ]
+    decision = decide(queue, [], {"a100": 3}, Usage(), CONFIG, NOW, batch_slots=1)
+    assert set(decision.start) == {"j1", "i1"}
+    assert "batch slots" in decision.reasons["j2"]

@@ -1,0 +1,124 @@
+"""Properties of the admission policy over generated lines (hypothesis)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from batch_service.policy import Allocation, PolicyConfig, Request, Usage, decide
+
+TYPES = ["a100", "h100"]
+NOW = 100_000.0
+
+
+@st.composite
+def lines(draw):  # type: ignore[no-untyped-def]
+    """A capacity, running allocations that fit in it, and a queue."""
+    capacity = {t: draw(st.integers(0, 8)) for t in TYPES}
+    running = []
+    for t in TYPES:
+        used = draw(st.integers(0, capacity[t]))
+        while used > 0:
+            n = draw(st.integers(1, used))
+            running.append(
+                Allocation(
+                    f"r{len(running)}",
+                    draw(st.sampled_from("abcde")),
+                    n,
+                    t,
+                    expected_end=NOW + draw(st.integers(1, 5000)),
+                )
+            )
+            used -= n
+    queue = [
+        Request(
+            id=f"q{i}",
+            user=draw(st.sampled_from("abcdefgh")),
+            gpus=draw(st.integers(0, 4)),
+            gpu_type=draw(st.sampled_from(TYPES)),
+            kind=draw(st.sampled_from(["batch", "interactive"])),
+            priority=draw(st.integers(0, 2)),
+            submitted_at=NOW - draw(st.integers(0, 20_000)),
+            expected_duration=draw(st.integers(60, 10_000)),
+        )
+        for i in range(draw(st.integers(0, 30)))
+    ]
+    usage = Usage({u: float(draw(st.integers(0, 10**6))) for u in "abcdefgh"}, {}, NOW)
+    return capacity, running, queue, usage
+
+
+CONFIG = PolicyConfig(half_life_seconds=3600, max_wait_seconds=10_000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines())
+def test_never_more_gpus_of_a_type_than_exist(line) -> None:  # type: ignore[no-untyped-def]
+    capacity, running, queue, usage = line
+    decision = decide(queue, running, capacity, usage, CONFIG, NOW)
+    used: Counter[str] = Counter()
+    for a in running:
+        used[a.gpu_type] += a.gpus
+    by_id = {r.id: r for r in queue}
+    for request_id in decision.start:
+        used[by_id[request_id].gpu_type] += by_id[request_id].gpus
+    assert all(used[t] <= capacity[t] for t in TYPES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines())
+def test_no_fitting_request_waits_beside_an_idle_gpu_without_a_reservation(line) -> None:  # type: ignore[no-untyped-def]
+    capacity, running, queue, usage = line
+    decision = decide(queue, running, capacity, usage, CONFIG, NOW)
+    free = dict(capacity)
+    for a in running:
+        free[a.gpu_type] -= a.gpus
+    by_id = {r.id: r for r in queue}
+    for request_id in decision.start:
+        free[by_id[request_id].gpu_type] -= by_id[request_id].gpus
+    starving_types = {
+        r.gpu_type
+        for r in queue
+        if NOW - r.submitted_at >= CONFIG.max_wait_seconds and r.id not in decision.start
+    }
+    for r in queue:
+        if r.id in decision.start or r.gpu_type in starving_types:
+            continue  # a reservation for a starving request may hold GPUs back on purpose
+        assert r.gpus > free[r.gpu_type], (r, free)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines())
+def test_the_same_input_gives_the_same_decision(line) -> None:  # type: ignore[no-untyped-def]
+    capacity, running, queue, usage = line
+    first = decide(queue, running, capacity, usage, CONFIG, NOW)
+    second = decide(list(reversed(queue)), running, capacity, usage, CONFIG, NOW)
+    assert first.start == second.start and first.positions == second.positions
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.floats(0.5, 4.0), min_size=2, max_size=4))
+def test_under_backlog_each_users_share_converges_to_their_weight(weights) -> None:  # type: ignore[no-untyped-def]
+    users = [f"u{i}" for i in range(len(weights))]
+    config = PolicyConfig(
+        half_life_seconds=1e9,
+        max_wait_seconds=1e12,
+        user_weights=dict(zip(users, weights, strict=True)),
+    )
+    usage, got, t = Usage(), defaultdict(float), 0.0
+    # Every user always has more queued than the 4 GPUs take; 1-GPU jobs of 100 s.
+    for step in range(400):
+        queue = [
+            Request(f"{u}-{step}-{k}", u, 1, "a100", submitted_at=t, expected_duration=100)
+            for u in users
+            for k in range(4)
+        ]
+        decision = decide(queue, [], {"a100": 4}, usage, config, t)
+        usage = decision.usage
+        for request_id in decision.start:
+            got[request_id.split("-")[0]] += 100
+        t += 100
+    total, weight_total = sum(got.values()), sum(weights)
+    for user, weight in zip(users, weights, strict=True):
+        assert abs(got[user] / total - weight / weight_total) < 0.05
