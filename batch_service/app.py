@@ -22,6 +22,7 @@ from tornado.httpserver import HTTPServer
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import Application, Config
 
+from batch_service.admission import Admission
 from batch_service.api import api_routes
 from batch_service.hub_client import HubClient, HubError, HubUnreachable
 from batch_service.jobs import JobService, StopRequest, server_name
@@ -141,11 +142,16 @@ class BatchServiceApp(Application):
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         self.hub = HubClient(self.hub_api_url, token)
         self.turn_service = TurnService(self.store, self.job_service.profiles)
+        gpu_capacity = {str(k): int(v) for k, v in self.capacity.items()}
+        self.admission = Admission(
+            self.store, self.turn_service, self.job_service.profiles, gpu_capacity, self.policy
+        )
         self.scheduler = Scheduler(
             self.job_service,
             self.turn_service,
             self.hub,
-            Capacity(self.max_concurrent_jobs, {str(k): int(v) for k, v in self.capacity.items()}),
+            self.admission,
+            Capacity(self.max_concurrent_jobs, gpu_capacity),
             start_timeout=self.start_timeout,
             paused_default=self.paused,
         )

@@ -130,6 +130,8 @@ class JobService:
         self.store = store
         self.profiles = {p.name: p for p in profiles}
         self.hub_base_url = hub_base_url
+        # Written by each scheduler pass: places in the fair order of the GPU line.
+        self.policy_positions: dict[str, int] = {}
 
     # --- profiles ---------------------------------------------------------------------
     def profiles_for(self, identity: Identity) -> list[Profile]:
@@ -219,7 +221,9 @@ class JobService:
         return job_view(job, position, self.hub_base_url)
 
     def positions(self, session: Session) -> dict[str, int]:
-        """1-based positions of queued jobs in the order the scheduler takes them."""
+        """1-based positions of queued jobs (the policy's, else first come first served)."""
+        if self.policy_positions:
+            return self.policy_positions
         ids = session.scalars(
             select(Job.id).where(Job.state == QUEUED).order_by(*self.queue_order())
         ).all()

@@ -12,18 +12,20 @@ PeriodicCallback. The hub is the truth about servers, the store the truth about 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_, select
 from tornado.ioloop import PeriodicCallback
 
+from batch_service.admission import Admission
 from batch_service.clock import now
 from batch_service.hub_client import HubClient, HubError, HubUnreachable
 from batch_service.jobs import (
     ACTIVE_STATES,
     FAILED,
+    FINISHED_STATES,
     QUEUED,
     RUNNING,
     STARTING,
@@ -32,58 +34,19 @@ from batch_service.jobs import (
     server_name,
 )
 from batch_service.store import Job
-from batch_service.turns import ADMITTED, WAITING, TurnService
+from batch_service.turns import TurnService
 from spawner.profiles import Profile
 
 log = logging.getLogger("batchhub.scheduler")
 SERVER_PREFIX = "batch-"
 
 
-@dataclass(frozen=True)
-class QueuedRequest:
-    """A queued batch job or a waiting interactive GPU server, as admission sees it."""
-
-    id: str
-    owner: str
-    gpus: int
-    gpu_type: str | None
-    priority: int
-    submitted_at: float
-    kind: str = "batch"
-
-
 @dataclass
 class Capacity:
-    """What may run at once: servers in all, and GPUs by type."""
+    """What may run at once: batch servers in all, and GPUs by type."""
 
     max_servers: int
     gpus: dict[str, int] = field(default_factory=dict)
-
-
-def choose_requests_to_start(
-    queue: Iterable[QueuedRequest],
-    in_use: dict[str, int],
-    servers_in_use: int,
-    capacity: Capacity,
-) -> list[str]:
-    """First come, first served within capacity (the queue is already in order).
-
-    Batch jobs also need one of `capacity.max_servers` slots; interactive turns only GPUs.
-    """
-    free = {kind: capacity.gpus.get(kind, 0) - in_use.get(kind, 0) for kind in capacity.gpus}
-    slots = capacity.max_servers - servers_in_use
-    chosen = []
-    for request in queue:
-        if request.kind == "batch" and slots <= 0:
-            continue
-        if request.gpus:
-            if free.get(request.gpu_type or "", 0) < request.gpus:
-                continue
-            free[request.gpu_type or ""] -= request.gpus
-        chosen.append(request.id)
-        if request.kind == "batch":
-            slots -= 1
-    return chosen
 
 
 @dataclass
@@ -103,6 +66,7 @@ class Scheduler:
         jobs: JobService,
         turns: TurnService,
         hub: HubClient,
+        admission: Admission,
         capacity: Capacity,
         start_timeout: float,
         paused_default: bool = False,
@@ -112,6 +76,7 @@ class Scheduler:
         self.jobs = jobs
         self.turns = turns
         self.hub = hub
+        self.admission = admission
         self.capacity = capacity
         self.start_timeout = start_timeout
         self.paused_default = paused_default
@@ -229,67 +194,25 @@ class Scheduler:
             if turn.submitted_at < snapshot_time and turn.server not in active.get(turn.owner, {}):
                 self.turns.forget(turn.id)
 
-    def in_use(self) -> tuple[dict[str, int], int]:
-        """GPUs by type held by jobs and admitted turns; servers held by batch jobs."""
-        with self.jobs.store.session() as session:
-            rows = session.execute(
-                select(Job.profile).where(or_(Job.state.in_(ACTIVE_STATES), Job.live.is_(True)))
-            ).all()
-        gpus: dict[str, int] = {}
-        for (profile_name,) in rows:
-            profile = self.jobs.profiles.get(profile_name)
-            if profile and profile.gpus:
-                key = profile.gpu_type or ""
-                gpus[key] = gpus.get(key, 0) + profile.gpus
-        for turn in self.turns.all():
-            profile = self.jobs.profiles.get(turn.profile)
-            if turn.state == ADMITTED and profile and profile.gpus:
-                key = profile.gpu_type or ""
-                gpus[key] = gpus.get(key, 0) + profile.gpus
-        return gpus, len(rows)
-
-    def queue(self) -> list[QueuedRequest]:
-        """Queued jobs and waiting turns in the scheduler's order."""
-        with self.jobs.store.session() as session:
-            rows = session.execute(
-                select(Job.id, Job.owner, Job.profile, Job.priority, Job.submitted_at)
-                .where(Job.state == QUEUED)
-                .order_by(*self.jobs.queue_order())
-            ).all()
-        queue = []
-        for row in rows:
-            profile = self.jobs.profiles.get(row.profile)
-            gpus = profile.gpus if profile else 0
-            gpu_type = profile.gpu_type if profile else None
-            queue.append(
-                QueuedRequest(row.id, row.owner, gpus, gpu_type, row.priority, row.submitted_at)
-            )
-        for turn in self.turns.all():
-            profile = self.jobs.profiles.get(turn.profile)
-            if turn.state != WAITING or profile is None:
-                continue
-            queue.append(
-                QueuedRequest(
-                    turn.id,
-                    turn.owner,
-                    profile.gpus,
-                    profile.gpu_type,
-                    0,
-                    turn.submitted_at,
-                    kind="interactive",
-                )
-            )
-        queue.sort(key=lambda r: (-r.priority, r.submitted_at, r.id))
-        return queue
-
     async def admit(self, report: PassReport) -> None:
-        """Start the jobs admission chooses, one hub call each."""
-        gpus, servers = self.in_use()
-        queue = self.queue()
-        kinds = {request.id: request.kind for request in queue}
-        chosen = choose_requests_to_start(queue, gpus, servers, self.capacity)
-        self.turns.line_positions = line_positions(queue, set(chosen))
-        for request_id in chosen:
+        """Ask the policy, then start what it admits (one hub call per batch job)."""
+        t = now()
+        decision, kinds = self.admission.decide(self.capacity.max_servers, t)
+        self.turns.line_positions = {
+            i: p for i, p in decision.positions.items() if kinds.get(i) == "interactive"
+        }
+        self.jobs.policy_positions = {
+            i: p for i, p in decision.positions.items() if kinds.get(i) == "batch"
+        }
+        for job_id, until in decision.cut_live:
+            if self.jobs.mark(
+                job_id,
+                FINISHED_STATES,
+                live_until=until,
+                reason="others wait for this GPU type: the live kernel ends soon",
+            ):
+                log.info("live window of %s cut to %s", job_id, until)
+        for request_id in decision.start:
             if kinds[request_id] == "interactive":
                 self.turns.admit(request_id)
                 report.started.append(request_id)
@@ -338,18 +261,6 @@ class Scheduler:
             self.jobs.mark(
                 job_id, [STARTING], state=QUEUED, started_at=None, reason="waiting for the hub"
             )
-
-
-def line_positions(queue: list[QueuedRequest], leaving: set[str]) -> dict[str, int]:
-    """Each waiting request's 1-based place among those waiting for the same GPU type."""
-    seen: dict[str | None, int] = {}
-    positions = {}
-    for request in queue:
-        if request.id in leaving or not request.gpus:
-            continue
-        seen[request.gpu_type] = seen.get(request.gpu_type, 0) + 1
-        positions[request.id] = seen[request.gpu_type]
-    return positions
 
 
 def batch_user_options(job: Job, profile: Profile) -> dict[str, Any]:

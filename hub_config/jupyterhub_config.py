@@ -131,6 +131,8 @@ else:
     spawner_cfg.nvml_types = get(values, "gpus.nvml_types", {})
     spawner_cfg.interactive_default_url = get(values, "spawner.default_url")
     spawner_cfg.batch_service_url = service_url_for_servers
+    # Interactive GPU servers wait in the batch service's one GPU line instead of failing.
+    spawner_cfg.gpu_line_url = service_url_for_servers + "api/v1/"
     inventory = load_inventory(
         get(values, "gpus.source"), get(values, "gpus.devices", []), get(values, "gpus.nvml_types")
     )

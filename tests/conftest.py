@@ -129,9 +129,13 @@ def fresh_hub() -> Iterator[HubProcess]:
             process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser).
+
+    Module-scoped: Playwright's sync API keeps an event loop running while it is open, which
+    would stop the async tests of later modules from starting theirs.
+    """
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: .ci/run installs Debian's chromium")
     from playwright.sync_api import sync_playwright

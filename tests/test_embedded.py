@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import resource
@@ -61,7 +62,19 @@ def test_repeated_failed_logins_lock_the_account(hub: HubProcess) -> None:
     assert r.status_code != 302
 
 
-def test_gpu_servers_get_dedicated_devices_and_a_third_is_refused(hub: HubProcess) -> None:
+def first_progress_message(person: HubUser, server: str, containing: str) -> str:
+    """Read the spawn page's progress stream until a message contains the text."""
+    r = person.api("GET", f"/hub/api/users/{person.name}/servers/{server}/progress", stream=True)
+    for raw in r.iter_lines(decode_unicode=True):
+        if raw and raw.startswith("data:"):
+            message = json.loads(raw[5:]).get("message", "")
+            if containing in message:
+                r.close()
+                return message
+    raise AssertionError(f"no progress message with {containing!r}")
+
+
+def test_gpu_servers_get_dedicated_devices_and_a_third_waits_in_line(hub: HubProcess) -> None:
     alice, bob, dave = (hub.ready_user(n) for n in ("gpualice", "gpubob", "gpudave"))
     for person in (alice, bob):
         r = person.start_server("g", {"profile": "gpu-1"})
@@ -69,14 +82,15 @@ def test_gpu_servers_get_dedicated_devices_and_a_third_is_refused(hub: HubProces
     seen = [process_env(server_pid(hub, p, "g"))["CUDA_VISIBLE_DEVICES"] for p in (alice, bob)]
     assert set(seen) == FAKE_UUIDS  # one each, never shared
 
-    refused = dave.start_server("g", {"profile": "gpu-1"})
-    assert refused.status_code == 409
-    assert "only 0 of 2 are free" in refused.json()["message"]
-    assert dave.server_model("g") is None  # nothing started
+    # The third waits in the one GPU line with its position on the spawn page, not an error.
+    r = dave.api("POST", f"/hub/api/users/{dave.name}/servers/g", json={"profile": "gpu-1"})
+    assert r.status_code == 202, r.text
+    message = first_progress_message(dave, "g", "position")
+    assert "Waiting for 1 GPU of type fake: position 1 in line" in message
+    assert not dave.server_model("g")["ready"]
 
-    alice.stop_server("g")
-    r = dave.start_server("g", {"profile": "gpu-1"})
-    assert r.status_code in (201, 202), r.text
+    alice.stop_server("g")  # her GPU goes back; dave's turn comes and he gets it
+    dave.wait_server("g", ready=True, timeout=90)
     assert process_env(server_pid(hub, dave, "g"))["CUDA_VISIBLE_DEVICES"] == seen[0]
     for person in (bob, dave):
         person.stop_server("g")

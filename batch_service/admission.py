@@ -1,0 +1,174 @@
+"""Admission glue: reads the line from the store, asks the pure policy, keeps usage.
+
+The policy (batch_service.policy) sees queued jobs and waiting interactive turns as requests,
+and starting/running jobs, live kernels and admitted turns as allocations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from batch_service.jobs import ACTIVE_STATES, QUEUED
+from batch_service.policy import Allocation, Decision, PolicyConfig, Request, Usage, decide
+from batch_service.store import Job, Store, Weight
+from batch_service.store import Usage as UsageRow
+from batch_service.turns import ADMITTED, WAITING, TurnService
+from spawner.profiles import Profile
+
+
+class Admission:
+    """One decision per scheduler pass, with usage and weights kept in the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        turns: TurnService,
+        profiles: Mapping[str, Profile],
+        capacity: Mapping[str, int],
+        settings: Mapping[str, Any],
+    ) -> None:
+        self.store = store
+        self.turns = turns
+        self.profiles = profiles
+        self.capacity = dict(capacity)
+        self.settings = dict(settings)
+
+    def config(self) -> PolicyConfig:
+        """Policy settings from the values file, with weights admins set at run time."""
+        config = PolicyConfig.from_values(self.settings)
+        user_weights = dict(config.user_weights)
+        group_weights = dict(config.group_weights)
+        with self.store.session() as session:
+            for row in session.scalars(select(Weight)):
+                (user_weights if row.kind == "user" else group_weights)[row.name] = row.weight
+        return PolicyConfig(
+            **{
+                **{f: getattr(config, f) for f in PolicyConfig.__dataclass_fields__},
+                "user_weights": user_weights,
+                "group_weights": group_weights,
+            }
+        )
+
+    def _gpus(self, profile_name: str) -> tuple[int, str | None]:
+        profile = self.profiles.get(profile_name)
+        return (profile.gpus, profile.gpu_type) if profile else (0, None)
+
+    def snapshot(self) -> tuple[list[Request], list[Allocation], int]:
+        """The line, what holds GPUs, and how many batch servers exist."""
+        with self.store.session() as session:
+            queued = session.execute(
+                select(
+                    Job.id, Job.owner, Job.profile, Job.priority, Job.submitted_at, Job.time_limit
+                ).where(Job.state == QUEUED)
+            ).all()
+            holding = session.execute(
+                select(
+                    Job.id,
+                    Job.owner,
+                    Job.profile,
+                    Job.state,
+                    Job.started_at,
+                    Job.time_limit,
+                    Job.live,
+                    Job.live_until,
+                ).where(or_(Job.state.in_(ACTIVE_STATES), Job.live.is_(True)))
+            ).all()
+        requests = []
+        for row in queued:
+            gpus, gpu_type = self._gpus(row.profile)
+            requests.append(
+                Request(
+                    row.id,
+                    row.owner,
+                    gpus,
+                    gpu_type,
+                    kind="batch",
+                    priority=row.priority,
+                    submitted_at=row.submitted_at,
+                    expected_duration=row.time_limit,
+                )
+            )
+        allocations = []
+        for row in holding:
+            gpus, gpu_type = self._gpus(row.profile)
+            started = row.started_at or 0.0
+            live = bool(row.live) and row.state not in ACTIVE_STATES
+            allocations.append(
+                Allocation(
+                    row.id,
+                    row.owner,
+                    gpus,
+                    gpu_type,
+                    started_at=started,
+                    expected_end=started + row.time_limit,
+                    live=live,
+                    live_until=row.live_until,
+                )
+            )
+        for turn in self.turns.all():
+            gpus, gpu_type = self._gpus(turn.profile)
+            if turn.state == WAITING:
+                requests.append(
+                    Request(
+                        turn.id,
+                        turn.owner,
+                        gpus,
+                        gpu_type,
+                        kind="interactive",
+                        submitted_at=turn.submitted_at,
+                    )
+                )
+            elif turn.state == ADMITTED:
+                allocations.append(
+                    Allocation(
+                        turn.id, turn.owner, gpus, gpu_type, started_at=turn.admitted_at or 0.0
+                    )
+                )
+        return requests, allocations, len(holding)
+
+    def load_usage(self) -> Usage:
+        """Decayed usage as last saved."""
+        with self.store.session() as session:
+            rows = list(session.scalars(select(UsageRow)))
+        by_user = {r.name: r.gpu_seconds for r in rows if r.kind == "user"}
+        by_group = {r.name: r.gpu_seconds for r in rows if r.kind == "group"}
+        as_of = max((r.updated_at for r in rows), default=0.0)
+        return Usage(by_user, by_group, as_of)
+
+    def save_usage(self, usage: Usage) -> None:
+        """Keep usage (charged at admission) for the next pass and restarts."""
+        with self.store.session() as session:
+            for kind, values in (("user", usage.by_user), ("group", usage.by_group)):
+                for name, value in values.items():
+                    session.merge(
+                        UsageRow(kind=kind, name=name, gpu_seconds=value, updated_at=usage.as_of)
+                    )
+
+    def decide(self, max_servers: int, now: float) -> tuple[Decision, dict[str, str]]:
+        """One decision; returns it with each request's kind."""
+        requests, allocations, servers = self.snapshot()
+        decision = decide(
+            requests,
+            allocations,
+            self.capacity,
+            self.load_usage(),
+            self.config(),
+            now,
+            batch_slots=max(0, max_servers - servers),
+        )
+        if decision.start:
+            self.save_usage(decision.usage)
+        return decision, {r.id: r.kind for r in requests}
+
+    def set_weight(self, kind: str, name: str, weight: float) -> None:
+        """An admin's weight for a user or group (1 is everyone's default)."""
+        with self.store.session() as session:
+            session.merge(Weight(kind=kind, name=name, weight=weight))
+
+    def weights(self) -> dict[str, dict[str, float]]:
+        """Weights in force: the values file's, overridden by admins'."""
+        config = self.config()
+        return {"user": dict(config.user_weights), "group": dict(config.group_weights)}
