@@ -69,19 +69,24 @@ class _FairOrder:
             heap = []
             for user, own in members.items():
                 own.sort(key=lambda r: (-r.priority, r.submitted_at, r.id), reverse=True)
-                heap.append((self._user_score(user), own[-1].submitted_at, user))
+                heap.append((self._user_score(user, own[-1]), own[-1].submitted_at, user))
             heapq.heapify(heap)
             self.queues[group] = members
             self.user_heaps[group] = heap
             self.group_heap.append((self._group_score(group), heap[0][1], group))
         heapq.heapify(self.group_heap)
 
-    def _user_score(self, user: str) -> float:
-        return self.usage_user[user] / max(self.config.user_weights.get(user, 1.0), 1e-9)
+    def _user_score(self, user: str, head: Request | None = None) -> float:
+        # Usage as it would be after running the user's next request: among equals, the
+        # smaller request goes first, so short runs are not stuck behind long ones.
+        cost = head.gpus * head.expected_duration if head is not None else 0.0
+        weight = max(self.config.user_weights.get(user, 1.0), 1e-9)
+        return (self.usage_user[user] + cost) / weight
 
     def _group_score(self, group: str) -> float:
         if group.startswith("user:"):
-            return self._user_score(group[5:])
+            heap = self.user_heaps.get(group)
+            return heap[0][0] if heap else self._user_score(group[5:])
         return self.usage_group[group] / max(self.config.group_weights.get(group, 1.0), 1e-9)
 
     def __bool__(self) -> bool:
@@ -100,7 +105,7 @@ class _FairOrder:
         heap = self.user_heaps[group]
         own = self.queues[group][user]
         if own:
-            heapq.heappush(heap, (self._user_score(user), own[-1].submitted_at, user))
+            heapq.heappush(heap, (self._user_score(user, own[-1]), own[-1].submitted_at, user))
         if heap:
             heapq.heappush(self.group_heap, (self._group_score(group), heap[0][1], group))
 
