@@ -31,7 +31,7 @@ def test_sign_up_approval_login_and_jupyterlab(hub: HubProcess, browser) -> None
     assert "sent to the admin" in page.locator(".alert").inner_text()
 
     log_in(page, hub, "browseruser")
-    assert page.locator("text=/not been authorized/i").count() == 1
+    page.wait_for_selector("text=/not been authorized/i", timeout=15_000)
 
     # the admin approves from the authorization page
     admin_ctx = browser.new_context()
