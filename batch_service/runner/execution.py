@@ -163,6 +163,11 @@ class BatchRun:
         await self.save(nb, force=True)
         code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         self.total = len(code_cells)
+        kernel = km.get_kernel(self.kernel_id)
+        kc = kernel.client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=120)
+        # 'started' once the kernel answers: the run's clock starts with its first cell.
         self.state = "running"
         self.events.send(
             "started",
@@ -171,10 +176,6 @@ class BatchRun:
             total_cells=self.total,
             output_path=self.output_path,
         )
-        kernel = km.get_kernel(self.kernel_id)
-        kc = kernel.client()
-        kc.start_channels()
-        await kc.wait_for_ready(timeout=120)
         executor = StreamingClient(
             nb, self.on_output, km=kernel, timeout=None, allow_errors=False, record_timing=True
         )
