@@ -41,6 +41,8 @@ SESSION_VALUES = {
     "gpus": {"source": "list", "devices": FAKE_GPUS},
     # Small limits so the upload tests can cross them cheaply.
     "batch": {"max_upload_bytes": "1M", "zip_max_members": 20, "zip_max_uncompressed_bytes": "2M"},
+    # A live kernel holding a GPU others wait for ends this soon (seconds).
+    "policy": {"grace_period_seconds": 5},
     "profiles": [
         {
             "name": "cpu",

@@ -44,6 +44,37 @@ class QueueHandler(BaseHandler):
         self.get()
 
 
+class WeightsHandler(BaseHandler):
+    """GET the fair-share weights in force; PUT one user's or group's weight (admins)."""
+
+    def get(self) -> None:
+        """Weights by user and by group (1 is the default)."""
+        self.identity  # noqa: B018 - requires a logged-in user
+        self.write_json(self.app.admission.weights())
+
+    def put(self) -> None:
+        """Set {"kind": "user"|"group", "name": ..., "weight": > 0}."""
+        if not self.identity.is_admin:
+            raise BatchError("only batch admins may change weights", status=403)
+        body = self.body_json()
+        if not isinstance(body, dict) or set(body) != {"kind", "name", "weight"}:
+            raise BatchError('send {"kind": "user" or "group", "name": ..., "weight": number}')
+        kind, name, weight = body["kind"], body["name"], body["weight"]
+        if kind not in ("user", "group"):
+            raise BatchError("kind must be 'user' or 'group'")
+        if not isinstance(name, str) or not 0 < len(name) <= 255:
+            raise BatchError("name must be a user or group name")
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float))
+            or not 0 < weight <= 1000
+        ):
+            raise BatchError("weight must be a number above 0 and at most 1000")
+        self.app.admission.set_weight(kind, name, float(weight))
+        self.settings["batch_kick"]()
+        self.get()
+
+
 class OpenAPIHandler(BaseHandler):
     """The API's OpenAPI document (public, like any API reference)."""
 
@@ -69,5 +100,6 @@ routes = [
     (r"", ApiRootHandler),
     (r"profiles", ProfilesHandler),
     (r"queue", QueueHandler),
+    (r"weights", WeightsHandler),
     (r"openapi\.yaml", OpenAPIHandler),
 ]

@@ -247,6 +247,29 @@
       if (input) input.addEventListener("change", () => { offset = 0; refresh(); });
     }
 
+    const weightForm = document.getElementById("weight-form");
+    async function showWeights() {
+      if (!weightForm) return;
+      const weights = await api(config, "GET", "weights");
+      const parts = [];
+      for (const kind of ["user", "group"]) {
+        for (const [name, value] of Object.entries(weights[kind])) parts.push(kind + " " + name + ": " + value);
+      }
+      document.getElementById("weights-now").textContent = parts.length ? parts.join(", ") : "everyone weighs 1";
+    }
+    if (weightForm) {
+      weightForm.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        await act("PUT", "weights", {
+          kind: document.getElementById("weight-kind").value,
+          name: document.getElementById("weight-name").value.trim(),
+          weight: Number(document.getElementById("weight-value").value),
+        });
+        showWeights();
+      });
+      showWeights();
+    }
+
     const toggle = document.getElementById("queue-toggle");
     let paused = false;
     if (toggle) toggle.addEventListener("click", async () => {

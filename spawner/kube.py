@@ -1,0 +1,177 @@
+"""BatchKubeSpawner: KubeSpawner with batchhub's profiles, GPU line, and batch runs as Jobs.
+
+Interactive servers are KubeSpawner's pods, with the profile's CPU, memory, nvidia.com/gpu
+limits, node selector and tolerations. A batch server (`batch-<job id>`) is a batch/v1 Job whose
+pod template is KubeSpawner's own pod; the spawner finds the Job's pod by its job-name label and
+from then on KubeSpawner's pod handling (poll, URL, events) applies to it. Manifests are shaped
+in spawner.manifests (plain functions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubernetes_asyncio.client import ApiClient, BatchV1Api, V1DeleteOptions
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from tornado import web
+from traitlets import Dict, Integer, Unicode
+
+from .manifests import (
+    GpuNodes,
+    batch_job,
+    check_pod,
+    gpu_scheduling,
+    to_manifest,
+    user_volumes,
+)
+from .mixin import BatchSpawnerMixin
+from .profiles import Profile, ProfileError
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
+    """KubeSpawner for batchhub: profiles with GPUs, the GPU line, Jobs for batch runs."""
+
+    gpu_image = Unicode("", config=True, help="Image of GPU servers (empty: the CPU image).")
+    gpu_product_label = Unicode(
+        "nvidia.com/gpu.product", config=True, help="Node label naming a node's GPU product."
+    )
+    gpu_products = Dict(
+        config=True, help="GPU type -> value of gpu_product_label (a100: NVIDIA-A100-SXM4-80GB)."
+    )
+    gpu_taint_key = Unicode(
+        "nvidia.com/gpu", config=True, help="Taint key on GPU nodes that GPU pods tolerate."
+    )
+    datasets_claim = Unicode(
+        "", config=True, help="PersistentVolumeClaim mounted read-only at /data (empty: none)."
+    )
+    job_ttl_seconds = Integer(
+        3600, config=True, help="ttlSecondsAfterFinished of batch Jobs (the cluster cleans up)."
+    )
+    job_name = Unicode("", help="The batch Job of this server (state).")
+
+    # --- profiles ----------------------------------------------------------------------
+    def apply_profile(self, profile: Profile) -> None:
+        """CPU, memory, GPUs, node placement and image from the profile."""
+        super().apply_profile(profile)
+        nodes = GpuNodes(self.gpu_product_label, dict(self.gpu_products), self.gpu_taint_key)
+        placement = gpu_scheduling(profile, nodes)
+        self.extra_resource_limits = placement["extra_resource_limits"]
+        self.node_selector = placement["node_selector"]
+        self.tolerations = placement["tolerations"]
+        image = profile.kubernetes.get("image") or (self.gpu_image if profile.gpus else "")
+        if image:
+            self.image = image
+        if self.datasets_claim:
+            volumes, mounts = user_volumes(self.user.name, self.datasets_claim)
+            self.volumes = [v for v in volumes if v["name"] == "datasets"]
+            self.volume_mounts = [m for m in mounts if m["name"] == "datasets"]
+
+    @property
+    def is_batch(self) -> bool:
+        """True for a `batch-<job id>` server started by the batch service."""
+        request = self.server_request
+        return bool(request is not None and request.is_batch)
+
+    async def get_pod_manifest(self) -> Any:
+        """KubeSpawner's pod, checked before it reaches the API."""
+        pod = await super().get_pod_manifest()
+        manifest = to_manifest(pod)
+        try:
+            check_pod(manifest, self.namespace, self.user.name)
+        except ProfileError as e:
+            raise web.HTTPError(400, str(e)) from None
+        return pod
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> Any:
+        """Interactive GPU servers wait their turn first; batch servers become Jobs."""
+        await self.take_turn()
+        try:
+            return await super().start()
+        except BaseException:
+            await self.leave_turn()
+            raise
+
+    async def _start(self) -> Any:
+        if not self.is_batch:
+            return await super()._start()
+        await self.load_user_options()
+        await self._start_watching_pods()
+        if self.events_enabled:
+            await self._start_watching_events()
+        pod = to_manifest(await self.get_pod_manifest())
+        request = self.server_request
+        assert request is not None
+        self.job_name = pod["metadata"]["name"]
+        job = batch_job(
+            pod, self.job_name, request.time_limit, request.live_window, self.job_ttl_seconds
+        )
+        async with ApiClient() as api:
+            try:
+                await BatchV1Api(api).create_namespaced_job(self.namespace, job)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                self.log.info("Job %s exists already; adopting it", self.job_name)
+        pod_name = await self._wait_for_job_pod()
+        self.pod_name = pod_name
+        ref_key = f"{self.namespace}/{pod_name}"
+        deadline = asyncio.get_running_loop().time() + self.start_timeout
+        while True:
+            found = self.pod_reflector.pods.get(ref_key)
+            if found is not None and self.is_pod_running(found):
+                return self._get_pod_url(found)
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"pod {ref_key} of Job {self.job_name} is not running")
+            await asyncio.sleep(0.5)
+
+    async def _wait_for_job_pod(self) -> str:
+        """The name of the Job's pod, found by its job-name label in the pod reflector."""
+        deadline = asyncio.get_running_loop().time() + self.start_timeout
+        while asyncio.get_running_loop().time() < deadline:
+            for pod in self.pod_reflector.pods.values():
+                labels = pod["metadata"].get("labels") or {}
+                if (
+                    pod["metadata"].get("namespace") == self.namespace
+                    and labels.get(JOB_NAME_LABEL, labels.get("job-name")) == self.job_name
+                ):
+                    return pod["metadata"]["name"]
+            await asyncio.sleep(0.3)
+        raise TimeoutError(f"Job {self.job_name} has no pod after {self.start_timeout}s")
+
+    async def stop(self, now: bool = False) -> None:
+        """Delete the Job with its pods (batch), or the pod; give the GPU turn back."""
+        if self.job_name:
+            async with ApiClient() as api:
+                try:
+                    await BatchV1Api(api).delete_namespaced_job(
+                        self.job_name,
+                        self.namespace,
+                        body=V1DeleteOptions(propagation_policy="Background"),
+                    )
+                except ApiException as e:
+                    if e.status != 404:
+                        raise
+        try:
+            await super().stop(now)
+        finally:
+            await self.leave_turn()
+            self.job_name = ""
+
+    def get_state(self) -> dict[str, Any]:
+        """KubeSpawner's state plus the Job and the profile request."""
+        state = super().get_state()
+        if self.job_name:
+            state["job_name"] = self.job_name
+        state.update(self.profile_state())
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore after a hub restart: the pod, the Job, the request."""
+        super().load_state(state)
+        self.job_name = state.get("job_name", "")
+        self.restore_profile_state(state)

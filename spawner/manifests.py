@@ -1,0 +1,219 @@
+"""Kubernetes objects for batchhub's servers, shaped by plain functions with no I/O.
+
+BatchKubeSpawner hands these to KubeSpawner (pod settings) or to the API (a batch/v1 Job whose
+pod template is KubeSpawner's own pod, a workspace claim). Everything a profile or a user can
+influence is checked here first: nothing privileged, no host paths or host network, no other
+namespace, no other user's volume.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .profiles import Profile, ProfileError
+
+GPU_RESOURCE = "nvidia.com/gpu"
+ALLOWED_PROFILE_KEYS = frozenset({"image", "node_selector", "tolerations"})
+FORBIDDEN_SELECTOR_PREFIXES = ("node-role.kubernetes.io/", "kubernetes.io/hostname")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class GpuNodes:
+    """How GPU nodes are told apart: a product label, its value per GPU type, a taint."""
+
+    product_label: str = "nvidia.com/gpu.product"
+    products: Mapping[str, str] | None = None
+    taint_key: str = GPU_RESOURCE
+
+
+def to_manifest(obj: Any) -> Any:
+    """A kubernetes client model as the API's JSON (camelCase keys, no nulls)."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [to_manifest(item) for item in obj]
+    if isinstance(obj, dict):
+        return {key: to_manifest(value) for key, value in obj.items()}
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return {
+        obj.attribute_map[name]: to_manifest(getattr(obj, name))
+        for name in obj.openapi_types
+        if getattr(obj, name) is not None
+    }
+
+
+def check_profile_kubernetes(profile: Profile) -> None:
+    """Refuse profile overrides that would escape a user's pod."""
+    extra = sorted(set(profile.kubernetes) - ALLOWED_PROFILE_KEYS)
+    if extra:
+        raise ProfileError(
+            f"profile {profile.name!r}: kubernetes keys {', '.join(extra)} are not allowed "
+            f"(allowed: {', '.join(sorted(ALLOWED_PROFILE_KEYS))}); privileged pods, host "
+            "paths, host network, other namespaces and other volumes are never set by profiles"
+        )
+    for key in profile.kubernetes.get("node_selector") or {}:
+        if key.startswith(FORBIDDEN_SELECTOR_PREFIXES):
+            raise ProfileError(f"profile {profile.name!r}: node selector {key!r} is not allowed")
+    for toleration in profile.kubernetes.get("tolerations") or []:
+        if str(toleration.get("key", "")).startswith("node-role.kubernetes.io/"):
+            raise ProfileError(
+                f"profile {profile.name!r}: tolerating {toleration.get('key')!r} is not allowed"
+            )
+
+
+def gpu_scheduling(profile: Profile, nodes: GpuNodes) -> dict[str, Any]:
+    """Limits, node selector and tolerations that put a GPU profile on the right nodes."""
+    check_profile_kubernetes(profile)
+    selector = dict(profile.kubernetes.get("node_selector") or {})
+    tolerations = [dict(t) for t in profile.kubernetes.get("tolerations") or []]
+    limits: dict[str, str] = {}
+    if profile.gpus:
+        limits[GPU_RESOURCE] = str(profile.gpus)
+        product = (nodes.products or {}).get(profile.gpu_type or "")
+        if profile.gpu_type and product:
+            selector.setdefault(nodes.product_label, product)
+        elif profile.gpu_type:
+            raise ProfileError(
+                f"profile {profile.name!r} asks for GPU type {profile.gpu_type!r}, which "
+                "spawner.kubernetes.gpu_products does not map to a node label"
+            )
+        tolerations.append({"key": nodes.taint_key, "operator": "Exists", "effect": "NoSchedule"})
+    return {"extra_resource_limits": limits, "node_selector": selector, "tolerations": tolerations}
+
+
+def workspace_claim_name(user: str) -> str:
+    """The name of a user's workspace PersistentVolumeClaim (DNS-safe)."""
+    safe = re.sub(r"[^a-z0-9-]", "-", user.lower()).strip("-")[:40] or "user"
+    digest = format(abs(hash_text(user)) % 16**6, "06x")
+    return f"workspace-{safe}-{digest}"
+
+
+def hash_text(text: str) -> int:
+    """A stable hash (Python's hash() changes between runs)."""
+    value = 0
+    for ch in text.encode():
+        value = (value * 131 + ch) % (2**61 - 1)
+    return value
+
+
+def workspace_claim(
+    user: str, namespace: str, size: str, storage_class: str | None, labels: Mapping[str, str]
+) -> dict[str, Any]:
+    """A user's own workspace volume claim."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": workspace_claim_name(user),
+            "namespace": namespace,
+            "labels": dict(labels),
+        },
+        "spec": spec,
+    }
+
+
+def user_volumes(user: str, datasets_claim: str | None) -> tuple[list[dict], list[dict]]:
+    """The user's workspace at /home/jovyan and shared datasets read-only at /data."""
+    volumes = [
+        {"name": "workspace", "persistentVolumeClaim": {"claimName": workspace_claim_name(user)}}
+    ]
+    mounts = [{"name": "workspace", "mountPath": "/home/jovyan"}]
+    if datasets_claim:
+        volumes.append(
+            {
+                "name": "datasets",
+                "persistentVolumeClaim": {"claimName": datasets_claim, "readOnly": True},
+            }
+        )
+        mounts.append({"name": "datasets", "mountPath": "/data", "readOnly": True})
+    return volumes, mounts
+
+
+def check_pod(pod: Mapping[str, Any], namespace: str, user: str) -> None:
+    """Last line of defence before the API: nothing privileged, no host access, own volumes."""
+    metadata = pod.get("metadata") or {}
+    if metadata.get("namespace") not in (None, namespace):
+        raise ProfileError(f"a server may only be created in namespace {namespace!r}")
+    spec = pod.get("spec") or {}
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(flag):
+            raise ProfileError(f"{flag} is not allowed for a user's server")
+    own_claim = workspace_claim_name(user)
+    for volume in spec.get("volumes") or []:
+        if "hostPath" in volume:
+            raise ProfileError("hostPath volumes are not allowed for a user's server")
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        if claim and claim.startswith("workspace-") and claim != own_claim:
+            raise ProfileError("a server may only mount its own user's workspace")
+    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        context = container.get("securityContext") or {}
+        if context.get("privileged") or context.get("allowPrivilegeEscalation"):
+            raise ProfileError("privileged containers are not allowed for a user's server")
+
+
+def batch_job(
+    pod: Mapping[str, Any],
+    name: str,
+    time_limit: int,
+    live_window: int,
+    ttl_seconds: int,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A batch/v1 Job whose pod template is the given (KubeSpawner) pod.
+
+    The cluster then records the outcome and enforces the deadline (time limit plus the live
+    window); a pod lost to a disruption (eviction, preemption, node drain) is retried, any
+    other failure fails the Job at once.
+    """
+    template = copy.deepcopy(dict(pod))
+    metadata = template.pop("metadata", {}) or {}
+    template.pop("apiVersion", None)
+    template.pop("kind", None)
+    template.pop("status", None)
+    spec = template.get("spec") or {}
+    spec["restartPolicy"] = "Never"
+    pod_labels = dict(metadata.get("labels") or {})
+    job_labels = {**pod_labels, **(labels or {})}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": metadata.get("namespace"),
+            "labels": job_labels,
+            "annotations": dict(metadata.get("annotations") or {}),
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": int(time_limit) + int(live_window),
+            "ttlSecondsAfterFinished": int(ttl_seconds),
+            "podFailurePolicy": {
+                "rules": [
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {"operator": "NotIn", "values": [0]},
+                    },
+                ]
+            },
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": dict(metadata.get("annotations") or {}),
+                },
+                "spec": spec,
+            },
+        },
+    }

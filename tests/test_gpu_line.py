@@ -1,0 +1,46 @@
+"""The one GPU line end to end: a live kernel yields its GPU when others wait; admin weights."""
+
+from __future__ import annotations
+
+import time
+
+from tests.batch import Batch, notebook
+from tests.hub import HubProcess
+
+
+def test_a_live_kernel_gives_its_gpu_back_when_someone_waits(hub: HubProcess) -> None:
+    owner, other, late = (hub.ready_user(n) for n in ("line-ann", "line-ben", "line-cat"))
+    ann = Batch(owner)
+    done = ann.wait(ann.submit("gpu.ipynb", notebook("kept = 1"), profile="gpu-1").json()["id"])
+    assert done["state"] == "succeeded" and done["live"] is True
+    r = other.start_server("g", {"profile": "gpu-1"})  # the second (last) fake GPU
+    assert r.status_code in (201, 202), r.text
+    try:
+        cat = Batch(late)
+        waiting = cat.submit("wait.ipynb", notebook("x = 1"), profile="gpu-1").json()
+        # The line cuts ann's live window to the grace period and tells her why.
+        deadline = time.monotonic() + 30
+        seen = ann.job(done["id"])
+        while time.monotonic() < deadline and "others wait" not in seen["reason"]:
+            time.sleep(0.5)
+            seen = ann.job(done["id"])
+        assert "others wait for this GPU type" in seen["reason"]
+        assert seen["live_until"] < done["live_until"]
+        # After the grace period her server stops and cat's job gets the GPU.
+        finished = cat.wait(waiting["id"], timeout=90)
+        assert finished["state"] == "succeeded"
+        assert ann.job(done["id"])["live"] is False
+        cat.call("POST", f"jobs/{waiting['id']}/release")
+    finally:
+        other.stop_server("g")
+
+
+def test_admins_set_fair_share_weights(hub: HubProcess) -> None:
+    admin, person = Batch(hub.admin()), Batch(hub.ready_user("line-dan"))
+    r = person.call("PUT", "weights", json={"kind": "user", "name": "line-dan", "weight": 5})
+    assert r.status_code == 403
+    bad = admin.call("PUT", "weights", json={"kind": "user", "name": "line-dan", "weight": -1})
+    assert bad.status_code == 400 and "above 0" in bad.json()["message"]
+    ok = admin.call("PUT", "weights", json={"kind": "group", "name": "staff", "weight": 3})
+    assert ok.status_code == 200 and ok.json()["group"]["staff"] == 3.0
+    assert person.call("GET", "weights").json()["group"]["staff"] == 3.0

@@ -1,0 +1,146 @@
+"""Every object the Kubernetes spawner generates validates against the official schemas, and
+hostile profile settings are refused before any API call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+from kubespawner.objects import make_pod
+
+from hub_config.values import get, load_values
+from spawner.manifests import (
+    GpuNodes,
+    batch_job,
+    check_pod,
+    check_profile_kubernetes,
+    gpu_scheduling,
+    to_manifest,
+    user_volumes,
+    workspace_claim,
+)
+from spawner.profiles import ProfileError, load_profiles, profile_from_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+# The chart supports the newest Kubernetes minors the schemas know, and the test control plane's.
+VERSIONS = ["1.35.0", "1.36.0", "1.37.0"]
+VALUES = {
+    "defaults": ROOT / "hub_config" / "values.yaml",
+    "gpu-cluster": ROOT / "hub_config" / "examples" / "gpu-cluster.yaml",
+}
+NODES = GpuNodes(
+    products={"a100": "NVIDIA-A100-SXM4-80GB", "h100": "NVIDIA-H100-80GB-HBM3", "fake": "FAKE"}
+)
+
+
+def objects_for(values_path: Path) -> list[dict]:
+    """Pods, batch Jobs and workspace claims the spawner makes for each profile."""
+    values = load_values(values_path)
+    products = dict(NODES.products or {}, **(get(values, "spawner.kubernetes.gpu_products") or {}))
+    nodes = GpuNodes(products=products)
+    made = []
+    for profile in load_profiles(get(values, "profiles")):
+        placement = gpu_scheduling(profile, nodes)
+        volumes, mounts = user_volumes("ada", "datasets")
+        pod = make_pod(
+            name=f"jupyter-ada-{profile.name}",
+            cmd=["jupyterhub-singleuser"],
+            port=8888,
+            image="quay.io/jupyter/base-notebook:latest",
+            image_pull_policy="IfNotPresent",
+            node_selector=placement["node_selector"],
+            tolerations=placement["tolerations"],
+            extra_resource_limits=placement["extra_resource_limits"],
+            cpu_limit=profile.cpu_limit,
+            mem_limit=profile.mem_limit,
+            uid=1000,
+            gid=100,
+            fs_gid=100,
+            volumes=volumes,
+            volume_mounts=mounts,
+            labels={"component": "singleuser-server", "hub.jupyter.org/username": "ada"},
+            env={"BATCHHUB_PROFILE": profile.name},
+            allow_privilege_escalation=False,
+        )
+        manifest = to_manifest(pod)
+        manifest["metadata"]["namespace"] = "batchhub"
+        check_pod(manifest, "batchhub", "ada")
+        made.append(manifest)
+        made.append(batch_job(manifest, f"batch-{profile.name}", 3600, 600, 3600))
+    made.append(workspace_claim("ada", "batchhub", "10Gi", None, {"app": "batchhub"}))
+    return made
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("values", list(VALUES))
+def test_every_generated_object_validates(values: str, version: str) -> None:
+    made = objects_for(VALUES[values])
+    assert {m["kind"] for m in made} == {"Pod", "Job", "PersistentVolumeClaim"}
+    for manifest in made:
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_gpu_profiles_get_limits_placement_and_tolerations() -> None:
+    profile = profile_from_dict({"name": "a100-2", "gpus": 2, "gpu_type": "a100"})
+    placement = gpu_scheduling(profile, NODES)
+    assert placement["extra_resource_limits"] == {"nvidia.com/gpu": "2"}
+    assert placement["node_selector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert placement["tolerations"][0]["key"] == "nvidia.com/gpu"
+
+
+def test_a_batch_job_retries_only_on_disruption_and_holds_its_deadline() -> None:
+    pod = {"metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}}
+    job = batch_job(pod, "batch-x", 3600, 600, 300)
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 4200
+    assert spec["ttlSecondsAfterFinished"] == 300
+    assert spec["podFailurePolicy"]["rules"][0] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget"}],
+    }
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+@pytest.mark.parametrize(
+    ("kubernetes", "message"),
+    [
+        ({"privileged": True}, "not allowed"),
+        ({"host_network": True}, "not allowed"),
+        ({"namespace": "kube-system"}, "not allowed"),
+        ({"node_selector": {"kubernetes.io/hostname": "node-1"}}, "node selector"),
+        ({"tolerations": [{"key": "node-role.kubernetes.io/control-plane"}]}, "tolerating"),
+    ],
+)
+def test_hostile_profile_overrides_are_refused(kubernetes: dict, message: str) -> None:
+    profile = profile_from_dict({"name": "evil", "kubernetes": kubernetes})
+    with pytest.raises(ProfileError, match=message):
+        check_profile_kubernetes(profile)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p["spec"].update(hostNetwork=True), "hostNetwork"),
+        (
+            lambda p: p["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+            "hostPath",
+        ),
+        (
+            lambda p: p["spec"]["volumes"].append(
+                {"name": "w", "persistentVolumeClaim": {"claimName": "workspace-bob-000001"}}
+            ),
+            "own user's workspace",
+        ),
+        (lambda p: p["metadata"].update(namespace="kube-system"), "namespace"),
+        (
+            lambda p: p["spec"]["containers"][0].update(securityContext={"privileged": True}),
+            "privileged",
+        ),
+    ],
+)
+def test_a_pod_that_would_escape_is_refused_before_the_api(change, message: str) -> None:  # type: ignore[no-untyped-def]
+    pod = objects_for(VALUES["defaults"])[0]
+    change(pod)
+    with pytest.raises(ProfileError, match=message):
+        check_pod(pod, "batchhub", "ada")
