@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batch_service.policy import Allocation, PolicyConfig, Request, Usage, decay, decide
+from batch_service.policy import Allocation, PolicyConfig, Request, Usage, decay, decide, settle
 
 CONFIG = PolicyConfig(half_life_seconds=3600, grace_period_seconds=300, max_wait_seconds=7200)
 NOW = 10_000.0
@@ -102,3 +102,48 @@ def test_batch_slots_bound_batch_jobs_but_not_interactive_servers() -> None:
     decision = decide(queue, [], {"a100": 3}, Usage(), CONFIG, NOW, batch_slots=1)
     assert set(decision.start) == {"j1", "i1"}
     assert "batch slots" in decision.reasons["j2"]
+
+
+def test_a_heavy_users_old_jobs_do_not_jump_the_line_while_they_hold_gpus() -> None:
+    running = [Allocation("h0", "heavy", gpus=1, gpu_type="a100", expected_end=NOW + 600)]
+    old = [req(f"h{i}", "heavy", t=-9000 + i) for i in range(1, 4)]  # waited beyond max_wait
+    usage = Usage({"heavy": 50_000.0}, {}, NOW)
+    decision = decide([*old, req("l1", "light", t=5)], running, {"a100": 2}, usage, CONFIG, NOW)
+    assert decision.start == ("l1",)
+    # Once heavy holds nothing, their oldest request is owed a turn first.
+    starved = decide([*old, req("l2", "light", t=6)], [], {"a100": 1}, usage, CONFIG, NOW)
+    assert starved.start == ("h1",)
+
+
+def test_positions_interleave_users_by_the_usage_their_turns_would_bring() -> None:
+    queue = [req(f"a{i}", "ann", t=i) for i in range(3)] + [req("b0", "ben", t=10)]
+    running = [Allocation("r", "cat", gpus=1, gpu_type="a100", expected_end=NOW + 60)]
+    decision = decide(queue, running, {"a100": 1}, Usage(), CONFIG, NOW)
+    assert decision.start == ()
+    order = sorted(decision.positions, key=decision.positions.__getitem__)
+    assert order == ["a0", "b0", "a1", "a2"]
+    assert decision.reasons["b0"] == "waiting for 1 GPU of type a100 (position 2)"
+
+
+def test_settle_refunds_what_an_early_end_did_not_use() -> None:
+    usage = Usage({"ann": 7200.0}, {"lab": 7200.0}, NOW)
+    settled = settle(usage, "ann", "lab", charged_seconds=3600, used_seconds=600, gpus=2)
+    assert settled.by_user["ann"] == 1200.0 and settled.by_group["lab"] == 1200.0
+
+
+def test_cpu_requests_need_no_gpu_but_respect_cpu_slots() -> None:
+    queue = [req("c1", "ann", gpus=0, t=1), req("c2", "ben", gpus=0, t=2)]
+    decision = decide(queue, [], {"a100": 0}, Usage(), CONFIG, NOW, cpu_slots=1)
+    assert len(decision.start) == 1
+    waiting = next(iter(decision.positions))
+    assert "CPU slots" in decision.reasons[waiting]
+
+
+def test_only_as_many_live_windows_are_cut_as_the_waiting_request_needs() -> None:
+    live = [
+        Allocation(f"k{i}", f"u{i}", gpus=1, gpu_type="a100", live=True, live_until=NOW + 900 * i)
+        for i in range(1, 4)
+    ]
+    decision = decide([req("two", "ben", gpus=2)], live, {"a100": 3}, Usage(), CONFIG, NOW)
+    # The two windows that end soonest come back; the third keeps its full window.
+    assert decision.cut_live == (("k1", NOW + 300), ("k2", NOW + 300))
