@@ -9,7 +9,7 @@ VALUES ?=
 STATE_DIR ?= state
 PYTEST_ARGS ?=
 
-.PHONY: run bootstrap bootstrap-test test lint format schema clean-state bench
+.PHONY: run bootstrap bootstrap-test k8s-testenv test lint format schema clean-state bench
 
 run: bootstrap
 	@echo "batchhub: state in $(STATE_DIR)/; values: $(or $(VALUES),hub_config/values.yaml)"
@@ -36,7 +36,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-test: bootstrap-test
+# The Kubernetes tests' control plane, built from Go modules once and cached by version
+# (~/.cache/batchhub/k8s); a later run finds it at once.
+k8s-testenv:
+	bash k8s-testenv/build.sh >/dev/null
+
+test: bootstrap-test k8s-testenv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: bootstrap-test

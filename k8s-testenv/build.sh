@@ -6,8 +6,8 @@
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.35.4}"
-ETCD_VERSION="${ETCD_VERSION:-3.6.6}"
-KWOK_VERSION="${KWOK_VERSION:-0.7.0}"
+ETCD_VERSION="${ETCD_VERSION:-3.6.8}"
+KWOK_VERSION="${KWOK_VERSION:-0.8.0}"
 CACHE="${BATCHHUB_K8S_CACHE:-$HOME/.cache/batchhub/k8s}"
 KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
 OUT="$CACHE/$KEY"
@@ -25,6 +25,14 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$OUT/bin"
 export CGO_ENABLED=0 GOFLAGS="-trimpath -mod=mod" GOTOOLCHAIN=local
 
+# A tools.go importing the commands keeps `go mod tidy` from dropping the pinned requirement.
+pin_tools() {
+    { echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
+      for pkg in "$@"; do echo "	_ \"$pkg\""; done
+      echo ')'; } > tools.go
+    go mod tidy -e >/dev/null 2>&1 || true
+}
+
 minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
 staging_version="v0.${K8S_VERSION#*.}"
 
@@ -39,18 +47,8 @@ gomod="$(go mod download -json "k8s.io/kubernetes@v${K8S_VERSION}" | sed -n 's/.
 for repo in $(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod"); do
     go mod edit -replace="${repo}=${repo}@${staging_version}"
 done
-cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-)
-GO
-go mod tidy -e >/dev/null 2>&1 || true
+pin_tools k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 ldflags=""
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -67,16 +65,16 @@ go build -ldflags "-s -w ${ldflags}" -o "$OUT/bin/" \
 mkdir -p "$work/etcd"
 cd "$work/etcd"
 go mod init batchhub.local/etcd >/dev/null 2>&1
-go mod edit -require="go.etcd.io/etcd/v3@v${ETCD_VERSION}"
-go mod tidy -e >/dev/null 2>&1 || true
-go build -ldflags "-s -w" -o "$OUT/bin/etcd" go.etcd.io/etcd/v3
+go mod edit -require="go.etcd.io/etcd/server/v3@v${ETCD_VERSION}"
+pin_tools go.etcd.io/etcd/server/v3
+go build -ldflags "-s -w" -o "$OUT/bin/etcd" go.etcd.io/etcd/server/v3
 
 # --- kwok ----------------------------------------------------------------------------------
 mkdir -p "$work/kwok"
 cd "$work/kwok"
 go mod init batchhub.local/kwok >/dev/null 2>&1
 go mod edit -require="sigs.k8s.io/kwok@v${KWOK_VERSION}"
-go mod tidy -e >/dev/null 2>&1 || true
+pin_tools sigs.k8s.io/kwok/cmd/kwok
 go build -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v${KWOK_VERSION}" \
     -o "$OUT/bin/kwok" sigs.k8s.io/kwok/cmd/kwok
 

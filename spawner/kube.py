@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubernetes_asyncio.client import ApiClient, BatchV1Api, V1DeleteOptions
+from kubernetes_asyncio.client import V1DeleteOptions
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
+from kubespawner.clients import shared_client
 from tornado import web
 from traitlets import Dict, Integer, Unicode
 
@@ -70,6 +71,10 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
             self.volumes = [v for v in volumes if v["name"] == "datasets"]
             self.volume_mounts = [m for m in mounts if m["name"] == "datasets"]
 
+    async def load_user_options(self) -> None:
+        """Profiles are batchhub's (applied when user_options were validated), not
+        KubeSpawner's profile_list, which reads the same `profile` key differently."""
+
     @property
     def is_batch(self) -> bool:
         """True for a `batch-<job id>` server started by the batch service."""
@@ -110,13 +115,12 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
         job = batch_job(
             pod, self.job_name, request.time_limit, request.live_window, self.job_ttl_seconds
         )
-        async with ApiClient() as api:
-            try:
-                await BatchV1Api(api).create_namespaced_job(self.namespace, job)
-            except ApiException as e:
-                if e.status != 409:
-                    raise
-                self.log.info("Job %s exists already; adopting it", self.job_name)
+        try:
+            await shared_client("BatchV1Api").create_namespaced_job(self.namespace, job)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            self.log.info("Job %s exists already; adopting it", self.job_name)
         pod_name = await self._wait_for_job_pod()
         self.pod_name = pod_name
         ref_key = f"{self.namespace}/{pod_name}"
@@ -146,16 +150,15 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
     async def stop(self, now: bool = False) -> None:
         """Delete the Job with its pods (batch), or the pod; give the GPU turn back."""
         if self.job_name:
-            async with ApiClient() as api:
-                try:
-                    await BatchV1Api(api).delete_namespaced_job(
-                        self.job_name,
-                        self.namespace,
-                        body=V1DeleteOptions(propagation_policy="Background"),
-                    )
-                except ApiException as e:
-                    if e.status != 404:
-                        raise
+            try:
+                await shared_client("BatchV1Api").delete_namespaced_job(
+                    self.job_name,
+                    self.namespace,
+                    body=V1DeleteOptions(propagation_policy="Background"),
+                )
+            except ApiException as e:
+                if e.status != 404:
+                    raise
         try:
             await super().stop(now)
         finally:
