@@ -104,15 +104,21 @@ def test_batch_slots_bound_batch_jobs_but_not_interactive_servers() -> None:
     assert "batch slots" in decision.reasons["j2"]
 
 
-def test_a_heavy_users_old_jobs_do_not_jump_the_line_while_they_hold_gpus() -> None:
+def test_old_one_gpu_jobs_of_a_heavy_user_do_not_jump_the_line() -> None:
     running = [Allocation("h0", "heavy", gpus=1, gpu_type="a100", expected_end=NOW + 600)]
     old = [req(f"h{i}", "heavy", t=-9000 + i) for i in range(1, 4)]  # waited beyond max_wait
     usage = Usage({"heavy": 50_000.0}, {}, NOW)
     decision = decide([*old, req("l1", "light", t=5)], running, {"a100": 2}, usage, CONFIG, NOW)
     assert decision.start == ("l1",)
-    # Once heavy holds nothing, their oldest request is owed a turn first.
-    starved = decide([*old, req("l2", "light", t=6)], [], {"a100": 1}, usage, CONFIG, NOW)
-    assert starved.start == ("h1",)
+
+
+def test_a_big_request_that_waited_max_wait_goes_first_whatever_its_owner_used() -> None:
+    running = [Allocation("h0", "heavy", gpus=1, gpu_type="a100", expected_end=NOW + 600)]
+    big = req("big", "heavy", gpus=2, t=-9000)
+    small = [req(f"l{i}", f"light{i}", t=i) for i in range(2)]
+    usage = Usage({"heavy": 50_000.0}, {}, NOW)
+    decision = decide([big, *small], running, {"a100": 3}, usage, CONFIG, NOW)
+    assert decision.start == ("big",)
 
 
 def test_positions_interleave_users_by_the_usage_their_turns_would_bring() -> None:

@@ -122,3 +122,38 @@ def test_under_backlog_each_users_share_converges_to_their_weight(weights) -> No
     total, weight_total = sum(got.values()), sum(weights)
     for user, weight in zip(users, weights, strict=True):
         assert abs(got[user] / total - weight / weight_total) < 0.05
+
+
+@st.composite
+def one_type_lines(draw):  # type: ignore[no-untyped-def]
+    """A queue for one GPU type, from users in groups (or none), with mixed priorities."""
+    return [
+        Request(
+            id=f"q{i}",
+            user=(user := draw(st.sampled_from("abcdef"))),
+            gpus=draw(st.integers(1, 4)),
+            gpu_type="a100",
+            group=None if user in "ab" else f"g{ord(user) % 2}",
+            priority=draw(st.sampled_from([0, 0, 0, 1])),
+            submitted_at=NOW - draw(st.integers(0, 20_000)),
+            expected_duration=draw(st.integers(60, 10_000)),
+        )
+        for i in range(draw(st.integers(1, 25)))
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(one_type_lines(), st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 10**5)))
+def test_the_positions_shown_are_the_order_turns_come_in(queue, used) -> None:  # type: ignore[no-untyped-def]
+    usage = Usage({u: float(v) for u, v in used.items()}, {"g0": 5000.0}, NOW)
+    config = PolicyConfig(
+        half_life_seconds=3600,
+        max_wait_seconds=10_000,
+        user_weights={"c": 2.0},
+        group_weights={"g1": 3.0},
+    )
+    waiting = decide(queue, [], {"a100": 0}, usage, config, NOW)
+    shown = sorted(waiting.positions, key=waiting.positions.__getitem__)
+    # With room for everyone, the order of admission is the order of the line.
+    admitted = decide(queue, [], {"a100": 10**6}, usage, config, NOW)
+    assert list(admitted.start) == shown

@@ -1,9 +1,11 @@
 """Admission: one pure function from the state of the line to what starts now.
 
-Order: starving requests first, oldest first (a request that has waited `max_wait_seconds`
-while its owner holds no GPU; one per owner). Then by priority, highest first; within a
-priority, the fair order of order.py. Usage is charged at admission (GPUs x expected
-duration), so one decision that admits many requests is already fair among them.
+Order: starving requests first, oldest first: a request that has waited `max_wait_seconds`,
+is larger than the smallest request waiting for its GPU type (so smaller ones can keep
+passing it) and whose owner holds fewer GPUs than it asks for; one per owner. Then by
+priority, highest first; within a priority, the fair order of order.py. Usage is charged at
+admission (GPUs x expected duration), so one decision that admits many requests is already
+fair among them.
 
 Admission walks that order: a request starts when GPUs of its type are free and no cap
 forbids it. With backfill a request that does not fit is passed over and smaller ones behind
@@ -54,22 +56,30 @@ class _Line:
 
     def __init__(self, lines: Callable[[], Iterable[Iterable[Request]]]) -> None:
         self._lines: Callable[[], Iterable[Iterable[Request]]] | None = lines
+        self._ordered: list[Iterable[Request]] = []
         self._positions: dict[str, int] = {}
         self._requests: dict[str, Request] = {}
 
-    def get(self) -> tuple[dict[str, int], dict[str, Request]]:
-        """1-based positions per type, and the waiting requests by id."""
+    def positions(self) -> dict[str, int]:
+        """1-based place of each waiting request in the line for its GPU type."""
         if self._lines is not None:
+            self._ordered = list(self._lines())
+            self._lines = None
             seen: dict[str, int] = {}
-            positions, requests = self._positions, self._requests
-            for line in self._lines():
+            positions = self._positions
+            for line in self._ordered:
                 for r in line:
                     kind = (r.gpu_type or CPU) if r.gpus else CPU
                     place = seen[kind] = seen.get(kind, 0) + 1
                     positions[r.id] = place
-                    requests[r.id] = r
-            self._lines = None
-        return self._positions, self._requests
+        return self._positions
+
+    def request(self, request_id: str) -> Request:
+        """A waiting request by id."""
+        if not self._requests:
+            self.positions()
+            self._requests = {r.id: r for line in self._ordered for r in line}
+        return self._requests[request_id]
 
 
 class _Positions(Mapping[str, int]):
@@ -79,16 +89,16 @@ class _Positions(Mapping[str, int]):
         self._line = line
 
     def __getitem__(self, key: str) -> int:
-        return self._line.get()[0][key]
+        return self._line.positions()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._line.get()[0])
+        return iter(self._line.positions())
 
     def __len__(self) -> int:
-        return len(self._line.get()[0])
+        return len(self._line.positions())
 
     def __repr__(self) -> str:
-        return repr(self._line.get()[0])
+        return repr(self._line.positions())
 
 
 class _Reasons(Mapping[str, str]):
@@ -99,14 +109,14 @@ class _Reasons(Mapping[str, str]):
         self._why = why
 
     def __getitem__(self, key: str) -> str:
-        positions, requests = self._line.get()
-        return describe_wait(requests[key], positions[key], self._why.get(key, ""))
+        position = self._line.positions()[key]
+        return describe_wait(self._line.request(key), position, self._why.get(key, ""))
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._line.get()[0])
+        return iter(self._line.positions())
 
     def __len__(self) -> int:
-        return len(self._line.get()[0])
+        return len(self._line.positions())
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
@@ -180,11 +190,13 @@ def decide(
         smallest[key] = min(smallest.get(key, gpus), gpus)
     one_priority = len(set(map(_PRIORITY, queue))) <= 1
 
-    # Starving: the oldest long-waiting request of each owner who holds no GPU at all.
+    # Starving: a request that waited max_wait, larger than the smallest waiting for its type
+    # (so smaller ones can pass it), whose owner holds fewer GPUs than it asks; one per owner.
     threshold = now - config.max_wait_seconds
     starving: dict[str, Request] = {}
     for r in sorted((r for r in queue if r.submitted_at <= threshold), key=_SUBMITTED):
-        if not held_user.get(r.user) and r.user not in starving:
+        kind = CPU if r.gpus == 0 else (r.gpu_type or CPU)
+        if r.gpus > smallest[kind] and held_user.get(r.user, 0) < r.gpus and r.user not in starving:
             starving[r.user] = r
     for r in starving.values():
         owners[(r.group, r.user)].remove(r)
@@ -283,6 +295,8 @@ def decide(
         usage_group,
         config.user_weights,
         config.group_weights,
+        now,
+        config.max_wait_seconds,
         one_priority=one_priority,
     )
     while order and more_can_start():
@@ -295,7 +309,7 @@ def decide(
         if n > 0 and kind not in needed and free.get(kind, 0) < smallest[kind]:
             needed[kind] = smallest[kind]
     cut_live = _cut_live_windows(needed, running, free, config, now)
-    line = _Line(lambda: [skipped_starving, order.line()])
+    line = _Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)])
     return Decision(
         tuple(r.id for r in started),
         tuple(cut_live),
