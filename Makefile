@@ -52,5 +52,9 @@ format: bootstrap-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# helm/batchhub/values.schema.json from the one schema (hub_config/values.schema.yaml)
+schema: bootstrap
+	$(BIN)/python -m hub_config.schema
+
 clean-state:
 	rm -rf $(STATE_DIR)

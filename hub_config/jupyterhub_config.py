@@ -159,8 +159,12 @@ c.JupyterHub.custom_scopes = {
     },
 }
 batch_admin_groups = list(get(values, "auth.oauth.batch_admin_groups", []) or [])
-for group in batch_admin_groups:
-    c.JupyterHub.load_groups.setdefault(group, {"users": []})
+if get(values, "auth.type") == "oauth":
+    # Groups and their members come from the provider at each login (manage_groups).
+    c.JupyterHub.load_groups = {}
+else:
+    for group in batch_admin_groups:
+        c.JupyterHub.load_groups.setdefault(group, {"users": []})
 c.JupyterHub.load_roles = [
     {
         "name": "user",

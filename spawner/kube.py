@@ -68,8 +68,10 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
             self.image = image
         if self.datasets_claim:
             volumes, mounts = user_volumes(self.user.name, self.datasets_claim)
-            self.volumes = [v for v in volumes if v["name"] == "datasets"]
-            self.volume_mounts = [m for m in mounts if m["name"] == "datasets"]
+            keep = [v for v in self.volumes if v.get("name") != "datasets"]
+            self.volumes = keep + [v for v in volumes if v["name"] == "datasets"]
+            keep_mounts = [m for m in self.volume_mounts if m.get("name") != "datasets"]
+            self.volume_mounts = keep_mounts + [m for m in mounts if m["name"] == "datasets"]
 
     async def load_user_options(self) -> None:
         """Profiles are batchhub's (applied when user_options were validated), not
@@ -86,7 +88,7 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
         pod = await super().get_pod_manifest()
         manifest = to_manifest(pod)
         try:
-            check_pod(manifest, self.namespace, self.user.name)
+            check_pod(manifest, self.namespace, self.user.name, frozenset({self.pvc_name}))
         except ProfileError as e:
             raise web.HTTPError(400, str(e)) from None
         return pod

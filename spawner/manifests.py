@@ -141,7 +141,9 @@ def user_volumes(user: str, datasets_claim: str | None) -> tuple[list[dict], lis
     return volumes, mounts
 
 
-def check_pod(pod: Mapping[str, Any], namespace: str, user: str) -> None:
+def check_pod(
+    pod: Mapping[str, Any], namespace: str, user: str, own_claims: frozenset[str] = frozenset()
+) -> None:
     """Last line of defence before the API: nothing privileged, no host access, own volumes."""
     metadata = pod.get("metadata") or {}
     if metadata.get("namespace") not in (None, namespace):
@@ -155,7 +157,7 @@ def check_pod(pod: Mapping[str, Any], namespace: str, user: str) -> None:
         if "hostPath" in volume:
             raise ProfileError("hostPath volumes are not allowed for a user's server")
         claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-        if claim and claim.startswith("workspace-") and claim != own_claim:
+        if claim and claim.startswith("workspace-") and claim not in {own_claim, *own_claims}:
             raise ProfileError("a server may only mount its own user's workspace")
     for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
         context = container.get("securityContext") or {}

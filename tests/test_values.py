@@ -80,3 +80,13 @@ def test_sizes_parse_to_bytes() -> None:
     assert parse_bytes("4G") == 4 * 1024**3
     assert parse_bytes("512Mi") == 512 * 1024**2
     assert parse_bytes(1000) == 1000
+
+
+def test_the_chart_ships_the_same_schema_the_hub_uses() -> None:
+    import json
+
+    from hub_config.schema import CHART_SCHEMA, SOURCE
+
+    shipped = json.loads(CHART_SCHEMA.read_text())
+    assert shipped == yaml.safe_load(SOURCE.read_text())
+    assert shipped["additionalProperties"] is False

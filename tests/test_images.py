@@ -1,0 +1,84 @@
+"""The images' Python side, without a container engine: each image's pinned requirements
+install into a fresh venv, the runner extension is enabled and importable there, and the
+Dockerfiles pass hadolint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "images"
+BIN = Path(sys.executable).parent
+
+
+def fresh_venv(folder: Path) -> Path:
+    """A new virtual environment from the interpreter running the tests."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(folder)], check=True)
+    return folder / "bin"
+
+
+@pytest.mark.parametrize("image", ["hub", "singleuser", "singleuser-gpu"])
+def test_dockerfile_passes_hadolint(image: str) -> None:
+    hadolint = shutil.which("hadolint") or str(BIN / "hadolint")
+    result = subprocess.run(
+        [hadolint, str(IMAGES / image / "Dockerfile")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("image", ["singleuser", "hub"])
+def test_requirements_install_and_the_runner_is_enabled(image: str, tmp_path: Path) -> None:
+    venv = fresh_venv(tmp_path / "venv")
+    pip = [str(venv / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(IMAGES / image / "requirements.txt")], check=True)
+    # The image installs batchhub itself on top, without dependencies (they are pinned above).
+    subprocess.run([*pip, "--no-deps", str(ROOT)], check=True, cwd=tmp_path)
+    imported = subprocess.run(
+        [str(venv / "python"), "-c", "import batch_service.runner, spawner.profiles; print('ok')"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert imported.stdout.strip() == "ok", imported.stderr
+    if image == "singleuser":
+        listed = subprocess.run(
+            [str(venv / "jupyter"), "server", "extension", "list"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        output = listed.stdout + listed.stderr
+        line = next(ln for ln in output.splitlines() if "batch_service.runner" in ln)
+        assert "enabled" in line and "OK" in output.split("batch_service.runner", 1)[1][:200]
+
+
+def test_the_gpu_image_requirements_resolve(tmp_path: Path) -> None:
+    venv = fresh_venv(tmp_path / "venv")
+    report = tmp_path / "report.json"
+    subprocess.run(
+        [
+            str(venv / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            "-r",
+            str(IMAGES / "singleuser-gpu" / "requirements.txt"),
+        ],
+        check=True,
+        cwd=IMAGES / "singleuser-gpu",
+    )
+    names = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+    assert {"torch", "jupyterlab", "papermill", "ipykernel"} <= names
