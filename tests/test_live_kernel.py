@@ -60,6 +60,12 @@ async def test_a_finished_run_leaves_its_kernel_live_with_every_variable(hub: Hu
     assert "injected-parameters" in output.text and "y is 42" in output.text
     html = batch.call("GET", f"jobs/{job['id']}/output.html")
     assert html.status_code == 200 and "y is 42" in html.text
+    # Nobody else can reach the live kernel, and the runner's endpoints answer only the service.
+    intruder = hub.ready_user("lk-mallory")
+    stolen = intruder.api("GET", server_url(hub, alice.name, job) + "api/sessions")
+    assert stolen.status_code in (403, 404), stolen.status_code
+    status = alice.api("GET", server_url(hub, alice.name, job) + "batchhub/runner/status")
+    assert status.status_code == 403
     # Release ends the kernel and the server.
     released = batch.call("POST", f"jobs/{job['id']}/release")
     assert released.status_code == 200 and released.json()["live"] is False
