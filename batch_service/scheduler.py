@@ -148,24 +148,20 @@ class Scheduler:
                     and job.started_at is not None
                     and t - job.started_at > self.start_timeout + self.overrun_grace
                 )
+                ended = None
                 if overrun:
-                    self.jobs.mark(
-                        job.id,
-                        [RUNNING],
-                        state=TIMED_OUT,
-                        finished_at=t,
-                        live=False,
-                        reason="the run went past its time limit and was stopped",
+                    ended = (RUNNING, TIMED_OUT, "the run went past its time limit and was stopped")
+                elif stuck:
+                    ended = (
+                        STARTING,
+                        FAILED,
+                        "the batch server started but its runner never reported",
                     )
-                    continue
-                if stuck:
+                if ended is not None:
+                    # Its server is not in `needed`, so the loop below stops it.
+                    was, state, reason = ended
                     self.jobs.mark(
-                        job.id,
-                        [STARTING],
-                        state=FAILED,
-                        finished_at=t,
-                        live=False,
-                        reason="the batch server started but its runner never reported",
+                        job.id, [was], state=state, finished_at=t, live=False, reason=reason
                     )
                     continue
                 needed.add((job.owner, name))

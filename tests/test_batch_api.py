@@ -216,56 +216,17 @@ def test_the_cli_submits_and_follows_a_job(hub: HubProcess, tmp_path: Path) -> N
     path = tmp_path / "nb.ipynb"
     path.write_bytes(notebook("print('lr is', lr)", parameters="lr = 0.1"))
     env = dict(os.environ, JUPYTERHUB_API_TOKEN=user.token or "")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "batch_service.cli",
-            "--url",
-            hub.url,
-            "submit",
-            str(path),
-            "-p",
-            "lr",
-            "0.01",
-            "--profile",
-            "cpu",
-            "--follow",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "batch_service.cli", "--url", hub.url, *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
+
+    result = cli("submit", str(path), "-p", "lr", "0.01", "--profile", "cpu", "--follow")
     assert result.returncode == 0, result.stderr
     assert "lr is 0.01" in result.stdout
     assert "succeeded" in result.stderr and "live kernel:" in result.stderr
     job_id = result.stdout.splitlines()[0]
-    shown = subprocess.run(
-        [sys.executable, "-m", "batch_service.cli", "--url", hub.url, "show", job_id],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-    assert json.loads(shown.stdout)["parameters"] == {"lr": 0.01}
+    assert json.loads(cli("show", job_id).stdout)["parameters"] == {"lr": 0.01}
     Batch(user).call("POST", f"jobs/{job_id}/release")
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "batch_service.cli",
-            "--url",
-            hub.url,
-            "submit",
-            str(path),
-            "-p",
-            "nope",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    bad = cli("submit", str(path), "-p", "nope", "1")
     assert bad.returncode == 1 and "unknown parameter 'nope'" in bad.stderr
