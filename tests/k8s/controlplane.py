@@ -5,6 +5,10 @@ kube-controller-manager (Job, ServiceAccount and token controllers), kube-schedu
 managing fake nodes (FAKE_NODES), some with nvidia.com/gpu capacity of two GPU types. Pods
 become Running when scheduled; a pod annotated `batchhub.test/complete: succeeded|failed` ends
 with exit status 0|1 (k8s-testenv/kwok-stages.yaml). Everything listens on 127.0.0.1.
+
+ControlPlane gives the admin kubeconfig (system:masters client certificate), admin GET/POST/PATCH,
+and identities for tests: namespaces, ServiceAccounts, Roles bound to them, tokens minted with the
+TokenRequest API and kubeconfig files presenting them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from tests.k8s.pki import Pki
 ROOT = Path(__file__).resolve().parent.parent.parent
 BUILD = ROOT / "k8s-testenv" / "build.sh"
 STAGES = ROOT / "k8s-testenv" / "kwok-stages.yaml"
+KUBE_MODULE = ROOT / "k8s-testenv" / "modules" / "kube" / "go.mod"
 COMPLETE_ANNOTATION = "batchhub.test/complete"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_PRODUCTS = {"a100": "NVIDIA-A100-SXM4-80GB", "h100": "NVIDIA-H100-80GB-HBM3"}
@@ -40,6 +45,14 @@ FAKE_NODES = [
     {"name": "a100-1", "gpus": 2, "gpu_type": "a100"},
     {"name": "h100-0", "gpus": 4, "gpu_type": "h100"},
 ]
+
+
+def pinned_kubernetes_version() -> str:
+    """The Kubernetes release the build pins, e.g. "v1.35.4" (from the wrapper go.mod)."""
+    for line in KUBE_MODULE.read_text().splitlines():
+        if line.startswith("require k8s.io/kubernetes "):
+            return line.split()[-1]
+    raise ValueError(f"{KUBE_MODULE} does not require k8s.io/kubernetes")
 
 
 def build_binaries() -> Path:
@@ -309,25 +322,35 @@ class ControlPlane:
         return r.json()
 
     # --- identities for tests --------------------------------------------------------
-    def service_account(self, namespace: str, name: str, rules: list[dict[str, Any]]) -> Path:
-        """A namespace, a ServiceAccount bound to a Role of these rules, and its kubeconfig."""
+    @property
+    def ca(self) -> Path:
+        """The CA certificate that signed the apiserver's serving certificate."""
         assert self.pki is not None
+        return self.pki.ca_path
+
+    def create_namespace(self, name: str) -> None:
+        """A namespace (an existing one is fine)."""
         self.post(
             "/api/v1/namespaces",
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
         )
-        base = f"/api/v1/namespaces/{namespace}"
+
+    def create_service_account(self, namespace: str, name: str) -> None:
+        """A ServiceAccount in an existing namespace."""
         self.post(
-            f"{base}/serviceaccounts",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts",
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
         )
+
+    def grant(self, namespace: str, account: str, role: str, rules: list[dict[str, Any]]) -> None:
+        """A Role of these rules in the namespace, bound to the ServiceAccount."""
         rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
         self.post(
             f"{rbac}/roles",
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "Role",
-                "metadata": {"name": name},
+                "metadata": {"name": role},
                 "rules": rules,
             },
         )
@@ -336,22 +359,33 @@ class ControlPlane:
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "RoleBinding",
-                "metadata": {"name": name},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+                "metadata": {"name": role},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
             },
         )
-        token = self.post(
-            f"{base}/serviceaccounts/{name}/token",
+
+    def mint_token(self, namespace: str, account: str, seconds: int = 7200) -> str:
+        """A bearer token for the ServiceAccount (TokenRequest API)."""
+        return self.post(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
             {
                 "apiVersion": "authentication.k8s.io/v1",
                 "kind": "TokenRequest",
-                "spec": {"expirationSeconds": 7200},
+                "spec": {"expirationSeconds": seconds},
             },
         )["status"]["token"]
-        return self._write_kubeconfig(
-            f"{namespace}-{name}", kubeconfig(self.server, self.pki.ca_path, token=token)
-        )
+
+    def token_kubeconfig(self, name: str, token: str) -> Path:
+        """A kubeconfig file that presents this bearer token."""
+        return self._write_kubeconfig(name, kubeconfig(self.server, self.ca, token=token))
+
+    def service_account(self, namespace: str, name: str, rules: list[dict[str, Any]]) -> Path:
+        """A namespace, a ServiceAccount bound to a Role of these rules, and its kubeconfig."""
+        self.create_namespace(namespace)
+        self.create_service_account(namespace, name)
+        self.grant(namespace, name, name, rules)
+        return self.token_kubeconfig(f"{namespace}-{name}", self.mint_token(namespace, name))
 
     # --- stopping ----------------------------------------------------------------------
     def stop(self) -> None:
