@@ -103,9 +103,22 @@ class BatchRun:
             await result
 
     # --- the run ----------------------------------------------------------------------
+    async def _keep_active(self, interval: float = 60.0) -> None:
+        """Report activity while cells run, even silent ones, so idle culling leaves the run be.
+
+        The hub-side idle culler reads the server's last activity, which jupyter_server takes
+        from settings keys ending in `_last_activity`.
+        """
+        from datetime import UTC, datetime
+
+        while True:
+            self.serverapp.web_app.settings["batchhub_last_activity"] = datetime.now(UTC)
+            await asyncio.sleep(interval)
+
     async def run(self) -> None:
         """Fetch, execute, report; the kernel is never shut down here."""
         self.events.start()
+        heartbeat = asyncio.ensure_future(self._keep_active())
         try:
             await self._run()
         except Exception as e:  # the run must always end with a 'finished' event
@@ -119,6 +132,8 @@ class BatchRun:
                 failed_cell=None,
                 kernel_alive=await self._kernel_alive(),
             )
+        finally:
+            heartbeat.cancel()
         await self.events.close()
 
     async def _kernel_alive(self) -> bool:
