@@ -12,11 +12,22 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from batch_service.jobs import ACTIVE_STATES, QUEUED
-from batch_service.policy import Allocation, Decision, PolicyConfig, Request, Usage, decide
-from batch_service.store import Job, Store, Weight
+from batch_service.policy import (
+    Allocation,
+    Decision,
+    PolicyConfig,
+    Request,
+    Usage,
+    decide,
+    settle,
+)
+from batch_service.store import Job, Setting, Store, Weight
 from batch_service.store import Usage as UsageRow
 from batch_service.turns import ADMITTED, WAITING, TurnService
 from spawner.profiles import Profile
+
+# Runs that ended up to this time have had their admission charge corrected.
+SETTLED_KEY = "usage_settled_until"
 
 
 class Admission:
@@ -147,20 +158,48 @@ class Admission:
                         UsageRow(kind=kind, name=name, gpu_seconds=value, updated_at=usage.as_of)
                     )
 
+    def settle_finished(self, usage: Usage) -> tuple[Usage, float | None]:
+        """Refund runs that ended before their time limit (they were charged the whole limit).
+
+        Returns the corrected usage and the new watermark (None when nothing ended since).
+        """
+        with self.store.session() as session:
+            mark = session.get(Setting, SETTLED_KEY)
+            since = float(mark.value) if mark is not None else 0.0
+            ended = session.execute(
+                select(
+                    Job.owner, Job.profile, Job.time_limit, Job.started_at, Job.finished_at
+                ).where(Job.finished_at > since, Job.started_at.is_not(None))
+            ).all()
+        if not ended:
+            return usage, None
+        for row in ended:
+            gpus, _ = self._gpus(row.profile)
+            if gpus:
+                used = max(0.0, row.finished_at - row.started_at)
+                usage = settle(
+                    usage, row.owner, None, row.time_limit, min(used, row.time_limit), gpus
+                )
+        return usage, max(row.finished_at for row in ended)
+
     def decide(self, max_servers: int, now: float) -> tuple[Decision, dict[str, str]]:
         """One decision; returns it with each request's kind."""
         requests, allocations, servers = self.snapshot()
+        usage, settled_until = self.settle_finished(self.load_usage())
         decision = decide(
             requests,
             allocations,
             self.capacity,
-            self.load_usage(),
+            usage,
             self.config(),
             now,
             batch_slots=max(0, max_servers - servers),
         )
-        if decision.start:
+        if decision.start or settled_until is not None:
             self.save_usage(decision.usage)
+        if settled_until is not None:
+            with self.store.session() as session:
+                session.merge(Setting(key=SETTLED_KEY, value=settled_until))
         return decision, {r.id: r.kind for r in requests}
 
     def set_weight(self, kind: str, name: str, weight: float) -> None:
