@@ -17,11 +17,9 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jupyterhub.objects import Hub  # noqa: E402
 from kubernetes_asyncio.client import rest  # noqa: E402
 from kubernetes_asyncio.config import kube_config  # noqa: E402
 from kubespawner import KubeSpawner  # noqa: E402
@@ -29,6 +27,7 @@ from kubespawner import KubeSpawner  # noqa: E402
 from spawner.kube import BatchKubeSpawner  # noqa: E402
 from spawner.rbac import HUB_ROLE_RULES  # noqa: E402
 from tests.k8s.controlplane import start_control_plane  # noqa: E402
+from tests.k8s.stand_ins import hub_side  # noqa: E402
 
 NAMESPACE = "bench"
 CALLS: Counter[str] = Counter()
@@ -49,33 +48,14 @@ def count_requests() -> None:
     globals()["CURRENT"] = current
 
 
-class User:
-    """What a spawner reads of the hub's user."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.id, self.url = name, abs(hash(name)) % 10_000, f"/user/{name}/"
-        self.escaped_name, self.groups, self.spawners, self.settings = name, [], {}, {}
-
-
 def make(kind: str, n: int):  # type: ignore[no-untyped-def]
     user = f"{kind}{n:02d}"
     server = f"batch-b{n:09d}" if kind == "batch" else "s"
     common = dict(
-        user=User(user),
-        hub=Hub(),
-        api_token="t",
-        oauth_client_id=f"jupyterhub-user-{user}",
+        **hub_side(user, server),
         namespace=NAMESPACE,
         image="quay.io/jupyter/base-notebook:latest",
         start_timeout=120,
-        orm_spawner=SimpleNamespace(
-            name=server,
-            display_name=server,
-            server=None,
-            last_activity=None,
-            user_options=None,
-            state=None,
-        ),
     )
     if kind == "kubespawner":
         return KubeSpawner(cpu_limit=1, mem_limit="1G", **common)

@@ -19,18 +19,11 @@ from bench._hub import bench_hub
 from tests.batch import notebook
 
 
-def rss_of_service(state: Path) -> float:
-    """Resident memory (MiB) of the batch service process of this hub."""
-    marker = str(state / "batch" / "service_config.json").encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "cmdline").read_bytes():
-                    for line in (entry / "status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            return int(line.split()[1]) / 1024
-            except OSError:
-                continue
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
     return float("nan")
 
 
@@ -66,7 +59,7 @@ def main() -> None:
                 r = session.get(api + query, headers=headers, timeout=60)
                 samples[name].append(time.perf_counter() - t)
                 assert r.status_code == 200 and len(r.json()["jobs"]) == 50
-        rss = rss_of_service(hub.state_dir / "state")
+        rss = rss_mib(hub.service_pid())
     print(f"loaded {args.jobs} jobs through the API in {load:.1f} s")
     for name, values in samples.items():
         q = statistics.quantiles(values, n=100)

@@ -139,6 +139,18 @@ class HubProcess:
             raise RuntimeError(f"hub did not start; log:\n{self.log_tail()}") from None
         return self
 
+    def service_pid(self) -> int:
+        """The PID of this hub's batch service (found by its config path on the command line)."""
+        config = str(self.state_dir / "state" / "batch" / "service_config.json").encode()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if config in (entry / "cmdline").read_bytes():
+                        return int(entry.name)
+                except OSError:
+                    continue
+        raise AssertionError("batch service process not found")
+
     def log_tail(self, lines: int = 80) -> str:
         """The last lines of the hub's log (hub, proxy, service)."""
         if not self.log_path or not self.log_path.exists():

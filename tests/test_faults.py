@@ -26,19 +26,6 @@ def pids_with_env(variable: str, value: str) -> list[int]:
     return found
 
 
-def service_pid(hub: HubProcess) -> int:
-    """The batch service process of this hub."""
-    config = str(hub.state_dir / "state" / "batch" / "service_config.json")
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if config.encode() in (entry / "cmdline").read_bytes():
-                    return int(entry.name)
-            except OSError:
-                continue
-    raise AssertionError("batch service process not found")
-
-
 def test_a_kernel_that_dies_fails_the_job_and_keeps_the_partial_notebook(hub: HubProcess) -> None:
     batch = Batch(hub.ready_user("fault-kd"))
     nb = notebook("print('first cell ran')", "import os\nos._exit(1)", "never = 1")
@@ -75,7 +62,7 @@ def test_the_run_is_recorded_when_the_service_restarts_during_it(hub: HubProcess
     batch = Batch(hub.ready_user("fault-svc"))
     nb = notebook("print('before')", "import time\ntime.sleep(4)\nprint('after')", "done = True")
     job = batch.wait(batch.submit("restart.ipynb", nb).json()["id"], states=("running",))
-    os.kill(service_pid(hub), signal.SIGKILL)
+    os.kill(hub.service_pid(), signal.SIGKILL)
     # The hub restarts its managed service; the runner retried meanwhile and loses nothing.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from types import SimpleNamespace
 
 import pytest
-from jupyterhub.objects import Hub
 from kubernetes_asyncio.config import kube_config
 
 from spawner.kube import BatchKubeSpawner
 from spawner.rbac import HUB_ROLE_RULES
 from tests.k8s.controlplane import COMPLETE_ANNOTATION, GPU_PRODUCTS, ControlPlane
+from tests.k8s.stand_ins import hub_side
 
 pytestmark = pytest.mark.k8s
 NAMESPACE = "hub"
@@ -21,19 +20,6 @@ PROFILES = [
     {"name": "a100-1", "gpus": 1, "gpu_type": "a100", "mem_limit": "4G"},
     {"name": "h100-4", "gpus": 4, "gpu_type": "h100"},
 ]
-
-
-class HubUser:
-    """What a spawner reads of the hub's user."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.id = abs(hash(name)) % 10_000
-        self.url = f"/user/{name}/"
-        self.escaped_name = name
-        self.groups: list = []
-        self.spawners: dict = {}
-        self.settings: dict = {}
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +34,7 @@ def hub_account(k8s_cluster: ControlPlane) -> Iterator[None]:
 
 def make_spawner(user: str, server: str, options: dict, **traits) -> BatchKubeSpawner:  # type: ignore[no-untyped-def]
     spawner = BatchKubeSpawner(
-        user=HubUser(user),
-        hub=Hub(),
-        orm_spawner=SimpleNamespace(
-            name=server,
-            display_name=server,
-            server=None,
-            last_activity=None,
-            user_options=None,
-            state=None,
-        ),
-        api_token="test-token",
-        oauth_client_id=f"jupyterhub-user-{user}",
+        **hub_side(user, server),
         namespace=NAMESPACE,
         profiles=PROFILES,
         gpu_products=GPU_PRODUCTS,
