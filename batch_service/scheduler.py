@@ -215,6 +215,11 @@ class Scheduler:
             else:
                 await self.start(request_id, report)
 
+    def _fail_start(self, job_id: str, reason: str, report: PassReport) -> None:
+        """A job whose server cannot start ends as failed, with the reason shown to its owner."""
+        if self.jobs.mark(job_id, [STARTING], state=FAILED, finished_at=now(), reason=reason):
+            report.failed.append(job_id)
+
     async def start(self, job_id: str, report: PassReport) -> None:
         """Ask the hub for the job's server; a refusal fails the job with the hub's message."""
         with self.jobs.store.session() as session:
@@ -225,14 +230,7 @@ class Scheduler:
             return
         profile = self.jobs.profiles.get(job.profile)
         if profile is None:
-            self.jobs.mark(
-                job_id,
-                [STARTING],
-                state=FAILED,
-                finished_at=now(),
-                reason=f"profile {job.profile!r} no longer exists",
-            )
-            report.failed.append(job_id)
+            self._fail_start(job_id, f"profile {job.profile!r} no longer exists", report)
             return
         try:
             await self.hub.start_server(
@@ -244,14 +242,7 @@ class Scheduler:
                 # The GPUs are held outside the queue (an interactive server): try again later.
                 self.jobs.mark(job_id, [STARTING], state=QUEUED, started_at=None, reason=e.message)
                 return
-            self.jobs.mark(
-                job_id,
-                [STARTING],
-                state=FAILED,
-                finished_at=now(),
-                reason=f"the hub refused to start the server: {e.message}",
-            )
-            report.failed.append(job_id)
+            self._fail_start(job_id, f"the hub refused to start the server: {e.message}", report)
         except HubUnreachable as e:
             log.warning("hub unreachable starting %s: %s", job_id, e)
             self.jobs.mark(
