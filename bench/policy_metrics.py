@@ -1,13 +1,26 @@
 """Figures of one replay: fairness, waits by job size, utilisation, makespan, finish-time fairness.
 
-Fairness (Jain's index among backlogged users), per hour: the users who had a job waiting for
-at least 90% of the hour are backlogged. Their fair share of the hour is the max-min level L:
+Fairness (Jain's index of GPU share among backlogged users, against a fluid fair share): the
+reference is ideal fair sharing of the same workload, as in fair queueing (GPS) and Sabin
+and Sadayappan's "resource equality" for parallel job schedulers (JSSPP 2005). At every
+instant each user with unfinished work (queued or running) deserves the max-min share of the
+GPUs capped by what that work asks for: min(demand, level), the level filling the cluster.
+Over a user's whole time in the system, what they deserved is that integral and what they got
+is the GPU-time their jobs held. Each user who was backlogged (some job of theirs waited)
+scores min(1, got / deserved) and the index is Jain's over those scores (Jain, Chiu and Hawe
+normalise by the fair allocation this way). A user who waits long for little work scores
+low; a run cannot be split, so a wide job that runs scores 1, and the time it kept others
+waiting shows in their scores. Runs are never preempted, so the measure spans each user's
+time in the system rather than fixed windows.
+
+The same index per clock hour (printed beside it): the users who had a job waiting for at
+least 90% of the hour are backlogged. Their fair share of the hour is the max-min level L:
 the GPU-hours left by users who were not backlogged (who got what they asked for), split
 equally. Each backlogged user scores min(1, GPU-hours received / L) and the hour's index is
-Jain's over those scores (Jain, Chiu and Hawe normalise by the fair allocation this way). A
-run cannot be split, so a user holding more than L (a 4-GPU job) scores 1, not more: the
-cost of that shows in the scores of those it kept waiting. Hours are weighted by how many
-users were backlogged.
+Jain's over those scores; a user holding more than L scores 1, not more. Hours are weighted
+by how many users were backlogged. Without preemption this hourly form stays well below 1
+whenever runs are longer than an hour: a user whose only job waits through an hour gets
+nothing in it, while whoever holds the GPUs keeps them for hours.
 
 Utilisation: GPU-time in use over the makespan, and over the time some job waited (what a
 work-conserving scheduler keeps at its best; only jobs too wide for the free GPUs, or GPUs
@@ -43,6 +56,52 @@ def jain(values: list[float]) -> float:
     """Jain's fairness index: 1 when all are equal, 1/n when one gets everything."""
     squares = sum(v * v for v in values)
     return sum(values) ** 2 / (len(values) * squares) if squares else float("nan")
+
+
+def fluid_level(demands: list[float], supply: float) -> float:
+    """The max-min level: users asking less than it get what they ask, the rest get it."""
+    left, n = supply, len(demands)
+    for i, demand in enumerate(sorted(demands)):
+        share = left / (n - i)
+        if demand >= share:
+            return share
+        left -= demand
+    return math.inf  # everyone gets all they ask
+
+
+def fluid_fairness(jobs: list[Job], capacity: int) -> float:
+    """Jain's index among backlogged users of GPU-time got over a fluid fair share deserved."""
+    # (time, user, change in demand, change in GPUs held), swept in time order.
+    changes: list[tuple[float, str, int, int]] = []
+    for j in jobs:
+        start, end = j.start or j.arrival, j.end or j.arrival
+        changes += [(j.arrival, j.user, j.gpus, 0), (start, j.user, 0, j.gpus)]
+        changes.append((end, j.user, -j.gpus, -j.gpus))
+    changes.sort(key=lambda c: c[0])
+    demand: dict[str, int] = defaultdict(int)
+    held: dict[str, int] = defaultdict(int)
+    deserved: dict[str, float] = defaultdict(float)
+    got: dict[str, float] = defaultdict(float)
+    i = 0
+    while i < len(changes):
+        now = changes[i][0]
+        while i < len(changes) and changes[i][0] == now:
+            _, user, more, holds = changes[i]
+            demand[user] += more
+            held[user] += holds
+            if not demand[user]:
+                del demand[user]
+            i += 1
+        if i == len(changes) or not demand:
+            continue
+        span = changes[i][0] - now
+        level = fluid_level(list(demand.values()), capacity)
+        for user, asked in demand.items():
+            deserved[user] += min(asked, level) * span
+            got[user] += held[user] * span
+    backlogged = {j.user for j in jobs if (j.start or j.arrival) > j.arrival}
+    scores = [min(1.0, got[u] / deserved[u]) for u in backlogged if deserved[u] > 0]
+    return jain(scores) if scores else float("nan")
 
 
 def _spread(start: float, end: float, weight: float, into: dict[int, float]) -> None:
@@ -129,6 +188,7 @@ def figures(jobs: list[Job], capacity: int, busy: Busy) -> dict[str, float]:
         alone = max(sum(j.gpus * j.duration for j in own) / share, max(j.duration for j in own))
         rhos.append(shared / alone)
     out = {
+        "Jain (backlogged, fluid share)": fluid_fairness(jobs, capacity),
         "Jain (backlogged, hourly)": hourly_fairness(jobs, capacity),
         "utilisation": busy.total / (capacity * makespan),
         "utilisation while jobs wait": busy.while_waiting / (capacity * busy.waiting_time),

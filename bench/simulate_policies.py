@@ -9,7 +9,8 @@ heavy user against 60 light ones, and the Gavel MSR traces (Stanford Future Data
 license, derived from Microsoft's Philly trace; github.com/stanford-futuredata/gavel,
 scheduler/traces/msr/seed=0) read from ../shared/traces/gavel-msr-seed0 or --trace-dir.
 
-Per workload and policy: Jain's index of GPU share among backlogged users (per hour), p50 and
+Per workload and policy: Jain's index of GPU share among backlogged users (against a fluid
+fair share over each user's time in the system, and per clock hour), p50 and
 p95 wait by job size, utilisation, makespan, idle GPU-hours while a queued job would have fit,
 and Themis finish-time fairness (max rho); definitions in policy_metrics.py. Then the goals
 on the deadline rush, and decide()'s time on 10,000 requests from 500 users on 64 GPUs of 3
@@ -189,12 +190,16 @@ def main() -> int:
     timing = decision_time(30 if args.quick else 100)
     ratio = ours[short] / fifo[short] if fifo[short] else math.nan
     busy_ratio = ours["utilisation while jobs wait"] / greedy["utilisation while jobs wait"]
-    jain_key = "Jain (backlogged, hourly)"
+    jain_key, hourly_key = "Jain (backlogged, fluid share)", "Jain (backlogged, hourly)"
+    slurm = rush_rows["Slurm multifactor"]
     goals = [
         (
             "Jain's index among backlogged users >= 0.95",
             ours[jain_key] >= 0.95,
-            f"{ours[jain_key]:.3f} (FIFO {fifo[jain_key]:.3f}, greedy {greedy[jain_key]:.3f})",
+            f"{ours[jain_key]:.3f} (FIFO {fifo[jain_key]:.3f}, Slurm {slurm[jain_key]:.3f}, "
+            f"greedy {greedy[jain_key]:.3f}); per clock hour {ours[hourly_key]:.3f} "
+            f"(FIFO {fifo[hourly_key]:.3f}, Slurm {slurm[hourly_key]:.3f}, "
+            f"greedy {greedy[hourly_key]:.3f})",
         ),
         (
             "p95 wait of short 1-GPU jobs <= 1/5 of FIFO's",
