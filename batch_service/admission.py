@@ -6,10 +6,11 @@ and starting/running jobs, live kernels and admitted turns as allocations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from batch_service.jobs import ACTIVE_STATES, QUEUED
 from batch_service.policy import (
@@ -26,8 +27,24 @@ from batch_service.store import Usage as UsageRow
 from batch_service.turns import ADMITTED, WAITING, TurnService
 from spawner.profiles import Profile
 
-# Runs that ended up to this time have had their admission charge corrected.
+# Runs that ended, and live kernels let go, up to this time have been settled.
 SETTLED_KEY = "usage_settled_until"
+# An interactive server has no time limit: it is charged this much at admission, and what it
+# really held once it stops.
+INTERACTIVE_CHARGE_SECONDS = 3600.0
+
+
+def fair_group(chosen: str | None, owner_groups: Iterable[str], config: PolicyConfig) -> str | None:
+    """The group a request counts in: the owner's choice, else the first (by name) of their
+    groups that the policy names in a weight or a cap; None makes the user a group alone.
+
+    Only named groups count, so a group that exists for other reasons (who may use a profile,
+    who administers the queue) does not silently merge its members' turns.
+    """
+    if chosen:
+        return chosen
+    named = config.group_weights.keys() | config.group_gpu_caps.keys()
+    return next((g for g in sorted(owner_groups or ()) if g in named), None)
 
 
 class Admission:
@@ -67,12 +84,19 @@ class Admission:
         profile = self.profiles.get(profile_name)
         return (profile.gpus, profile.gpu_type) if profile else (0, None)
 
-    def snapshot(self) -> tuple[list[Request], list[Allocation], int]:
+    def snapshot(self, config: PolicyConfig) -> tuple[list[Request], list[Allocation], int]:
         """The line, what holds GPUs, and how many batch servers exist."""
         with self.store.session() as session:
             queued = session.execute(
                 select(
-                    Job.id, Job.owner, Job.profile, Job.priority, Job.submitted_at, Job.time_limit
+                    Job.id,
+                    Job.owner,
+                    Job.profile,
+                    Job.priority,
+                    Job.submitted_at,
+                    Job.time_limit,
+                    Job.group_name,
+                    Job.owner_groups,
                 ).where(Job.state == QUEUED)
             ).all()
             holding = session.execute(
@@ -80,6 +104,8 @@ class Admission:
                     Job.id,
                     Job.owner,
                     Job.profile,
+                    Job.group_name,
+                    Job.owner_groups,
                     Job.state,
                     Job.started_at,
                     Job.time_limit,
@@ -96,6 +122,7 @@ class Admission:
                     row.owner,
                     gpus,
                     gpu_type,
+                    group=fair_group(row.group_name, row.owner_groups, config),
                     kind="batch",
                     priority=row.priority,
                     submitted_at=row.submitted_at,
@@ -113,6 +140,7 @@ class Admission:
                     row.owner,
                     gpus,
                     gpu_type,
+                    group=fair_group(row.group_name, row.owner_groups, config),
                     started_at=started,
                     expected_end=started + row.time_limit,
                     live=live,
@@ -121,6 +149,7 @@ class Admission:
             )
         for turn in self.turns.all():
             gpus, gpu_type = self._gpus(turn.profile)
+            group = fair_group(None, turn.owner_groups, config)
             if turn.state == WAITING:
                 requests.append(
                     Request(
@@ -128,14 +157,21 @@ class Admission:
                         turn.owner,
                         gpus,
                         gpu_type,
+                        group=group,
                         kind="interactive",
                         submitted_at=turn.submitted_at,
+                        expected_duration=INTERACTIVE_CHARGE_SECONDS,
                     )
                 )
             elif turn.state == ADMITTED:
                 allocations.append(
                     Allocation(
-                        turn.id, turn.owner, gpus, gpu_type, started_at=turn.admitted_at or 0.0
+                        turn.id,
+                        turn.owner,
+                        gpus,
+                        gpu_type,
+                        group=group,
+                        started_at=turn.admitted_at or 0.0,
                     )
                 )
         return requests, allocations, len(holding)
@@ -149,57 +185,83 @@ class Admission:
         as_of = max((r.updated_at for r in rows), default=0.0)
         return Usage(by_user, by_group, as_of)
 
-    def save_usage(self, usage: Usage) -> None:
+    def save_usage(self, usage: Usage, session: Session) -> None:
         """Keep usage (charged at admission) for the next pass and restarts."""
-        with self.store.session() as session:
-            for kind, values in (("user", usage.by_user), ("group", usage.by_group)):
-                for name, value in values.items():
-                    session.merge(
-                        UsageRow(kind=kind, name=name, gpu_seconds=value, updated_at=usage.as_of)
-                    )
+        for kind, values in (("user", usage.by_user), ("group", usage.by_group)):
+            for name, value in values.items():
+                session.merge(
+                    UsageRow(kind=kind, name=name, gpu_seconds=value, updated_at=usage.as_of)
+                )
 
-    def settle_finished(self, usage: Usage) -> tuple[Usage, float | None]:
-        """Refund runs that ended before their time limit (they were charged the whole limit).
+    def settle_finished(
+        self, usage: Usage, config: PolicyConfig
+    ) -> tuple[Usage, float | None, list[str]]:
+        """Correct admission charges by what was really held once it is let go.
 
-        Returns the corrected usage and the new watermark (None when nothing ended since).
+        A run was charged its whole time limit: what it did not use comes back. A live kernel
+        after the run and an interactive server's time beyond its admission charge are added.
+        Returns the corrected usage, the new watermark of settled job events (None when no
+        job event happened since) and the ended turns settled (to drop with the usage saved).
         """
         with self.store.session() as session:
             mark = session.get(Setting, SETTLED_KEY)
             since = float(mark.value) if mark is not None else 0.0
             ended = session.execute(
                 select(
-                    Job.owner, Job.profile, Job.time_limit, Job.started_at, Job.finished_at
-                ).where(Job.finished_at > since, Job.started_at.is_not(None))
+                    Job.owner,
+                    Job.profile,
+                    Job.group_name,
+                    Job.owner_groups,
+                    Job.time_limit,
+                    Job.started_at,
+                    Job.finished_at,
+                    Job.live_ended_at,
+                ).where(
+                    Job.started_at.is_not(None),
+                    or_(Job.finished_at > since, Job.live_ended_at > since),
+                )
             ).all()
-        if not ended:
-            return usage, None
+        watermark = None
         for row in ended:
             gpus, _ = self._gpus(row.profile)
-            if gpus:
-                used = max(0.0, row.finished_at - row.started_at)
-                usage = settle(
-                    usage, row.owner, None, row.time_limit, min(used, row.time_limit), gpus
-                )
-        return usage, max(row.finished_at for row in ended)
+            group = fair_group(row.group_name, row.owner_groups, config)
+            if row.finished_at is not None and row.finished_at > since:
+                watermark = max(watermark or since, row.finished_at)
+                used = min(max(0.0, row.finished_at - row.started_at), row.time_limit)
+                usage = settle(usage, row.owner, group, row.time_limit, used, gpus)
+            if row.live_ended_at is not None and row.live_ended_at > since:
+                watermark = max(watermark or since, row.live_ended_at)
+                held = max(0.0, row.live_ended_at - (row.finished_at or row.live_ended_at))
+                usage = settle(usage, row.owner, group, 0.0, held, gpus)
+        turns = self.turns.ended()
+        for turn in turns:
+            gpus, _ = self._gpus(turn.profile)
+            held = max(0.0, (turn.ended_at or 0.0) - (turn.admitted_at or 0.0))
+            group = fair_group(None, turn.owner_groups, config)
+            usage = settle(usage, turn.owner, group, INTERACTIVE_CHARGE_SECONDS, held, gpus)
+        return usage, watermark, [t.id for t in turns]
 
     def decide(self, max_servers: int, now: float) -> tuple[Decision, dict[str, str]]:
         """One decision; returns it with each request's kind."""
-        requests, allocations, servers = self.snapshot()
-        usage, settled_until = self.settle_finished(self.load_usage())
+        config = self.config()
+        requests, allocations, servers = self.snapshot(config)
+        usage, settled_until, settled_turns = self.settle_finished(self.load_usage(), config)
         decision = decide(
             requests,
             allocations,
             self.capacity,
             usage,
-            self.config(),
+            config,
             now,
             batch_slots=max(0, max_servers - servers),
         )
-        if decision.start or settled_until is not None:
-            self.save_usage(decision.usage)
-        if settled_until is not None:
+        if decision.start or settled_until is not None or settled_turns:
+            # Usage and what it settled are saved together: nothing is charged twice or lost.
             with self.store.session() as session:
-                session.merge(Setting(key=SETTLED_KEY, value=settled_until))
+                self.save_usage(decision.usage, session)
+                if settled_until is not None:
+                    session.merge(Setting(key=SETTLED_KEY, value=settled_until))
+                self.turns.drop(settled_turns, session)
         return decision, {r.id: r.kind for r in requests}
 
     def set_weight(self, kind: str, name: str, weight: float) -> None:

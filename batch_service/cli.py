@@ -147,6 +147,8 @@ def submit(api: Api, args: argparse.Namespace) -> int:
         fields["time_limit"] = str(args.time_limit)
     if args.entry_point:
         fields["entry_point"] = args.entry_point
+    if args.group:
+        fields["group"] = args.group
     body, content_type = multipart(fields, path.name, path.read_bytes())
     _, raw = api.call("POST", "jobs", body, content_type)
     job = json.loads(raw)
@@ -179,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="")
     p.add_argument("--time-limit", type=int, help="seconds")
     p.add_argument("--entry-point", help="for a .zip: path.py or package.module to run")
+    p.add_argument("--group", help="one of your groups to count this job's GPU time in")
     p.add_argument("--follow", action="store_true", help="print progress and output to the end")
     p = commands.add_parser("list", help="your jobs, newest first")
     p.add_argument("--state")

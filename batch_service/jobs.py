@@ -64,6 +64,7 @@ class Submission:
     time_limit: int | None
     parameters: Any
     priority: int = 0
+    group: Any = None
 
 
 @dataclass
@@ -96,6 +97,7 @@ def job_view(job: Job, position: int | None = None, hub_base_url: str = "/") -> 
         "time_limit": job.time_limit,
         "live_window": job.live_window,
         "priority": job.priority,
+        "group": job.group_name,
         "position": position,
         "submitted_at": job.submitted_at,
         "started_at": job.started_at,
@@ -169,6 +171,12 @@ class JobService:
             raise BatchError("priority must be a whole number")
         if priority and not identity.is_admin:
             raise BatchError("only batch admins may set a priority", status=403)
+        group = submission.group or None
+        if group is not None and (not isinstance(group, str) or group not in identity.groups):
+            mine = ", ".join(sorted(identity.groups)) or "none"
+            raise BatchError(
+                f"you are not a member of group {str(group)[:255]!r}; your groups: {mine}"
+            )
         upload = submission.input
         declared = notebook_parameters(upload.notebook) if upload.notebook is not None else None
         parameters = validate_parameters(submission.parameters, declared, upload.kind)
@@ -184,6 +192,8 @@ class JobService:
             time_limit=time_limit,
             live_window=profile.live_window,
             priority=priority,
+            group_name=group,
+            owner_groups=sorted(identity.groups),
             submitted_at=now(),
             live=False,
             progress_index=0,
@@ -344,7 +354,7 @@ class JobService:
             if not job.live:
                 raise Conflict(f"job {job_id} has no live kernel")
             job.live = False
-            job.live_until = now()
+            job.live_until = job.live_ended_at = now()
             return self.view(job, session), StopRequest(job.owner, job.id)
 
     def delete(self, identity: Identity, job_id: str) -> StopRequest | None:

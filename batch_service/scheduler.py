@@ -167,7 +167,7 @@ class Scheduler:
                 needed.add((job.owner, name))
             elif job.live:
                 if server is None or (job.live_until is not None and job.live_until <= t):
-                    self.jobs.mark(job.id, [job.state], live=False)
+                    self.jobs.mark(job.id, [job.state], live=False, live_ended_at=t)
                     continue
                 needed.add((job.owner, name))
         for owner, servers in active.items():

@@ -1,8 +1,9 @@
 """The one GPU line, interactive side: turns of GPU servers that wait beside batch jobs.
 
 A turn is created by an interactive GPU server's spawner (with that server's own token), waits
-with a position, is admitted by the scheduler when its GPUs are free, and is deleted when the
-server stops. Admitted turns hold GPUs exactly like running batch jobs.
+with a position, is admitted by the scheduler when its GPUs are free, and ends when the server
+stops. Admitted turns hold GPUs exactly like running batch jobs; an ended one stays until the
+scheduler has charged the GPU time it held, then goes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import string
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from batch_service.clock import now
 from batch_service.errors import BatchError, NotFound
@@ -19,7 +21,16 @@ from batch_service.identity import Identity
 from batch_service.store import Store, Turn
 from spawner.profiles import Profile
 
-WAITING, ADMITTED = "waiting", "admitted"
+WAITING, ADMITTED, ENDED = "waiting", "admitted", "ended"
+
+
+def _end(session: Session, turn: Turn) -> None:
+    """A waiting turn just goes; an admitted one is kept, ended, for its GPU time to settle."""
+    if turn.state == ADMITTED:
+        turn.state = ENDED
+        turn.ended_at = now()
+    elif turn.state == WAITING:
+        session.delete(turn)
 
 
 def turn_view(turn: Turn, position: int | None) -> dict[str, Any]:
@@ -53,17 +64,17 @@ class TurnService:
         if profile is None or not profile.gpus:
             raise BatchError(f"profile {profile_name!r} has no GPUs and needs no turn")
         with self.store.session() as session:
-            existing = session.scalars(
+            for existing in session.scalars(
                 select(Turn).where(Turn.owner == identity.name, Turn.server == server)
-            ).first()
-            if existing is not None:
-                session.delete(existing)
+            ).all():
+                _end(session, existing)
             turn = Turn(
                 id=_turn_id(),
                 owner=identity.name,
                 server=server,
                 profile=profile.name,
                 state=WAITING,
+                owner_groups=sorted(identity.groups),
                 submitted_at=now(),
                 reason="",
             )
@@ -85,9 +96,8 @@ class TurnService:
 
     def leave(self, identity: Identity, turn_id: str) -> None:
         """Give the turn (and any GPUs it holds) back."""
-        turn = self._owned(identity, turn_id)
-        with self.store.session() as session:
-            session.execute(delete(Turn).where(Turn.id == turn.id))
+        self._owned(identity, turn_id)
+        self.forget(turn_id)
 
     def positions(self) -> dict[str, int]:
         """1-based positions of waiting turns (written by the scheduler in its order)."""
@@ -100,9 +110,26 @@ class TurnService:
         return {row.id: i + 1 for i, row in enumerate(rows)}
 
     def all(self) -> list[Turn]:
-        """Every turn (waiting and admitted)."""
+        """Every turn that waits or holds GPUs."""
         with self.store.session() as session:
-            return list(session.scalars(select(Turn).order_by(Turn.submitted_at, Turn.id)))
+            return list(
+                session.scalars(
+                    select(Turn)
+                    .where(Turn.state.in_([WAITING, ADMITTED]))
+                    .order_by(Turn.submitted_at, Turn.id)
+                )
+            )
+
+    def ended(self) -> list[Turn]:
+        """Admitted turns whose servers stopped, their GPU time not yet settled."""
+        with self.store.session() as session:
+            return list(session.scalars(select(Turn).where(Turn.state == ENDED)))
+
+    @staticmethod
+    def drop(turn_ids: list[str], session: Session) -> None:
+        """Remove ended turns once settled (in the session that saves their charge)."""
+        if turn_ids:
+            session.execute(delete(Turn).where(Turn.id.in_(turn_ids), Turn.state == ENDED))
 
     def admit(self, turn_id: str) -> None:
         """The scheduler admits a waiting turn."""
@@ -121,9 +148,11 @@ class TurnService:
                 turn.reason = reason
 
     def forget(self, turn_id: str) -> None:
-        """Drop a turn whose server no longer exists."""
+        """End a turn whose server stopped or no longer exists."""
         with self.store.session() as session:
-            session.execute(delete(Turn).where(Turn.id == turn_id))
+            turn = session.get(Turn, turn_id)
+            if turn is not None:
+                _end(session, turn)
 
 
 def _turn_id() -> str:

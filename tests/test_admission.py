@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from batch_service.admission import Admission
+from batch_service.errors import BatchError
+from batch_service.identity import SUBMIT, Identity
 from batch_service.jobs import FINISHED_STATES, STARTING, JobService, Submission
-from batch_service.store import Store
+from batch_service.store import Store, Turn
 from batch_service.turns import TurnService
 from batch_service.uploads import check_upload
 from spawner.profiles import load_profiles
 from tests.batch import notebook
 from tests.test_store import ALICE
 
-PROFILES = load_profiles([{"name": "gpu", "gpus": 2, "gpu_type": "a100"}])
+PROFILES = load_profiles(
+    [{"name": "gpu", "gpus": 2, "gpu_type": "a100"}, {"name": "one", "gpus": 1, "gpu_type": "a100"}]
+)
+
+
+def member(name: str, *groups: str) -> Identity:
+    return Identity(name, frozenset({SUBMIT}), groups)
+
+
+def line(tmp_path: Path, gpus: int, policy: dict[str, Any]) -> tuple[JobService, Admission]:
+    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    store.migrate()
+    jobs = JobService(store, PROFILES)
+    turns = TurnService(store, jobs.profiles)
+    return jobs, Admission(store, turns, jobs.profiles, {"a100": gpus}, policy)
+
+
+def queue(jobs: JobService, who: Identity, profile: str = "one", **kw: Any) -> str:
+    upload = check_upload("nb.ipynb", notebook("x = 1"), None, 10, 2**20)
+    return jobs.submit(who, Submission(who.name, upload, profile, 600, {}, **kw))["id"]
 
 
 def test_a_run_that_ends_early_is_charged_only_for_what_it_used(tmp_path: Path) -> None:
@@ -41,3 +66,99 @@ def test_a_run_that_ends_early_is_charged_only_for_what_it_used(tmp_path: Path) 
     assert round(admission.load_usage().by_user["alice"]) == 2 * 100
     admission.decide(max_servers=4, now=1300.0)
     assert round(admission.load_usage().by_user["alice"]) == 2 * 100
+
+
+def test_a_group_that_the_policy_weights_takes_turns_as_one(tmp_path: Path) -> None:
+    jobs, admission = line(tmp_path, 2, {"group_weights": {"lab-a": 1, "lab-b": 1}})
+    # Two people of lab-a queue first, one of lab-b last: per group, lab-b gets a GPU.
+    alice = queue(jobs, member("alice", "lab-a", "batch-users"))
+    queue(jobs, member("bob", "lab-a"))
+    carol = queue(jobs, member("carol", "lab-b"))
+    decision, _ = admission.decide(max_servers=4, now=jobs.get(ALICE, alice)["submitted_at"])
+    assert sorted(decision.start) == sorted([alice, carol])
+    # The charge went to the groups as well as the people.
+    usage = admission.load_usage()
+    assert round(usage.by_group["lab-a"]) == round(usage.by_group["lab-b"]) == 600
+
+
+def test_groups_the_policy_does_not_name_do_not_merge_turns(tmp_path: Path) -> None:
+    jobs, admission = line(tmp_path, 2, {})
+    alice = queue(jobs, member("alice", "lab-a"))
+    bob = queue(jobs, member("bob", "lab-a"))
+    queue(jobs, member("carol", "lab-b"))
+    decision, _ = admission.decide(max_servers=4, now=jobs.get(ALICE, alice)["submitted_at"])
+    assert sorted(decision.start) == sorted([alice, bob])  # first come, per person
+    assert admission.load_usage().by_group == {}
+
+
+def test_a_group_cap_holds_back_its_members_batch_jobs(tmp_path: Path) -> None:
+    jobs, admission = line(tmp_path, 4, {"group_gpu_caps": {"lab-a": 2}})
+    alice = queue(jobs, member("alice", "lab-a"), "gpu")
+    bob = queue(jobs, member("bob", "lab-a"), "gpu")
+    decision, _ = admission.decide(max_servers=4, now=jobs.get(ALICE, alice)["submitted_at"])
+    assert decision.start == (alice,)
+    assert "group lab-a holds the most GPUs it may hold" in decision.reasons[bob]
+    jobs.mark(alice, ["queued"], state=STARTING, started_at=1.0)
+    # Still held while alice's job runs: bob waits for the group, not for GPUs.
+    decision, _ = admission.decide(max_servers=4, now=2.0)
+    assert decision.start == ()
+
+
+def test_a_job_counts_in_the_group_its_owner_chooses(tmp_path: Path) -> None:
+    jobs, admission = line(tmp_path, 2, {"group_weights": {"lab-a": 1}})
+    dana = member("dana", "lab-a", "lab-b")
+    job = queue(jobs, dana, group="lab-b")
+    assert jobs.get(dana, job)["group"] == "lab-b"
+    admission.decide(max_servers=4, now=jobs.get(dana, job)["submitted_at"])
+    assert set(admission.load_usage().by_group) == {"lab-b"}
+
+
+@pytest.mark.parametrize("group", ["lab-z", 7, "x" * 10_000])
+def test_a_group_one_is_not_in_is_refused_and_nothing_is_stored(tmp_path: Path, group: Any) -> None:
+    jobs, _ = line(tmp_path, 2, {})
+    dana = member("dana", "lab-a")
+    with pytest.raises(BatchError, match="you are not a member of group .*; your groups: lab-a"):
+        queue(jobs, dana, group=group)
+    assert jobs.list_jobs(dana)["total"] == 0
+
+
+def test_a_live_kernel_is_charged_for_the_gpus_it_held_after_the_run(tmp_path: Path) -> None:
+    jobs, admission = line(tmp_path, 2, {"half_life_seconds": 10**9})
+    job = queue(jobs, ALICE, "gpu")
+    admission.decide(max_servers=4, now=1000.0)
+    jobs.mark(job, ["queued"], state=STARTING, started_at=1000.0)
+    jobs.mark(job, [STARTING], state="succeeded", finished_at=1100.0, live=True, live_until=1700.0)
+    admission.decide(max_servers=4, now=1200.0)
+    assert round(admission.load_usage().by_user["alice"]) == 2 * 100  # the run only, so far
+    # The owner looked at the live kernel for 5 minutes, then the scheduler let it go.
+    jobs.mark(job, ["succeeded"], live=False, live_ended_at=1400.0)
+    admission.decide(max_servers=4, now=1500.0)
+    assert round(admission.load_usage().by_user["alice"]) == 2 * 100 + 2 * 300
+    admission.decide(max_servers=4, now=1600.0)
+    assert round(admission.load_usage().by_user["alice"]) == 2 * 100 + 2 * 300
+
+
+def test_an_interactive_server_is_charged_for_as_long_as_it_held_its_gpus(
+    tmp_path: Path,
+) -> None:
+    jobs, admission = line(tmp_path, 2, {"half_life_seconds": 10**9})
+    turns = admission.turns
+    erin = Identity("erin", frozenset({"access:servers!server=erin/gpu"}), ("lab-a",))
+    turn = turns.ask(erin, "gpu", "gpu")
+    decision, kinds = admission.decide(max_servers=4, now=time.time())
+    assert decision.start == (turn["id"],) and kinds[turn["id"]] == "interactive"
+    turns.admit(turn["id"])
+    assert round(admission.load_usage().by_user["erin"]) == 2 * 3600  # charged on admission
+    # The server ran two hours, then stopped: the turn ends and the rest is charged.
+    with admission.store.session() as session:
+        session.get(Turn, turn["id"]).admitted_at = 0.0  # type: ignore[union-attr]
+    turns.leave(erin, turn["id"])
+    with admission.store.session() as session:
+        session.get(Turn, turn["id"]).ended_at = 7200.0  # type: ignore[union-attr]
+    assert turns.all() == []  # it holds no GPUs any more
+    admission.decide(max_servers=4, now=time.time())
+    assert round(admission.load_usage().by_user["erin"]) == 2 * 7200
+    with admission.store.session() as session:
+        assert session.get(Turn, turn["id"]) is None  # settled once, then gone
+    admission.decide(max_servers=4, now=time.time())
+    assert round(admission.load_usage().by_user["erin"]) == 2 * 7200

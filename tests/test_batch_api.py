@@ -132,6 +132,7 @@ BAD_UPLOADS = [
     ("train.ipynb", PARAMETRISED, {"profile": "nope"}, "unknown profile"),
     ("train.ipynb", PARAMETRISED, {"time_limit": 999999}, "maximum"),
     ("train.ipynb", PARAMETRISED, {"profile": "staff-gpu"}, "not available to you"),
+    ("train.ipynb", PARAMETRISED, {"group": "staff"}, "not a member of group 'staff'"),
 ]
 
 

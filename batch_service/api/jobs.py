@@ -105,6 +105,7 @@ class JobsHandler(UploadHandler):
             time_limit=_int_field(fields, "time_limit"),
             parameters=parameters,
             priority=_int_field(fields, "priority", 0) or 0,
+            group=fields.get("group") or None,
         )
         job = self.jobs.submit(identity, submission)
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{job['id']}")

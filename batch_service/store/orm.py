@@ -42,11 +42,17 @@ class Job(Base):
     time_limit: Mapped[int] = mapped_column(Integer)
     live_window: Mapped[int] = mapped_column(Integer)
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    # Fair share: the group the owner asked to be counted in, else one of their groups the
+    # policy names (worked out at each decision, so admins' new group weights apply).
+    group_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    owner_groups: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     submitted_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     live: Mapped[bool] = mapped_column(Boolean, default=False)
     live_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # When the live kernel was let go: its GPU time after the run is charged then.
+    live_ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     kernel_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     output_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     progress_index: Mapped[int] = mapped_column(Integer, default=0)
@@ -140,8 +146,11 @@ class Turn(Base):
     server: Mapped[str] = mapped_column(String(255))
     profile: Mapped[str] = mapped_column(String(255))
     state: Mapped[str] = mapped_column(String(16))
+    owner_groups: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     submitted_at: Mapped[float] = mapped_column(Float)
     admitted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # An admitted turn whose server stopped stays until its GPU time is settled.
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
 
     __table_args__ = (Index("ix_turns_state", "state", "submitted_at"),)
