@@ -43,7 +43,7 @@ def fair_group(chosen: str | None, owner_groups: Iterable[str], config: PolicyCo
     """
     if chosen:
         return chosen
-    named = config.group_weights.keys() | config.group_gpu_caps.keys()
+    named = config.named_groups
     return next((g for g in sorted(owner_groups or ()) if g in named), None)
 
 

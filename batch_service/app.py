@@ -146,6 +146,8 @@ class BatchServiceApp(Application):
         self.admission = Admission(
             self.store, self.turn_service, self.job_service.profiles, gpu_capacity, self.policy
         )
+        admission = self.admission
+        self.job_service.fair_groups = lambda: admission.config().named_groups
         self.scheduler = Scheduler(
             self.job_service,
             self.turn_service,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -134,6 +134,8 @@ class JobService:
         self.hub_base_url = hub_base_url
         # Written by each scheduler pass: places in the fair order of the GPU line.
         self.policy_positions: dict[str, int] = {}
+        # Groups with a fair share of their own (the policy's named groups); set by the app.
+        self.fair_groups: Callable[[], frozenset[str]] = frozenset
 
     # --- profiles ---------------------------------------------------------------------
     def profiles_for(self, identity: Identity) -> list[Profile]:
@@ -154,6 +156,26 @@ class JobService:
             raise BatchError(f"profile {name!r} is not available to you")
         return profile
 
+    def groups_for(self, identity: Identity) -> list[str]:
+        """Fair-share groups this user may count a job in."""
+        return sorted(set(identity.groups) & self.fair_groups())
+
+    def _group(self, identity: Identity, group: Any) -> str | None:
+        if group is None or group == "":
+            return None
+        if not isinstance(group, str) or group not in identity.groups:
+            mine = ", ".join(sorted(identity.groups)) or "none"
+            raise BatchError(
+                f"you are not a member of group {str(group)[:255]!r}; your groups: {mine}"
+            )
+        if group not in self.fair_groups():
+            choices = ", ".join(self.groups_for(identity)) or "none"
+            raise BatchError(
+                f"group {group!r} has no fair share of its own (no weight or cap); "
+                f"yours that do: {choices}"
+            )
+        return group
+
     # --- submitting -------------------------------------------------------------------
     def submit(self, identity: Identity, submission: Submission) -> dict[str, Any]:
         """Validate and store a job with its input in ONE transaction; return its view."""
@@ -171,12 +193,7 @@ class JobService:
             raise BatchError("priority must be a whole number")
         if priority and not identity.is_admin:
             raise BatchError("only batch admins may set a priority", status=403)
-        group = submission.group or None
-        if group is not None and (not isinstance(group, str) or group not in identity.groups):
-            mine = ", ".join(sorted(identity.groups)) or "none"
-            raise BatchError(
-                f"you are not a member of group {str(group)[:255]!r}; your groups: {mine}"
-            )
+        group = self._group(identity, submission.group)
         upload = submission.input
         declared = notebook_parameters(upload.notebook) if upload.notebook is not None else None
         parameters = validate_parameters(submission.parameters, declared, upload.kind)

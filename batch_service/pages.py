@@ -107,6 +107,7 @@ class BatchPage(PageHandler):
                 identity=identity,
                 config=self.page_config(identity),
                 profiles=self.jobs.profiles_for(identity),
+                fair_groups=self.jobs.groups_for(identity),
                 isolation_note=self.app.isolation_note,
             )
         )

@@ -36,13 +36,14 @@ FAKE_GPUS = [
 ]
 
 SESSION_VALUES = {
-    "hub": {"extra_groups": {"staff": ["carol"]}},
+    # lab-a and lab-b have fair shares of their own (policy.group_weights); staff does not.
+    "hub": {"extra_groups": {"staff": ["carol"], "lab-a": ["br-hana"], "lab-b": ["br-hana"]}},
     "spawner": {"local": {"account_prefix": ACCOUNT_PREFIX}},
     "gpus": {"source": "list", "devices": FAKE_GPUS},
     # Small limits so the upload tests can cross them cheaply.
     "batch": {"max_upload_bytes": "1M", "zip_max_members": 20, "zip_max_uncompressed_bytes": "2M"},
     # A live kernel holding a GPU others wait for ends this soon (seconds).
-    "policy": {"grace_period_seconds": 5},
+    "policy": {"grace_period_seconds": 5, "group_weights": {"lab-a": 1, "lab-b": 1}},
     "profiles": [
         {
             "name": "cpu",

@@ -33,7 +33,9 @@ def line(tmp_path: Path, gpus: int, policy: dict[str, Any]) -> tuple[JobService,
     store.migrate()
     jobs = JobService(store, PROFILES)
     turns = TurnService(store, jobs.profiles)
-    return jobs, Admission(store, turns, jobs.profiles, {"a100": gpus}, policy)
+    admission = Admission(store, turns, jobs.profiles, {"a100": gpus}, policy)
+    jobs.fair_groups = lambda: admission.config().named_groups  # as the app wires it
+    return jobs, admission
 
 
 def queue(jobs: JobService, who: Identity, profile: str = "one", **kw: Any) -> str:
@@ -106,19 +108,37 @@ def test_a_group_cap_holds_back_its_members_batch_jobs(tmp_path: Path) -> None:
 
 def test_a_job_counts_in_the_group_its_owner_chooses(tmp_path: Path) -> None:
     jobs, admission = line(tmp_path, 2, {"group_weights": {"lab-a": 1}})
-    dana = member("dana", "lab-a", "lab-b")
+    admission.set_weight("group", "lab-b", 2)  # an admin gives lab-b a share of its own
+    dana = member("dana", "lab-a", "lab-b", "everyone")
+    assert jobs.groups_for(dana) == ["lab-a", "lab-b"]
     job = queue(jobs, dana, group="lab-b")
     assert jobs.get(dana, job)["group"] == "lab-b"
     admission.decide(max_servers=4, now=jobs.get(dana, job)["submitted_at"])
     assert set(admission.load_usage().by_group) == {"lab-b"}
 
 
-@pytest.mark.parametrize("group", ["lab-z", 7, "x" * 10_000])
-def test_a_group_one_is_not_in_is_refused_and_nothing_is_stored(tmp_path: Path, group: Any) -> None:
-    jobs, _ = line(tmp_path, 2, {})
-    dana = member("dana", "lab-a")
-    with pytest.raises(BatchError, match="you are not a member of group .*; your groups: lab-a"):
+@pytest.mark.parametrize(
+    ("group", "message"),
+    [
+        ("lab-z", "you are not a member of group 'lab-z'; your groups: everyone, lab-a"),
+        (7, "you are not a member of group '7'"),
+        ("x" * 10_000, "you are not a member of group 'xxx"),
+        # Counting in a group nobody weighs would dodge one's own group's usage.
+        (
+            "everyone",
+            "group 'everyone' has no fair share of its own (no weight or cap); "
+            "yours that do: lab-a",
+        ),
+    ],
+)
+def test_a_group_one_may_not_count_in_is_refused_and_nothing_is_stored(
+    tmp_path: Path, group: Any, message: str
+) -> None:
+    jobs, _ = line(tmp_path, 2, {"group_gpu_caps": {"lab-a": 4}})
+    dana = member("dana", "lab-a", "everyone")
+    with pytest.raises(BatchError) as refused:
         queue(jobs, dana, group=group)
+    assert message in str(refused.value) and len(str(refused.value)) < 400
     assert jobs.list_jobs(dana)["total"] == 0
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.batch import notebook
+from tests.batch import Batch, notebook
 from tests.hub import HubProcess
 from tests.test_embedded_browser import log_in
 
@@ -40,9 +40,12 @@ CASES = {
 }
 
 
-def submit_from_page(page, hub: HubProcess, name: str, content: bytes, values: dict) -> str:  # type: ignore[no-untyped-def]
+def submit_from_page(  # type: ignore[no-untyped-def]
+    page, hub: HubProcess, name: str, content: bytes, values: dict, reload: bool = True
+) -> str:
     """Fill the Batch page's form; return the new job's id."""
-    page.goto(f"{hub.url}/services/batch/")
+    if reload:
+        page.goto(f"{hub.url}/services/batch/")
     page.wait_for_selector("#submit-form")
     media = "application/x-ipynb+json" if name.endswith(".ipynb") else "text/x-python"
     page.set_input_files("#job-file", files=[{"name": name, "mimeType": media, "buffer": content}])
@@ -53,6 +56,22 @@ def submit_from_page(page, hub: HubProcess, name: str, content: bytes, values: d
     page.click("#job-submit")
     page.wait_for_selector("#submit-message.text-success", timeout=30_000)
     return re.search(r"Queued job (\w+)", page.inner_text("#submit-message")).group(1)
+
+
+def test_someone_in_two_lab_groups_picks_which_one_a_job_counts_in(
+    hub: HubProcess, browser
+) -> None:
+    user = hub.ready_user("br-hana")  # in lab-a and lab-b (SESSION_VALUES)
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, hub, user.name)
+    page.goto(f"{hub.url}/services/batch/")
+    options = page.locator("#job-group option").all_inner_texts()
+    assert options == ["lab-a", "lab-b"]  # staff has no share of its own and is not offered
+    page.select_option("#job-group", "lab-b")
+    job_id = submit_from_page(page, hub, "sum.py", CASES["script"][1], {}, reload=False)
+    assert Batch(user).job(job_id)["group"] == "lab-b"
+    context.close()
 
 
 def test_submitting_from_the_page_lists_the_job_with_its_parameters(

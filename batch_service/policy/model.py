@@ -58,6 +58,11 @@ class PolicyConfig:
     group_weights: Mapping[str, float] = field(default_factory=dict)
     backfill: bool = True
 
+    @property
+    def named_groups(self) -> frozenset[str]:
+        """Groups with a weight or a cap: the hub groups whose members take turns as one."""
+        return frozenset(self.group_weights) | frozenset(self.group_gpu_caps)
+
     @classmethod
     def from_values(cls, values: Mapping[str, object]) -> PolicyConfig:
         """Build from the values file's policy section (unknown keys are the schema's job)."""

@@ -143,6 +143,9 @@
       return values;
     }
 
+    // Shown only to people in more than one fair-share group.
+    const groupChoice = () => document.getElementById("job-group")?.value || null;
+
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       message.className = "ms-3";
@@ -152,13 +155,16 @@
         const minutes = Number(limit.value);
         const timeLimit = minutes > 0 ? Math.round(minutes * 60) : null;
         if (empty.checked) {
-          job = await api(config, "POST", "jobs", { kind: "empty", profile: profile.value, time_limit: timeLimit });
+          job = await api(config, "POST", "jobs", {
+            kind: "empty", profile: profile.value, time_limit: timeLimit, group: groupChoice(),
+          });
         } else {
           const file = fileInput.files[0];
           if (!file) throw new Error("choose a file, or tick 'No file' for an empty notebook");
           const data = new FormData();
           data.append("file", file);
           data.append("profile", profile.value);
+          if (groupChoice()) data.append("group", groupChoice());
           if (timeLimit) data.append("time_limit", String(timeLimit));
           data.append("parameters", JSON.stringify(collectParameters()));
           const entry = document.getElementById("job-entry-point").value.trim();
