@@ -7,7 +7,6 @@ and starting/running jobs, live kernels and admitted turns as allocations.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -56,17 +55,17 @@ class Admission:
         turns: TurnService,
         profiles: Mapping[str, Profile],
         capacity: Mapping[str, int],
-        settings: Mapping[str, Any],
+        policy: PolicyConfig,
     ) -> None:
         self.store = store
         self.turns = turns
         self.profiles = profiles
         self.capacity = dict(capacity)
-        self.settings = dict(settings)
+        self.policy = policy
 
     def config(self) -> PolicyConfig:
         """Policy settings from the values file, with weights admins set at run time."""
-        config = PolicyConfig.from_values(self.settings)
+        config = self.policy
         user_weights = dict(config.user_weights)
         group_weights = dict(config.group_weights)
         with self.store.session() as session:

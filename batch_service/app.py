@@ -24,6 +24,7 @@ from traitlets.config import Application, Config
 
 from batch_service.admission import Admission
 from batch_service.api import api_routes
+from batch_service.fair_share import FairSharePolicy
 from batch_service.hub_client import HubClient, HubError, HubUnreachable
 from batch_service.jobs import JobService, StopRequest, server_name
 from batch_service.pages import page_routes, render, template_environment
@@ -39,6 +40,7 @@ class BatchServiceApp(Application):
     """The batch service."""
 
     name = "batchhub-batch"
+    classes = [FairSharePolicy]
     description = "batchhub's batch service: queue notebooks, run them, hand over live kernels."
 
     config_file = Unicode(
@@ -76,9 +78,6 @@ class BatchServiceApp(Application):
     paused = Bool(
         False, help="Start with the queue paused (admins resume it on the Batch page)."
     ).tag(config=True)
-    policy = Dict(help="Fair-share policy settings (the values file's `policy` section).").tag(
-        config=True
-    )
     capacity = Dict(help="GPUs by type that batch jobs may use, e.g. {'a100': 4}.").tag(config=True)
     service_url_for_servers = Unicode(
         "", help="URL of this service as batch servers reach it (ends with the service prefix)."
@@ -144,7 +143,11 @@ class BatchServiceApp(Application):
         self.turn_service = TurnService(self.store, self.job_service.profiles)
         gpu_capacity = {str(k): int(v) for k, v in self.capacity.items()}
         self.admission = Admission(
-            self.store, self.turn_service, self.job_service.profiles, gpu_capacity, self.policy
+            self.store,
+            self.turn_service,
+            self.job_service.profiles,
+            gpu_capacity,
+            FairSharePolicy(parent=self).to_policy(),
         )
         admission = self.admission
         self.job_service.fair_groups = lambda: admission.config().named_groups

@@ -206,11 +206,11 @@ service_config = {
         "scheduler_interval": get(values, "batch.scheduler_interval"),
         "start_timeout": get(values, "batch.start_timeout"),
         "paused": get(values, "batch.paused"),
-        "policy": get(values, "policy", {}),
         "capacity": gpu_capacity,
         "service_url_for_servers": service_url_for_servers,
         "isolation_note": isolation_note,
-    }
+    },
+    "FairSharePolicy": get(values, "policy", {}),
 }
 service_config_path = batch_state / "service_config.json"
 service_config_path.write_text(json.dumps(service_config, indent=2))

@@ -10,6 +10,7 @@ import pytest
 
 from batch_service.admission import Admission
 from batch_service.errors import BatchError
+from batch_service.fair_share import FairSharePolicy
 from batch_service.identity import SUBMIT, Identity
 from batch_service.jobs import FINISHED_STATES, STARTING, JobService, Submission
 from batch_service.store import Store, Turn
@@ -33,7 +34,9 @@ def line(tmp_path: Path, gpus: int, policy: dict[str, Any]) -> tuple[JobService,
     store.migrate()
     jobs = JobService(store, PROFILES)
     turns = TurnService(store, jobs.profiles)
-    admission = Admission(store, turns, jobs.profiles, {"a100": gpus}, policy)
+    admission = Admission(
+        store, turns, jobs.profiles, {"a100": gpus}, FairSharePolicy(**policy).to_policy()
+    )
     jobs.fair_groups = lambda: admission.config().named_groups  # as the app wires it
     return jobs, admission
 
@@ -52,7 +55,7 @@ def test_a_run_that_ends_early_is_charged_only_for_what_it_used(tmp_path: Path) 
         TurnService(store, jobs.profiles),
         jobs.profiles,
         {"a100": 2},
-        {"half_life_seconds": 10**9},
+        FairSharePolicy(half_life_seconds=10**9).to_policy(),
     )
     upload = check_upload("nb.ipynb", notebook("x = 1"), None, 10, 2**20)
     job = jobs.submit(ALICE, Submission("alice", upload, "gpu", 3600, {}))

@@ -63,12 +63,6 @@ class PolicyConfig:
         """Groups with a weight or a cap: the hub groups whose members take turns as one."""
         return frozenset(self.group_weights) | frozenset(self.group_gpu_caps)
 
-    @classmethod
-    def from_values(cls, values: Mapping[str, object]) -> PolicyConfig:
-        """Build from the values file's policy section (unknown keys are the schema's job)."""
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)  # type: ignore[arg-type]
-
 
 @dataclass(frozen=True)
 class Decision:
