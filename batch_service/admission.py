@@ -18,6 +18,7 @@ from batch_service.policy import (
     PolicyConfig,
     Request,
     Usage,
+    charge,
     decide,
     settle,
 )
@@ -231,7 +232,7 @@ class Admission:
             if row.live_ended_at is not None and row.live_ended_at > since:
                 watermark = max(watermark or since, row.live_ended_at)
                 held = max(0.0, row.live_ended_at - (row.finished_at or row.live_ended_at))
-                usage = settle(usage, row.owner, group, 0.0, held, gpus)
+                usage = charge(usage, row.owner, group, gpus * held)
         turns = self.turns.ended()
         for turn in turns:
             gpus, _ = self._gpus(turn.profile)

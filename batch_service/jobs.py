@@ -168,8 +168,9 @@ class JobService:
             raise BatchError(
                 f"you are not a member of group {str(group)[:255]!r}; your groups: {mine}"
             )
-        if group not in self.fair_groups():
-            choices = ", ".join(self.groups_for(identity)) or "none"
+        usable = self.groups_for(identity)
+        if group not in usable:
+            choices = ", ".join(usable) or "none"
             raise BatchError(
                 f"group {group!r} has no fair share of its own (no weight or cap); "
                 f"yours that do: {choices}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class PolicyConfig:
     group_weights: Mapping[str, float] = field(default_factory=dict)
     backfill: bool = True
 
-    @property
+    @cached_property  # read for every queued request in a decision
     def named_groups(self) -> frozenset[str]:
         """Groups with a weight or a cap: the hub groups whose members take turns as one."""
         return frozenset(self.group_weights) | frozenset(self.group_gpu_caps)
