@@ -113,6 +113,26 @@ class ControlPlane:
         path.write_text(yaml.safe_dump(config))
         return path
 
+    def _spawn_controller(self, binary: str, user: str, flags: list[str]) -> None:
+        """Start a component that talks to the API server as `user` with a certificate."""
+        assert self.pki is not None
+        cert = self.pki.issue(binary, user)
+        config = self._write_kubeconfig(binary, kubeconfig(self.server, self.pki.ca_path, *cert))
+        self._spawn(
+            binary,
+            [
+                binary,
+                f"--kubeconfig={config}",
+                f"--authentication-kubeconfig={config}",
+                f"--authorization-kubeconfig={config}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                *flags,
+                "--v=1",
+            ],
+        )
+
     def start(self, timeout: float = 120) -> ControlPlane:
         """Start every component and wait until nodes are Ready."""
         self.pki = pki = Pki(self.folder / "pki")
@@ -159,45 +179,18 @@ class ControlPlane:
             "admin", kubeconfig(self.server, pki.ca_path, *admin)
         )
         self._wait(lambda: self.get("/readyz", ok_missing=True) == "ok", timeout, "apiserver")
-        cm = pki.issue("controller-manager", "system:kube-controller-manager")
-        cm_config = self._write_kubeconfig(
-            "controller-manager", kubeconfig(self.server, pki.ca_path, *cm)
-        )
-        self._spawn(
+        self._spawn_controller(
             "kube-controller-manager",
+            "system:kube-controller-manager",
             [
-                "kube-controller-manager",
-                f"--kubeconfig={cm_config}",
-                f"--authentication-kubeconfig={cm_config}",
-                f"--authorization-kubeconfig={cm_config}",
-                "--leader-elect=false",
                 "--use-service-account-credentials=true",
                 f"--service-account-private-key-file={pki.sa_key_path}",
                 f"--root-ca-file={pki.ca_path}",
                 "--controllers=*",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
                 "--node-monitor-grace-period=60s",
-                "--v=1",
             ],
         )
-        scheduler = pki.issue("scheduler", "system:kube-scheduler")
-        sched_config = self._write_kubeconfig(
-            "scheduler", kubeconfig(self.server, pki.ca_path, *scheduler)
-        )
-        self._spawn(
-            "kube-scheduler",
-            [
-                "kube-scheduler",
-                f"--kubeconfig={sched_config}",
-                f"--authentication-kubeconfig={sched_config}",
-                f"--authorization-kubeconfig={sched_config}",
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-                "--v=1",
-            ],
-        )
+        self._spawn_controller("kube-scheduler", "system:kube-scheduler", [])
         self._spawn(
             "kwok",
             [
