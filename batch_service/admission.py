@@ -107,11 +107,21 @@ class Admission:
                     Job.group_name,
                     Job.owner_groups,
                     Job.state,
+                    Job.admitted_at,
                     Job.started_at,
+                    Job.finished_at,
                     Job.time_limit,
                     Job.live,
+                    Job.live_pending,
                     Job.live_until,
-                ).where(or_(Job.state.in_(ACTIVE_STATES), Job.live.is_(True)))
+                    Job.live_window,
+                ).where(
+                    or_(
+                        Job.state.in_(ACTIVE_STATES),
+                        Job.live.is_(True),
+                        Job.live_pending.is_(True),
+                    )
+                )
             ).all()
         requests = []
         for row in queued:
@@ -132,8 +142,13 @@ class Admission:
         allocations = []
         for row in holding:
             gpus, gpu_type = self._gpus(row.profile)
-            started = row.started_at or 0.0
-            live = bool(row.live) and row.state not in ACTIVE_STATES
+            # GPUs are held from the moment the service asked for the server.
+            started = row.admitted_at or row.started_at or 0.0
+            live = bool(row.live or row.live_pending) and row.state not in ACTIVE_STATES
+            live_until = row.live_until
+            if row.live_pending and not row.live:
+                # Kept, not yet reachable: its window will start once the hub sees it up.
+                live_until = (row.finished_at or started) + row.live_window
             allocations.append(
                 Allocation(
                     row.id,
@@ -144,7 +159,7 @@ class Admission:
                     started_at=started,
                     expected_end=started + row.time_limit,
                     live=live,
-                    live_until=row.live_until,
+                    live_until=live_until,
                 )
             )
         for turn in self.turns.all():
@@ -213,11 +228,12 @@ class Admission:
                     Job.group_name,
                     Job.owner_groups,
                     Job.time_limit,
+                    Job.admitted_at,
                     Job.started_at,
                     Job.finished_at,
                     Job.live_ended_at,
                 ).where(
-                    Job.started_at.is_not(None),
+                    or_(Job.admitted_at.is_not(None), Job.started_at.is_not(None)),
                     or_(Job.finished_at > since, Job.live_ended_at > since),
                 )
             ).all()
@@ -227,7 +243,9 @@ class Admission:
             group = fair_group(row.group_name, row.owner_groups, config)
             if row.finished_at is not None and row.finished_at > since:
                 watermark = max(watermark or since, row.finished_at)
-                used = min(max(0.0, row.finished_at - row.started_at), row.time_limit)
+                # Service times only: from asking the hub for the server to the run's end.
+                began = row.admitted_at or row.started_at or row.finished_at
+                used = max(0.0, row.finished_at - began)
                 usage = settle(usage, row.owner, group, row.time_limit, used, gpus)
             if row.live_ended_at is not None and row.live_ended_at > since:
                 watermark = max(watermark or since, row.live_ended_at)

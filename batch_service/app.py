@@ -24,13 +24,16 @@ from traitlets.config import Application, Config
 
 from batch_service.admission import Admission
 from batch_service.api import api_routes
+from batch_service.checks import CheckPool
 from batch_service.fair_share import FairSharePolicy
-from batch_service.hub_client import HubClient, HubError, HubUnreachable
-from batch_service.jobs import JobService, StopRequest, server_name
+from batch_service.hub_client import HubClient, ServerLookup
+from batch_service.jobs import JobService, StopRequest
 from batch_service.pages import page_routes, render, template_environment
+from batch_service.runs import RunReports
 from batch_service.scheduler import Capacity, Scheduler, SchedulerLoop
 from batch_service.store import Store
 from batch_service.turns import TurnService
+from spawner.credentials import load_or_create_key
 from spawner.profiles import load_profiles
 
 log = logging.getLogger("batchhub")
@@ -79,6 +82,17 @@ class BatchServiceApp(Application):
         False, help="Start with the queue paused (admins resume it on the Batch page)."
     ).tag(config=True)
     capacity = Dict(help="GPUs by type that batch jobs may use, e.g. {'a100': 4}.").tag(config=True)
+    signing_key_file = Unicode(
+        "",
+        help="""File with the key only the hub and this service hold (the hub config creates
+        it): batch servers start only with tickets signed with it, and their runners report
+        with keys derived from it. Empty: no batch server can start.""",
+    ).tag(config=True)
+    check_workers = Integer(
+        2,
+        help="""Worker processes that check uploads and render notebooks, so a big file never
+        stalls the service's event loop.""",
+    ).tag(config=True)
     service_url_for_servers = Unicode(
         "", help="URL of this service as batch servers reach it (ends with the service prefix)."
     ).tag(config=True)
@@ -140,7 +154,18 @@ class BatchServiceApp(Application):
         )
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         self.hub = HubClient(self.hub_api_url, token)
-        self.turn_service = TurnService(self.store, self.job_service.profiles)
+        self.signing_key = (
+            load_or_create_key(self.signing_key_file) if self.signing_key_file else None
+        )
+        if self.signing_key is None:
+            log.warning("no signing_key_file: batch servers cannot start")
+        self.server_lookup = ServerLookup(self.hub)
+        self.runs = RunReports(
+            self.store, self.job_service.profiles, self.signing_key, self.server_lookup
+        )
+        self.turn_service = TurnService(
+            self.store, self.job_service.profiles, self.signing_key, self.server_lookup
+        )
         gpu_capacity = {str(k): int(v) for k, v in self.capacity.items()}
         self.admission = Admission(
             self.store,
@@ -159,8 +184,10 @@ class BatchServiceApp(Application):
             Capacity(self.max_concurrent_jobs, gpu_capacity),
             start_timeout=self.start_timeout,
             paused_default=self.paused,
+            signing_key=self.signing_key,
         )
         self.loop = SchedulerLoop(self.scheduler, self.scheduler_interval)
+        self.checks = CheckPool(self.check_workers)
 
     def make_app(self) -> web.Application:
         """The tornado application: pages, API and the OAuth callback."""
@@ -175,7 +202,9 @@ class BatchServiceApp(Application):
             xsrf_cookies=True,
             batch_app=self,
             batch_jobs=self.job_service,
+            batch_runs=self.runs,
             batch_turns=self.turn_service,
+            batch_checks=self.checks,
             batch_prefix=prefix,
             batch_render=render,
             batch_templates=template_environment(),
@@ -188,11 +217,9 @@ class BatchServiceApp(Application):
         )
 
     async def stop_server_soon(self, stop: StopRequest) -> None:
-        """Stop a job's server now; if the hub is away, the next pass tries again."""
-        try:
-            await self.hub.stop_server(stop.owner, server_name(stop.job_id))
-        except (HubError, HubUnreachable) as e:
-            log.warning("stopping %s later: %s", stop.job_id, e)
+        """A job no longer needs its server: the next pass (right away) stops it, once the hub
+        is not still starting it (stopping a pending spawn races the hub's own start)."""
+        log.info("job %s of %s no longer needs its server", stop.job_id, stop.owner)
         self.loop.kick()
 
     async def serve(self) -> None:
@@ -201,6 +228,7 @@ class BatchServiceApp(Application):
         server = HTTPServer(app, max_body_size=app.settings["max_body_size"], xheaders=True)
         server.listen(self.port, self.ip)
         log.info("batch service on http://%s:%s%s", self.ip, self.port, self.service_prefix)
+        self.checks.warm_up()
         self.loop.start()
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -209,6 +237,7 @@ class BatchServiceApp(Application):
         await done.wait()
         self.loop.stop()
         server.stop()
+        self.checks.shutdown()
         self.store.dispose()
 
     def start(self) -> None:

@@ -14,6 +14,10 @@ class BatchError(Exception):
         if status is not None:
             self.status = status
 
+    def __reduce__(self) -> tuple:
+        # Checks run in worker processes: the status must survive the trip back.
+        return (type(self), (self.message, self.status))
+
 
 class NotFound(BatchError):
     """No such job for this user (also when it exists but belongs to someone else)."""

@@ -2,6 +2,8 @@
 
 Every API error becomes `{"status": <code>, "message": "<what to do>"}` in one `write_error`;
 a BatchError's message is meant for people, anything unexpected is a 500 with a generic line.
+The caller is identified before any body is parsed, and a cookie-authenticated change must
+carry the XSRF token (a token-authenticated one carries no ambient credential).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
 from tornado import web
 
+from batch_service.bounded import parse_json
 from batch_service.errors import BatchError
 from batch_service.identity import Identity
 from batch_service.jobs import JobService
@@ -24,6 +27,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     """Identity, JSON helpers and one error writer for pages and the API."""
 
     json_errors = True
+    # Bodies of plain JSON calls (uploads stream and bound themselves).
+    max_json_bytes = 1 * 2**20
 
     @property
     def jobs(self) -> JobService:
@@ -36,7 +41,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return self.settings["batch_app"]
 
     async def prepare(self) -> None:
-        """Resolve the user without blocking the loop (HubAuth's async path)."""
+        """Identify the caller (HubAuth's async path), then check XSRF and, for the API, that
+        the caller may use the service at all: all before any body is read or parsed."""
         self._hub_auth_user_cache = None
         model = await self.hub_auth.get_user(self, sync=False)
         if model:
@@ -45,12 +51,20 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             except UserNotAllowed:
                 self._hub_auth_user_cache = None
                 self._not_allowed = model
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            # HubAuth skips the check only for a request its token authenticated.
+            self.hub_auth.check_xsrf_cookie(self)
+        if self.json_errors and not getattr(self, "allow_all", False):
+            # 401/403 now, before the body is looked at.
+            if not self.identity.uses_batch:
+                raise web.HTTPError(
+                    403,
+                    "this token may not use batch jobs: it lacks the scope custom:batch:submit "
+                    "(create a token without restricting its scopes on the hub's Token page)",
+                )
 
     def check_xsrf_cookie(self) -> None:
-        """Token calls (CLI, runner) carry no ambient credential, so no CSRF check; forms do."""
-        if self.request.headers.get("Authorization"):
-            return
-        super().check_xsrf_cookie()
+        """Tornado asks before `prepare` knows the caller: the real check runs in prepare."""
 
     @property
     def identity(self) -> Identity:
@@ -63,11 +77,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return Identity.from_model(model)
 
     def body_json(self) -> Any:
-        """The request body parsed as JSON, or a 400 saying why not."""
-        try:
-            return json.loads(self.request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise BatchError("the request body must be JSON") from None
+        """The request body parsed as JSON within bounds, or a 4xx saying why not."""
+        return parse_json(self.request.body or b"{}", max_bytes=self.max_json_bytes)
 
     def write_json(self, body: Any, status: int = 200) -> None:
         """Answer with JSON."""

@@ -110,3 +110,36 @@ def _message(error: HTTPClientError) -> str:
         return str(json.loads(body).get("message") or error.message)
     except (ValueError, AttributeError):
         return str(error.message)
+
+
+class ServerLookup:
+    """The hub's current model of one server, asked at most once a second per user.
+
+    Runner and turn calls are accepted only while the hub runs their server; this keeps that
+    check cheap when a runner reports several times a second.
+    """
+
+    def __init__(self, hub: HubClient, max_age: float = 1.0) -> None:
+        self.hub = hub
+        self.max_age = max_age
+        self._cache: dict[str, tuple[float, asyncio.Future[dict[str, Any] | None]]] = {}
+
+    async def __call__(self, owner: str, server: str) -> dict[str, Any] | None:
+        """The server's model (pending, ready, started ...), or None if the hub lacks it."""
+        loop = asyncio.get_running_loop()
+        cached = self._cache.get(owner)
+        if cached is None or loop.time() - cached[0] > self.max_age:
+            future = asyncio.ensure_future(self.hub.servers(owner))
+            self._cache[owner] = cached = (loop.time(), future)
+            if len(self._cache) > 10_000:
+                self._cache = {owner: cached}
+        try:
+            servers = await asyncio.shield(cached[1])
+        except (HubError, HubUnreachable):
+            self._cache.pop(owner, None)
+            raise
+        return (servers or {}).get(server)
+
+    def forget(self, owner: str) -> None:
+        """Drop what is known of a user's servers (after starting or stopping one)."""
+        self._cache.pop(owner, None)

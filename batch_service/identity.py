@@ -42,13 +42,18 @@ class Identity:
         """May see everyone's jobs, logs and outputs."""
         return READ_ALL in self.scopes or self.is_admin
 
+    @property
+    def uses_batch(self) -> bool:
+        """May use the batch API at all (a token with only access to the service may not)."""
+        return self.can_submit or self.can_read_all
+
     def may_read(self, owner: str) -> bool:
         """True if this identity may see a job of `owner`."""
-        return owner == self.name or self.can_read_all
+        return (owner == self.name and self.can_submit) or self.can_read_all
 
     def may_change(self, owner: str) -> bool:
         """True if this identity may cancel, delete or release a job of `owner`."""
-        return owner == self.name or self.is_admin
+        return (owner == self.name and self.can_submit) or self.is_admin
 
     def holds_server(self, owner: str, server: str) -> bool:
         """True if this is that user's named server's own token (not a broader user token)."""

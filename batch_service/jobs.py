@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from batch_service.clock import now
 from batch_service.errors import BatchError, Conflict, NotFound
 from batch_service.identity import Identity
-from batch_service.params import notebook_parameters, validate_parameters
+from batch_service.params import validate_parameters
 from batch_service.store import Job, JobFile, LogLine, Setting, Store
 from batch_service.uploads import CheckedInput
 from spawner.profiles import Profile
@@ -31,8 +32,8 @@ FINISHED_STATES = (SUCCEEDED, FAILED, TIMED_OUT, CANCELLED)
 STATES = (QUEUED, *ACTIVE_STATES, *FINISHED_STATES)
 RUN_RESULTS = (SUCCEEDED, FAILED, TIMED_OUT)
 MAX_PAGE = 500
-MAX_LOG_LINES_PER_EVENT = 1000
-MAX_LOG_LINE_CHARS = 4000
+# Runs write in this folder of their server's root: batch/<job id>/.
+JOB_FOLDER = "batch"
 
 
 def new_job_id() -> str:
@@ -52,6 +53,16 @@ def output_name(input_name: str, kind: str) -> str:
 def server_name(job_id: str) -> str:
     """The named server a job runs in."""
     return f"batch-{job_id}"
+
+
+def output_path(job_id: str, input_name: str, kind: str) -> str:
+    """Where a run's executed notebook lies in its server (chosen here, never by the runner)."""
+    return f"{JOB_FOLDER}/{job_id}/{output_name(input_name, kind)}"
+
+
+def url_path(path: str) -> str:
+    """A file path as it goes into a URL: each segment quoted, so no segment can leave it."""
+    return "/".join(quote(part, safe="") for part in path.split("/"))
 
 
 @dataclass(frozen=True)
@@ -82,8 +93,10 @@ def job_view(job: Job, position: int | None = None, hub_base_url: str = "/") -> 
         duration = (job.finished_at or now()) - job.started_at
     live_kernel_url = None
     if job.live and job.output_path:
+        # Every part is the service's own choice, quoted: the link cannot leave the server.
         live_kernel_url = (
-            f"{hub_base_url}user/{job.owner}/{server_name(job.id)}/lab/tree/{job.output_path}"
+            f"{hub_base_url}user/{quote(job.owner, safe='')}/{server_name(job.id)}"
+            f"/lab/tree/{url_path(job.output_path)}"
         )
     return {
         "id": job.id,
@@ -104,6 +117,8 @@ def job_view(job: Job, position: int | None = None, hub_base_url: str = "/") -> 
         "finished_at": job.finished_at,
         "duration": duration,
         "live": job.live,
+        # The run kept its kernel; it becomes `live` once the hub can reach its server.
+        "live_pending": bool(job.live_pending),
         "live_until": job.live_until,
         "live_kernel_url": live_kernel_url,
         "kernel_id": job.kernel_id,
@@ -181,7 +196,9 @@ class JobService:
     def submit(self, identity: Identity, submission: Submission) -> dict[str, Any]:
         """Validate and store a job with its input in ONE transaction; return its view."""
         profile = self._profile(identity, submission.profile)
-        time_limit = submission.time_limit or profile.default_time_limit
+        time_limit = submission.time_limit
+        if time_limit is None:
+            time_limit = profile.default_time_limit
         if isinstance(time_limit, bool) or not isinstance(time_limit, int) or time_limit < 1:
             raise BatchError("time_limit must be a whole number of seconds, at least 1")
         if time_limit > profile.max_time_limit:
@@ -194,10 +211,11 @@ class JobService:
             raise BatchError("priority must be a whole number")
         if priority and not identity.is_admin:
             raise BatchError("only batch admins may set a priority", status=403)
+        if not -1000 <= priority <= 1000:
+            raise BatchError("priority must be between -1000 and 1000")
         group = self._group(identity, submission.group)
         upload = submission.input
-        declared = notebook_parameters(upload.notebook) if upload.notebook is not None else None
-        parameters = validate_parameters(submission.parameters, declared, upload.kind)
+        parameters = validate_parameters(submission.parameters, upload.parameters, upload.kind)
         job = Job(
             id=new_job_id(),
             owner=identity.name,
@@ -323,14 +341,6 @@ class JobService:
                 raise NotFound(f"job {job_id} has no {role} yet")
             return stored.name, stored.content
 
-    def stored_file(self, job_id: str, role: str) -> tuple[str, bytes]:
-        """A job's file without a visibility check (for the job's own server)."""
-        with self.store.session() as session:
-            stored = session.get(JobFile, (job_id, role))
-            if stored is None:
-                raise NotFound(f"job {job_id} has no {role}")
-            return stored.name, stored.content
-
     def logs(
         self, identity: Identity | None, job_id: str, after: int = 0, limit: int = 1000
     ) -> dict[str, Any]:
@@ -369,9 +379,9 @@ class JobService:
             job = self._visible(session, identity, job_id)
             if not identity.may_change(job.owner):
                 raise BatchError("you may not release another user's kernel", status=403)
-            if not job.live:
+            if not (job.live or job.live_pending):
                 raise Conflict(f"job {job_id} has no live kernel")
-            job.live = False
+            job.live = job.live_pending = False
             job.live_until = job.live_ended_at = now()
             return self.view(job, session), StopRequest(job.owner, job.id)
 
@@ -383,7 +393,7 @@ class JobService:
                 raise BatchError("you may not delete another user's job", status=403)
             if job.state not in FINISHED_STATES:
                 raise Conflict(f"job {job_id} is {job.state}; cancel it before deleting it")
-            stop = StopRequest(job.owner, job.id) if job.live else None
+            stop = StopRequest(job.owner, job.id) if job.live or job.live_pending else None
             session.execute(delete(LogLine).where(LogLine.job_id == job_id))
             session.execute(delete(JobFile).where(JobFile.job_id == job_id))
             session.delete(job)
@@ -426,118 +436,6 @@ class JobService:
         counts.update({state: n for state, n in rows})
         return counts
 
-    # --- what the runner reports ------------------------------------------------------
-    def runner_job(self, identity: Identity, job_id: str) -> Job:
-        """The job whose server holds this token, else 404."""
-        with self.store.session() as session:
-            job = session.get(Job, job_id) if len(job_id) <= 16 else None
-            if job is None or not identity.holds_server(job.owner, server_name(job.id)):
-                raise NotFound(f"no job {job_id!r} for this server")
-            return job
-
-    def is_runner(self, identity: Identity, job_id: str) -> bool:
-        """True if the token is the job's own batch server."""
-        try:
-            self.runner_job(identity, job_id)
-        except NotFound:
-            return False
-        return True
-
-    def runner_spec(self, job: Job) -> dict[str, Any]:
-        """What the runner needs to run the job."""
-        profile = self.profiles.get(job.profile)
-        return {
-            "job_id": job.id,
-            "kind": job.kind,
-            "input_name": job.input_name,
-            "entry_point": job.entry_point,
-            "parameters": job.parameters,
-            "kernel_name": profile.kernel_name if profile else "python3",
-            "time_limit": job.time_limit,
-            "live_window": job.live_window,
-            "output_name": output_name(job.input_name, job.kind),
-        }
-
-    def apply_events(self, job_id: str, events: Any) -> None:
-        """Record runner events in order; a seq already seen is skipped (retries are safe)."""
-        if not isinstance(events, list):
-            raise BatchError("events must be a list")
-        with self.store.session() as session:
-            job = session.get(Job, job_id, with_for_update=True)
-            if job is None:
-                raise NotFound(f"no job {job_id!r}")
-            for event in sorted(
-                (e for e in events if isinstance(e, dict)), key=lambda e: _int(e.get("seq"))
-            ):
-                seq = _int(event.get("seq"))
-                if seq <= job.last_seq:
-                    continue
-                self._apply(session, job, event)
-                job.last_seq = seq
-
-    def _apply(self, session: Session, job: Job, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        when = float(event.get("time") or now())
-        if kind == "started":
-            if job.state in (QUEUED, STARTING):
-                job.state = RUNNING
-            job.started_at = when
-            job.kernel_id = _text(event.get("kernel_id"), 64) or None
-            job.output_path = _text(event.get("output_path"), 1024) or None
-            job.progress_total = _int(event.get("total_cells"))
-        elif kind == "cell":
-            job.progress_index = _int(event.get("index"))
-            job.progress_total = _int(event.get("total")) or job.progress_total
-            job.current_cell = _text(event.get("source_preview"), 500)
-        elif kind == "output":
-            lines = event.get("lines") or []
-            if isinstance(lines, list):
-                cell = event.get("index")
-                session.add_all(
-                    LogLine(
-                        job_id=job.id,
-                        cell=cell if isinstance(cell, int) else None,
-                        text=_text(line, MAX_LOG_LINE_CHARS),
-                        time=when,
-                    )
-                    for line in lines[:MAX_LOG_LINES_PER_EVENT]
-                )
-        elif kind == "finished":
-            state = event.get("state")
-            if state not in RUN_RESULTS:
-                raise BatchError(f"unknown finished state {state!r}")
-            if job.state not in FINISHED_STATES:
-                job.state = state
-                job.finished_at = when
-            job.error_name = _text(event.get("error_name"), 255)
-            job.error_value = _text(event.get("error_value"), 4000)
-            failed = event.get("failed_cell")
-            job.failed_cell = failed if isinstance(failed, int) else None
-            if job.state != CANCELLED and event.get("kernel_alive"):
-                job.live = True
-                job.live_until = when + job.live_window
-            job.current_cell = ""
-
-    def store_output(self, job_id: str, content: bytes) -> None:
-        """Keep the executed notebook (replacing an earlier upload)."""
-        from batch_service.uploads import read_notebook
-
-        read_notebook(content, "the output")
-        with self.store.session() as session:
-            job = session.get(Job, job_id)
-            if job is None:
-                raise NotFound(f"no job {job_id!r}")
-            session.merge(
-                JobFile(
-                    job_id=job_id,
-                    role="output",
-                    name=output_name(job.input_name, job.kind),
-                    size=len(content),
-                    content=content,
-                    stored_at=now(),
-                )
-            )
-
     # --- what the scheduler changes ---------------------------------------------------
     def mark(self, job_id: str, expected: Iterable[str], **changes: Any) -> bool:
         """Change a job only if it is still in one of the expected states (no lost update)."""
@@ -546,11 +444,3 @@ class JobService:
                 update(Job).where(Job.id == job_id, Job.state.in_(list(expected))).values(**changes)
             )
             return result.rowcount == 1
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _text(value: Any, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""

@@ -4,20 +4,27 @@
 PeriodicCallback. The hub is the truth about servers, the store the truth about jobs:
 
 * a starting or running job whose server is gone becomes failed, with a reason;
+* a run that kept its kernel becomes `live` once the hub reports its server ready (before that
+  the kernel cannot be opened through the hub);
 * a live kernel past its window, a cancelled or deleted job's server, or any `batch-*` server
-  without a job that needs it, is stopped;
+  without a job that needs it, is stopped, but never while the hub is still starting it
+  (stopping a pending spawn races the hub); a spawn pending past the start timeout is stopped;
 * a running job far past its time limit (its runner did not stop it) is stopped as timed out.
+
+Batch servers start only with a ticket this service signs (spawner/credentials.py); each start
+has its own id, and only that start's runner may report for the job.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_, select
-from tornado.ioloop import PeriodicCallback
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 from batch_service.admission import Admission
 from batch_service.clock import now
@@ -31,10 +38,12 @@ from batch_service.jobs import (
     STARTING,
     TIMED_OUT,
     JobService,
+    output_path,
     server_name,
 )
 from batch_service.store import Job
 from batch_service.turns import TurnService
+from spawner.credentials import sign_ticket
 from spawner.profiles import Profile
 
 log = logging.getLogger("batchhub.scheduler")
@@ -56,6 +65,8 @@ class PassReport:
     started: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    # Runs that kept their kernel while the hub still starts their server: look again soon.
+    awaiting_ready: list[str] = field(default_factory=list)
 
 
 class Scheduler:
@@ -71,7 +82,8 @@ class Scheduler:
         start_timeout: float,
         paused_default: bool = False,
         overrun_grace: float = 120,
-        user_options: Callable[[Job, Profile], dict[str, Any]] | None = None,
+        user_options: Callable[[Job, Profile, str], dict[str, Any]] | None = None,
+        signing_key: bytes | None = None,
     ) -> None:
         self.jobs = jobs
         self.turns = turns
@@ -81,7 +93,8 @@ class Scheduler:
         self.start_timeout = start_timeout
         self.paused_default = paused_default
         self.overrun_grace = overrun_grace
-        self.user_options = user_options or batch_user_options
+        self.signing_key = signing_key
+        self.user_options = user_options or self.signed_user_options
 
     async def active_servers(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every user's running or pending servers, from the hub (paged)."""
@@ -120,51 +133,37 @@ class Scheduler:
         t = now()
         with self.jobs.store.session() as session:
             holding = session.scalars(
-                select(Job).where(or_(Job.state.in_(ACTIVE_STATES), Job.live.is_(True)))
+                select(Job).where(
+                    or_(
+                        Job.state.in_(ACTIVE_STATES),
+                        Job.live.is_(True),
+                        Job.live_pending.is_(True),
+                    )
+                )
             ).all()
         needed = set()
         for job in holding:
             name = server_name(job.id)
             server = active.get(job.owner, {}).get(name)
             if job.state in ACTIVE_STATES:
-                if server is None:
-                    reason = (
-                        "the batch server could not start (see the hub's log)"
-                        if job.state == STARTING
-                        else "the batch server stopped unexpectedly"
-                    )
-                    if self.jobs.mark(
-                        job.id, [job.state], state=FAILED, finished_at=t, live=False, reason=reason
-                    ):
-                        report.failed.append(job.id)
-                    continue
-                overrun = (
-                    job.state == RUNNING
-                    and job.started_at is not None
-                    and t > job.started_at + job.time_limit + self.overrun_grace
-                )
-                stuck = (
-                    job.state == STARTING
-                    and job.started_at is not None
-                    and t - job.started_at > self.start_timeout + self.overrun_grace
-                )
-                ended = None
-                if overrun:
-                    ended = (RUNNING, TIMED_OUT, "the run went past its time limit and was stopped")
-                elif stuck:
-                    ended = (
-                        STARTING,
-                        FAILED,
-                        "the batch server started but its runner never reported",
-                    )
-                if ended is not None:
-                    # Its server is not in `needed`, so the loop below stops it.
-                    was, state, reason = ended
+                if self.check_active(job, server, t, report):
+                    needed.add((job.owner, name))
+            elif job.live_pending:
+                if server is None or server.get("pending") == "stop":
+                    self.jobs.mark(job.id, [job.state], live_pending=False, live_ended_at=t)
+                elif server.get("ready"):
+                    # Reachable through the hub now: the kernel can be opened.
                     self.jobs.mark(
-                        job.id, [was], state=state, finished_at=t, live=False, reason=reason
+                        job.id,
+                        [job.state],
+                        live_pending=False,
+                        live=True,
+                        live_until=t + job.live_window,
                     )
-                    continue
-                needed.add((job.owner, name))
+                    needed.add((job.owner, name))
+                else:
+                    report.awaiting_ready.append(job.id)
+                    needed.add((job.owner, name))
             elif job.live:
                 if server is None or (job.live_until is not None and job.live_until <= t):
                     self.jobs.mark(job.id, [job.state], live=False, live_ended_at=t)
@@ -174,13 +173,58 @@ class Scheduler:
             for name, model in servers.items():
                 if not name.startswith(SERVER_PREFIX) or (owner, name) in needed:
                     continue
-                if model.get("pending") == "stop":
+                if model.get("pending") == "stop" or self.spawn_in_progress(model, t):
                     continue
                 try:
                     await self.hub.stop_server(owner, name)
                     report.stopped.append(f"{owner}/{name}")
                 except (HubError, HubUnreachable) as e:
                     log.warning("could not stop %s/%s: %s", owner, name, e)
+
+    def spawn_in_progress(self, model: dict[str, Any], t: float) -> bool:
+        """True while the hub starts a server and has not yet given up on it: stopping it now
+        would race the hub's own start (the hub's start timeout ends it otherwise)."""
+        if model.get("pending") != "spawn":
+            return False
+        started = parse_hub_time(model.get("started"))
+        return started is None or t - started < self.start_timeout + self.overrun_grace
+
+    def check_active(
+        self, job: Job, server: dict[str, Any] | None, t: float, report: PassReport
+    ) -> bool:
+        """A starting or running job: still fine (True), or ended here with a reason."""
+        if server is None:
+            reason = (
+                "the batch server could not start (see the hub's log)"
+                if job.state == STARTING
+                else "the batch server stopped unexpectedly"
+            )
+            if self.jobs.mark(
+                job.id, [job.state], state=FAILED, finished_at=t, live=False, reason=reason
+            ):
+                report.failed.append(job.id)
+            return False
+        admitted = job.admitted_at or job.started_at
+        overrun = (
+            job.state == RUNNING
+            and job.started_at is not None
+            and t > job.started_at + job.time_limit + self.overrun_grace
+        )
+        stuck = (
+            job.state == STARTING
+            and admitted is not None
+            and t - admitted > self.start_timeout + self.overrun_grace
+        )
+        if overrun:
+            ended = (RUNNING, TIMED_OUT, "the run went past its time limit and was stopped")
+        elif stuck:
+            ended = (STARTING, FAILED, "the batch server started but its runner never reported")
+        else:
+            return True
+        # Its server is not needed any more, so reconcile stops it.
+        was, state, reason = ended
+        self.jobs.mark(job.id, [was], state=state, finished_at=t, live=False, reason=reason)
+        return False
 
     def reconcile_turns(
         self, active: dict[str, dict[str, dict[str, Any]]], snapshot_time: float
@@ -221,11 +265,23 @@ class Scheduler:
             report.failed.append(job_id)
 
     async def start(self, job_id: str, report: PassReport) -> None:
-        """Ask the hub for the job's server; a refusal fails the job with the hub's message."""
+        """Ask the hub for the job's server with a signed start ticket; a refusal fails the job
+        with the hub's message."""
         with self.jobs.store.session() as session:
             job = session.get(Job, job_id)
-        if job is None or not self.jobs.mark(
-            job_id, [QUEUED], state=STARTING, started_at=now(), reason=""
+        if job is None:
+            return
+        # A start the hub may have received although its answer was lost keeps its id.
+        start_id = job.start_id or secrets.token_hex(8)
+        if not self.jobs.mark(
+            job_id,
+            [QUEUED],
+            state=STARTING,
+            admitted_at=now(),
+            started_at=None,
+            start_id=start_id,
+            output_path=output_path(job.id, job.input_name, job.kind),
+            reason="",
         ):
             return
         profile = self.jobs.profiles.get(job.profile)
@@ -234,36 +290,69 @@ class Scheduler:
             return
         try:
             await self.hub.start_server(
-                job.owner, server_name(job_id), self.user_options(job, profile)
+                job.owner, server_name(job_id), self.user_options(job, profile, start_id)
             )
             report.started.append(job_id)
         except HubError as e:
-            if e.status == 409 or (e.status == 400 and "already" in e.message):
+            if e.status == 400 and ("already" in e.message or "pending" in e.message):
+                # Only this service starts batch servers: it is this start, answered before.
+                report.started.append(job_id)
+                return
+            if e.status == 409:
                 # The GPUs are held outside the queue (an interactive server): try again later.
-                self.jobs.mark(job_id, [STARTING], state=QUEUED, started_at=None, reason=e.message)
+                self.requeue(job_id, e.message)
                 return
             self._fail_start(job_id, f"the hub refused to start the server: {e.message}", report)
         except HubUnreachable as e:
             log.warning("hub unreachable starting %s: %s", job_id, e)
-            self.jobs.mark(
-                job_id, [STARTING], state=QUEUED, started_at=None, reason="waiting for the hub"
+            self.requeue(job_id, "waiting for the hub")
+
+    def requeue(self, job_id: str, reason: str) -> None:
+        """Back in the queue, keeping the start id (the hub may yet have that start)."""
+        self.jobs.mark(job_id, [STARTING], state=QUEUED, admitted_at=None, reason=reason)
+
+    def signed_user_options(self, job: Job, profile: Profile, start_id: str) -> dict[str, Any]:
+        """user_options of a batch server, its `batch` block signed as a start ticket."""
+        options = batch_user_options(job, profile)
+        if self.signing_key is not None:
+            options["batch"] = sign_ticket(
+                self.signing_key,
+                job.owner,
+                server_name(job.id),
+                profile.name,
+                {**options["batch"], "start_id": start_id},
+                now(),
             )
+        return options
 
 
 def batch_user_options(job: Job, profile: Profile) -> dict[str, Any]:
-    """user_options of a batch server (docs/architecture.md)."""
+    """user_options of a batch server before signing (docs/architecture.md)."""
     return {
         "profile": profile.name,
         "batch": {"job_id": job.id, "time_limit": job.time_limit, "live_window": job.live_window},
     }
 
 
+def parse_hub_time(value: Any) -> float | None:
+    """Epoch seconds of a timestamp in a hub model (ISO 8601), or None."""
+    if not isinstance(value, str):
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 class SchedulerLoop:
     """Runs passes every `interval` seconds, never two at once; `kick` runs one soon."""
 
-    def __init__(self, scheduler: Scheduler, interval: float) -> None:
+    def __init__(self, scheduler: Scheduler, interval: float, ready_poll: float = 0.25) -> None:
         self.scheduler = scheduler
         self.interval = interval
+        self.ready_poll = ready_poll
         self._running = False
         self._again = False
         self._callback = PeriodicCallback(self.tick, interval * 1000)
@@ -271,8 +360,6 @@ class SchedulerLoop:
     def start(self) -> None:
         """Begin passes (the first one right away)."""
         self._callback.start()
-        from tornado.ioloop import IOLoop
-
         IOLoop.current().add_callback(self.tick)
 
     def stop(self) -> None:
@@ -292,6 +379,9 @@ class SchedulerLoop:
                     report = await self.scheduler.run_once()
                     if report.started or report.failed or report.stopped:
                         log.info("pass: %s", report)
+                    if report.awaiting_ready:
+                        # A kernel is kept but the hub has not seen its server up yet.
+                        IOLoop.current().call_later(self.ready_poll, self.kick)
                 except Exception:
                     log.exception("scheduler pass failed")
                 if not self._again:
@@ -301,6 +391,4 @@ class SchedulerLoop:
 
     def kick(self) -> None:
         """Ask for a pass soon (after a submit, cancel or runner event)."""
-        from tornado.ioloop import IOLoop
-
         IOLoop.current().add_callback(self.tick)

@@ -1,9 +1,11 @@
 """The one GPU line, interactive side: turns of GPU servers that wait beside batch jobs.
 
-A turn is created by an interactive GPU server's spawner (with that server's own token), waits
-with a position, is admitted by the scheduler when its GPUs are free, and ends when the server
-stops. Admitted turns hold GPUs exactly like running batch jobs; an ended one stays until the
-scheduler has charged the GPU time it held, then goes.
+A turn is created by an interactive GPU server's spawner (with that server's own token and the
+hub's turn key) while the hub starts that server, waits with a position, is admitted by the
+scheduler when its GPUs are free, and lives exactly as long as its server in the hub: asking to
+leave ends an admitted turn only once the hub no longer runs the server. Admitted turns hold
+GPUs exactly like running batch jobs; an ended one stays until the scheduler has charged the
+GPU time it held, then goes.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from sqlalchemy.orm import Session
 
 from batch_service.clock import now
 from batch_service.errors import BatchError, NotFound
+from batch_service.hub_client import HubError, HubUnreachable
 from batch_service.identity import Identity
+from batch_service.runs import HubServerLookup
 from batch_service.store import Store, Turn
+from spawner.credentials import same, turn_key
 from spawner.profiles import Profile
 
 WAITING, ADMITTED, ENDED = "waiting", "admitted", "ended"
@@ -48,18 +53,49 @@ def turn_view(turn: Turn, position: int | None) -> dict[str, Any]:
 class TurnService:
     """Turns in the store."""
 
-    def __init__(self, store: Store, profiles: dict[str, Profile]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        profiles: dict[str, Profile],
+        signing_key: bytes | None = None,
+        hub_server: HubServerLookup | None = None,
+    ) -> None:
         self.store = store
         self.profiles = profiles
+        self.signing_key = signing_key
+        self.hub_server = hub_server
         # Written by each scheduler pass: place among everything waiting for that GPU type.
         self.line_positions: dict[str, int] = {}
 
+    def check_key(self, identity: Identity, server: str, presented: str | None) -> None:
+        """Only the hub's spawner of that server, with that server's token, speaks for it."""
+        key = self.signing_key
+        if (
+            key is None
+            or not identity.holds_server(identity.name, server)
+            or not same(presented, turn_key(key, identity.name, server))
+        ):
+            raise BatchError("only the hub may ask for a server's turn", status=403)
+
+    async def hub_model(self, owner: str, server: str) -> dict[str, Any] | None:
+        """The hub's model of the server now (503 if the hub cannot be asked)."""
+        if self.hub_server is None:
+            return None
+        try:
+            return await self.hub_server(owner, server)
+        except (HubError, HubUnreachable):
+            raise BatchError("cannot reach the hub to check this server; try again", 503) from None
+
+    async def check_starting(self, owner: str, server: str) -> None:
+        """A turn is for a server the hub is starting now, not for a name."""
+        model = await self.hub_model(owner, server)
+        if model is None or model.get("pending") != "spawn":
+            raise BatchError(f"the hub is not starting a server {server[:64]!r} for you", 409)
+
     def ask(self, identity: Identity, server: Any, profile_name: Any) -> dict[str, Any]:
-        """Join the line for one of the caller's own servers."""
+        """Join the line for one of the caller's own servers (its key already checked)."""
         if not isinstance(server, str) or not isinstance(profile_name, str):
             raise BatchError('send {"server": "<server name>", "profile": "<profile>"}')
-        if not identity.holds_server(identity.name, server):
-            raise BatchError("only the server's own token may ask for its turn", status=403)
         profile = self.profiles.get(profile_name)
         if profile is None or not profile.gpus:
             raise BatchError(f"profile {profile_name!r} has no GPUs and needs no turn")
@@ -79,25 +115,41 @@ class TurnService:
                 reason="",
             )
             session.add(turn)
-        return self.get(identity, turn.id)
+        return turn_view(turn, self.positions().get(turn.id))
 
-    def _owned(self, identity: Identity, turn_id: str) -> Turn:
+    def _owned(self, identity: Identity, turn_id: str, presented: str | None) -> Turn:
         with self.store.session() as session:
             turn = session.get(Turn, turn_id) if len(turn_id) <= 16 else None
-        if turn is None or not identity.holds_server(turn.owner, turn.server):
-            raise NotFound(f"no turn {turn_id!r}")
+        key = self.signing_key
+        if (
+            turn is None
+            or key is None
+            or not identity.holds_server(turn.owner, turn.server)
+            or not same(presented, turn_key(key, turn.owner, turn.server))
+        ):
+            raise NotFound(f"no turn {turn_id[:40]!r}")
         return turn
 
-    def get(self, identity: Identity, turn_id: str) -> dict[str, Any]:
+    def get(self, identity: Identity, turn_id: str, presented: str | None) -> dict[str, Any]:
         """A turn with its current position."""
-        turn = self._owned(identity, turn_id)
+        turn = self._owned(identity, turn_id, presented)
         position = self.line_positions.get(turn.id) or self.positions().get(turn.id)
         return turn_view(turn, position)
 
-    def leave(self, identity: Identity, turn_id: str) -> None:
-        """Give the turn (and any GPUs it holds) back."""
-        self._owned(identity, turn_id)
+    async def leave(self, identity: Identity, turn_id: str, presented: str | None) -> bool:
+        """Leave the line. An admitted turn holds its GPUs while the hub runs the server, so it
+        ends now only if the server is gone or stopping; else reconciliation ends it later.
+        Returns True if the turn ended now."""
+        turn = self._owned(identity, turn_id, presented)
+        if turn.state == ADMITTED:
+            forget = getattr(self.hub_server, "forget", None)
+            if forget is not None:
+                forget(turn.owner)  # the spawner asks as the server stops: look afresh
+            model = await self.hub_model(turn.owner, turn.server)
+            if model is not None and model.get("pending") != "stop":
+                return False
         self.forget(turn_id)
+        return True
 
     def positions(self) -> dict[str, int]:
         """1-based positions of waiting turns (written by the scheduler in its order)."""

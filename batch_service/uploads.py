@@ -8,7 +8,6 @@ decompressing (a member's declared size can lie).
 from __future__ import annotations
 
 import io
-import json
 import stat
 import unicodedata
 import zipfile
@@ -17,22 +16,33 @@ from pathlib import PurePosixPath
 
 import nbformat
 
+from batch_service.bounded import parse_json
 from batch_service.errors import BatchError
+from batch_service.params import Parameter, notebook_parameters
 
 KINDS_BY_SUFFIX = {".ipynb": "notebook", ".py": "script", ".zip": "module"}
 UNSAFE_NAME_CHARACTERS = set("<>\"'&`/\\")
 MAX_NAME_LENGTH = 255
 
 
+# A notebook's JSON may nest outputs; deeper than this is no notebook anyone wrote.
+MAX_NOTEBOOK_DEPTH = 100
+
+
 @dataclass(frozen=True)
 class CheckedInput:
-    """An upload that passed every check."""
+    """An upload that passed every check, with what its checks found.
+
+    `parameters` is the notebook's parameters cell (None when it has none or is no notebook);
+    checks run in a worker process, so this holds plain data, never the parsed notebook.
+    """
 
     kind: str
     name: str
     content: bytes
-    notebook: nbformat.NotebookNode | None = None
     entry_point: str | None = None
+    parameters: list[Parameter] | None = None
+    kernel_name: str | None = None
 
 
 def check_file_name(name: str, what: str = "file name") -> str:
@@ -65,13 +75,14 @@ def kind_of(name: str) -> str:
 def read_notebook(content: bytes, name: str = "the upload") -> nbformat.NotebookNode:
     """Parse and validate a notebook (nbformat 4), with a message naming what is wrong."""
     try:
-        raw = json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BatchError(f"{name} is not a notebook: it is not valid JSON ({e})") from None
+        raw = parse_json(content, what="it", max_depth=MAX_NOTEBOOK_DEPTH)
+    except BatchError as e:
+        raise BatchError(f"{name} is not a notebook: {e.message}") from None
     if not isinstance(raw, dict) or "cells" not in raw or "nbformat" not in raw:
         raise BatchError(f"{name} is not a notebook: it has no 'cells' or 'nbformat'")
     try:
-        nb = nbformat.reads(json.dumps(raw), as_version=4)
+        # Bounds are checked above; nbformat parses again to convert and validate as it reads.
+        nb = nbformat.reads(content.decode("utf-8"), as_version=4)
         nbformat.validate(nb)
     except Exception as e:  # nbformat raises several types for one meaning: invalid
         message = str(e).splitlines()[0][:300]
@@ -89,8 +100,8 @@ def check_script(content: bytes, name: str) -> None:
         compile(source, name, "exec", dont_inherit=True)
     except SyntaxError as e:
         raise BatchError(f"{name} line {e.lineno}: {e.msg}") from None
-    except ValueError as e:
-        raise BatchError(f"{name} cannot be compiled: {e}") from None
+    except (ValueError, RecursionError, MemoryError) as e:
+        raise BatchError(f"{name} cannot be compiled: {str(e) or type(e).__name__}") from None
 
 
 def _check_member_name(name: str) -> PurePosixPath:
@@ -168,7 +179,15 @@ def check_upload(
     check_file_name(name)
     kind = kind_of(name)
     if kind == "notebook":
-        return CheckedInput(kind, name, content, notebook=read_notebook(content, name))
+        nb = read_notebook(content, name)
+        kernel = nb.metadata.get("kernelspec", {}).get("name")
+        return CheckedInput(
+            kind,
+            name,
+            content,
+            parameters=notebook_parameters(nb),
+            kernel_name=kernel if isinstance(kernel, str) else None,
+        )
     if kind == "script":
         check_script(content, name)
         return CheckedInput(kind, name, content)

@@ -27,7 +27,7 @@ from kubespawner import KubeSpawner  # noqa: E402
 from spawner.kube import BatchKubeSpawner  # noqa: E402
 from spawner.rbac import HUB_ROLE_RULES  # noqa: E402
 from tests.k8s.controlplane import start_control_plane  # noqa: E402
-from tests.k8s.stand_ins import hub_side  # noqa: E402
+from tests.k8s.stand_ins import as_batch_service, hub_side  # noqa: E402
 
 NAMESPACE = "bench"
 CALLS: Counter[str] = Counter()
@@ -59,12 +59,14 @@ def make(kind: str, n: int):  # type: ignore[no-untyped-def]
     )
     if kind == "kubespawner":
         return KubeSpawner(cpu_limit=1, mem_limit="1G", **common)
-    spawner = BatchKubeSpawner(
-        profiles=[{"name": "cpu", "cpu_limit": 1, "mem_limit": "1G"}], **common
-    )
     options: dict = {"profile": "cpu"}
     if kind == "batch":
         options["batch"] = {"job_id": f"b{n:09d}", "time_limit": 600, "live_window": 60}
+    spawner = BatchKubeSpawner(
+        profiles=[{"name": "cpu", "cpu_limit": 1, "mem_limit": "1G"}],
+        **as_batch_service(user, server, options),
+        **common,
+    )
     spawner.user_options = options
     spawner.validate_user_options(options)
     return spawner

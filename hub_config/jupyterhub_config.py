@@ -86,6 +86,7 @@ else:
     c.Authenticator.allow_all = True
 
 # --- spawner ----------------------------------------------------------------------------
+from spawner.credentials import load_or_create_key  # noqa: E402
 from spawner.gpus import load_inventory  # noqa: E402
 from spawner.local import isolation_enabled  # noqa: E402
 from spawner.profiles import load_profiles  # noqa: E402
@@ -98,6 +99,11 @@ batch_ip = get(values, "batch.ip")
 batch_prefix = "/services/batch/"
 service_url_for_servers = f"http://{batch_ip}:{batch_port}{batch_prefix}"
 
+# Shared by the hub's spawner and the batch service only: batch servers start with tickets
+# signed with it (spawner/credentials.py, docs/trust.md).
+signing_key_file = hub_state / "batch_signing.key"
+load_or_create_key(signing_key_file)
+c.BatchSpawnerMixin.signing_key_file = str(signing_key_file)
 c.Spawner.start_timeout = get(values, "spawner.start_timeout")
 # A batch server that dies is noticed within this many seconds (the batch job then fails).
 c.Spawner.poll_interval = 10
@@ -207,6 +213,7 @@ service_config = {
         "start_timeout": get(values, "batch.start_timeout"),
         "paused": get(values, "batch.paused"),
         "capacity": gpu_capacity,
+        "signing_key_file": str(signing_key_file),
         "service_url_for_servers": service_url_for_servers,
         "isolation_note": isolation_note,
     },

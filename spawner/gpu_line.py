@@ -15,6 +15,8 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from .credentials import TURN_KEY_HEADER
+
 
 class TurnRefused(RuntimeError):
     """The line will not admit this server; the message is shown to the user."""
@@ -41,19 +43,24 @@ class Turn:
 
 
 class GpuLineClient:
-    """Calls the batch service's turns API with a server's own token."""
+    """Calls the batch service's turns API with a server's own token and the hub's turn key."""
 
-    def __init__(self, api_url: str, token: str, timeout: float = 10) -> None:
+    def __init__(self, api_url: str, token: str, timeout: float = 10, turn_key: str = "") -> None:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.token = token
         self.timeout = timeout
+        self.turn_key = turn_key
 
     async def _call(self, method: str, path: str, body: dict | None = None) -> dict | None:
         request = HTTPRequest(
             self.api_url + path,
             method=method,
             body=json.dumps(body) if body is not None else None,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"token {self.token}",
+                "Content-Type": "application/json",
+                TURN_KEY_HEADER: self.turn_key,
+            },
             request_timeout=self.timeout,
             allow_nonstandard_methods=True,
         )

@@ -7,12 +7,15 @@ starts) and keeps the result as `server_request`.
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import time
 from typing import Any
 
 from traitlets import Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from .credentials import TicketError, load_or_create_key, runner_key, turn_key, verify_ticket
 from .gpu_line import GpuLineClient, Turn, TurnRefused, describe_wait, wait_for_turn
 from .profiles import Profile, ProfileError, ServerRequest, choose_profile, load_profiles
 
@@ -77,8 +80,33 @@ class BatchSpawnerMixin(LoggingConfigurable):
         help="Longest an interactive GPU server waits in line before its spawn gives up.",
     )
 
+    signing_key_file = Unicode(
+        "",
+        config=True,
+        help="""File holding the key that only the hub and the batch service share (the hub
+        config creates it in the hub's private state folder). Batch servers start only with a
+        start ticket the service signed with it; empty: no batch server may start.""",
+    )
+
+    batch_service_name = Unicode(
+        "batch",
+        config=True,
+        help="Name of the hub service that alone may start batch (batch-*) servers.",
+    )
+
     server_request: ServerRequest | None = None
     turn: Turn | None = None
+    _signing_keys: dict[str, bytes] = {}
+
+    @property
+    def signing_key(self) -> bytes | None:
+        """The shared signing key, read once per hub process; None when not configured."""
+        path = self.signing_key_file
+        if not path:
+            return None
+        if path not in self._signing_keys:
+            self._signing_keys[path] = load_or_create_key(path)
+        return self._signing_keys[path]
 
     @property
     def profile_models(self) -> list[Profile]:
@@ -140,6 +168,8 @@ class BatchSpawnerMixin(LoggingConfigurable):
             from tornado import web
 
             raise web.HTTPError(400, str(e)) from None
+        if request.is_batch:
+            request = self.check_start_ticket(request, user_options["batch"])
         self.server_request = request
         self.apply_profile(request.profile)
         self.check_capacity(request)
@@ -150,6 +180,35 @@ class BatchSpawnerMixin(LoggingConfigurable):
             self.default_url = ""
         else:
             self.default_url = self.interactive_default_url
+
+    def requested_by_batch_service(self) -> bool:
+        """True if the hub call that is starting this server came from the batch service."""
+        requester = getattr(getattr(self, "handler", None), "current_user", None)
+        return (
+            getattr(requester, "kind", None) == "service"
+            and getattr(requester, "name", None) == self.batch_service_name
+        )
+
+    def check_start_ticket(self, request: ServerRequest, batch: dict[str, Any]) -> ServerRequest:
+        """Only the batch service starts batch servers: a signed, fresh ticket from its call."""
+        from tornado import web
+
+        key = self.signing_key
+        if key is None:
+            raise web.HTTPError(400, "batch servers are not enabled on this hub (no signing key)")
+        if not self.requested_by_batch_service():
+            raise web.HTTPError(
+                400,
+                f"server {self.name!r}: batch servers are started by the batch service only; "
+                "submit a job on the Batch page instead",
+            )
+        try:
+            start_id = verify_ticket(
+                key, self.user.name, self.name or "", request.profile.name, batch, time.time()
+            )
+        except TicketError as e:
+            raise web.HTTPError(400, f"server {self.name!r}: {e}") from None
+        return dataclasses.replace(request, start_id=start_id)
 
     def apply_profile(self, profile: Profile) -> None:
         """Set the spawner's own limits from a profile (subclasses add their own)."""
@@ -172,7 +231,7 @@ class BatchSpawnerMixin(LoggingConfigurable):
         from tornado import web
 
         profile = self.server_request.profile  # type: ignore[union-attr]
-        client = GpuLineClient(self.gpu_line_url, self.api_token)
+        client = self.gpu_line_client()
 
         def remember(turn: Turn) -> None:
             self.turn = turn
@@ -188,11 +247,17 @@ class BatchSpawnerMixin(LoggingConfigurable):
             self.turn = None
             raise web.HTTPError(409, f"profile {profile.name!r}: {e}") from None
 
+    def gpu_line_client(self) -> GpuLineClient:
+        """A client of the GPU line that signs its calls for this server."""
+        key = self.signing_key
+        signature = turn_key(key, self.user.name, self.name or "") if key else ""
+        return GpuLineClient(self.gpu_line_url, self.api_token, turn_key=signature)
+
     async def leave_turn(self) -> None:
-        """Give an admitted turn back (the server stopped or its start failed)."""
+        """Say the server stopped (the line ends the turn once the hub no longer runs it)."""
         turn, self.turn = self.turn, None
         if turn is not None and self.gpu_line_url and self.api_token:
-            await GpuLineClient(self.gpu_line_url, self.api_token).leave(turn.id)
+            await self.gpu_line_client().leave(turn.id)
 
     def _in_line(self) -> bool:
         waiting = self.turn is None or self.turn.state == "waiting"
@@ -219,8 +284,15 @@ class BatchSpawnerMixin(LoggingConfigurable):
         request = self.server_request
         if request is None or not request.is_batch:
             return {}
+        key = self.signing_key
+        assert key is not None and request.start_id  # checked in validate_user_options
         return {
             "BATCHHUB_JOB_ID": request.job_id or "",
+            "BATCHHUB_START_ID": request.start_id,
+            # Valid for this start only, and only while the hub runs this server.
+            "BATCHHUB_RUNNER_KEY": runner_key(
+                key, self.user.name, self.name or "", request.start_id
+            ),
             "BATCHHUB_SERVICE_URL": self.batch_service_url,
             "BATCHHUB_TIME_LIMIT": str(request.time_limit),
             "BATCHHUB_LIVE_WINDOW": str(request.live_window),
@@ -243,6 +315,7 @@ class BatchSpawnerMixin(LoggingConfigurable):
             "profile": request.profile.name,
             "turn": self.turn.id if self.turn else None,
             "job_id": request.job_id,
+            "start_id": request.start_id,
             "time_limit": request.time_limit,
             "live_window": request.live_window,
         }
@@ -259,4 +332,5 @@ class BatchSpawnerMixin(LoggingConfigurable):
                 job_id=state.get("job_id"),
                 time_limit=state.get("time_limit"),
                 live_window=state.get("live_window"),
+                start_id=state.get("start_id"),
             )

@@ -15,7 +15,10 @@ MAX_GPUS_PER_SERVER = 16
 JOB_ID_PATTERN = re.compile(r"^[a-z][a-z0-9]{9}$")
 BATCH_SERVER_PREFIX = "batch-"
 USER_OPTION_KEYS = frozenset({"profile", "batch"})
-BATCH_OPTION_KEYS = frozenset({"job_id", "time_limit", "live_window"})
+# The batch block is a start ticket the batch service signs (spawner/credentials.py).
+BATCH_OPTION_KEYS = frozenset(
+    {"job_id", "time_limit", "live_window", "start_id", "issued_at", "signature"}
+)
 
 
 class ProfileError(ValueError):
@@ -124,6 +127,7 @@ class ServerRequest:
     job_id: str | None = None
     time_limit: int | None = None
     live_window: int | None = None
+    start_id: str | None = None
 
     @property
     def is_batch(self) -> bool:

@@ -80,7 +80,8 @@ class Batch:
         job = self.job(job_id)
         while time.monotonic() < deadline:
             job = self.job(job_id)
-            if job["state"] in states:
+            # A kept kernel is handed over (live) moments after the run ends.
+            if job["state"] in states and not job.get("live_pending"):
                 return job
             time.sleep(0.3)
         raise TimeoutError(f"job {job_id} stayed {job['state']}: {job}")

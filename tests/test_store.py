@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sqlalchemy import text
 from batch_service.errors import BatchError, NotFound
 from batch_service.identity import ADMIN, SUBMIT, Identity
 from batch_service.jobs import JobService, Submission
+from batch_service.runs import RunReports
 from batch_service.store import Base, Store
 from batch_service.uploads import check_upload
 from spawner.profiles import load_profiles
@@ -123,16 +125,21 @@ def test_paging_filters_and_queue_positions(jobs: JobService) -> None:
         jobs.list_jobs(ALICE, owner="bob")
 
 
-def test_runner_events_are_idempotent_by_seq(jobs: JobService) -> None:
+def test_runner_events_are_idempotent_by_seq_and_stamped_by_the_service(
+    jobs: JobService,
+) -> None:
+    runs = RunReports(jobs.store, jobs.profiles, None, hub_server=None)  # type: ignore[arg-type]
     job = jobs.submit(ALICE, submission())
+    assert jobs.mark(job["id"], ["queued"], state="starting", admitted_at=time.time())
+    before = time.time()
     events = [
         {
             "type": "started",
             "seq": 1,
-            "time": 1.0,
-            "kernel_id": "k1",
+            "time": 1.0,  # the runner's clock: ignored
+            "kernel_id": "0f4c1a52-9d1e-4a0b-8c55-2b1f7d0e9a11",
             "total_cells": 2,
-            "output_path": "batch/x/nb.output.ipynb",
+            "output_path": "../../hub/authorize/mallory",  # a claim: ignored
             "session_id": "s",
         },
         {"type": "output", "seq": 2, "time": 2.0, "index": 1, "lines": ["a", "b"]},
@@ -148,12 +155,20 @@ def test_runner_events_are_idempotent_by_seq(jobs: JobService) -> None:
             "kernel_alive": True,
         },
     ]
-    jobs.apply_events(job["id"], events)
-    jobs.apply_events(job["id"], events)  # a retry after a lost answer
+    assert runs.apply_events(job["id"], events) is True
+    runs.apply_events(job["id"], events)  # a retry after a lost answer
     seen = jobs.get(ALICE, job["id"])
-    assert seen["state"] == "failed" and seen["live"] is True and seen["kernel_id"] == "k1"
+    assert seen["state"] == "failed" and seen["kernel_id"] == events[0]["kernel_id"]
+    # Kept, but not live until the scheduler sees the hub reach the server.
+    assert seen["live"] is False and seen["live_kernel_url"] is None
     assert seen["error"] == {"name": "E", "value": "v", "cell": 2}
+    assert before <= seen["started_at"] <= seen["finished_at"] <= time.time()
+    assert seen["output_path"] is None
     assert [line["text"] for line in jobs.logs(ALICE, job["id"])["lines"]] == ["a", "b"]
+    # A finished run's runner says nothing more.
+    late = [{"type": "finished", "seq": 5, "state": "succeeded"}]
+    runs.apply_events(job["id"], late)
+    assert jobs.get(ALICE, job["id"])["state"] == "failed"
 
 
 def test_concurrent_submissions_are_all_stored(jobs: JobService) -> None:

@@ -2,43 +2,43 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from tornado import web
 
 from batch_service.api.uploads import StreamedUploadMixin
+from batch_service.bounded import parse_json, whole_number
+from batch_service.checks import CheckPool
 from batch_service.errors import BatchError
 from batch_service.handlers import BaseHandler
-from batch_service.identity import Identity
-from batch_service.jobs import Submission
-from batch_service.params import notebook_parameters
-from batch_service.render import notebook_html
-from batch_service.uploads import CheckedInput, check_upload, empty_notebook
+from batch_service.jobs import MAX_PAGE, Submission
+from batch_service.uploads import CheckedInput, empty_notebook
 
 JOB_ID = r"(?P<job_id>[^/]+)"
+# Offsets and log positions beyond this are no page anyone can reach.
+MAX_OFFSET = 10**9
+MAX_LOG_POSITION = 2**53
+MAX_TIME_LIMIT = 10**9
 
 
-def _int_field(fields: dict[str, Any], name: str, default: int | None = None) -> int | None:
+def optional_number(
+    fields: dict[str, Any], name: str, minimum: int, maximum: int, default: int | None = None
+) -> int | None:
+    """A whole-number field that may be left out (None or an empty string)."""
     value = fields.get(name)
-    if value in (None, ""):
+    if value is None or value == "":
         return default
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise BatchError(f"{name} must be a whole number, not {value!r}")
+    return whole_number(value, name, minimum, maximum)
 
 
 def _parameters_field(raw: Any) -> Any:
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return {}
     if isinstance(raw, dict):
         return raw
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise BatchError("parameters must be a JSON object of name: value") from None
+    if not isinstance(raw, str):
+        raise BatchError("parameters must be a JSON object of name: value")
+    return parse_json(raw, what="parameters")
 
 
 class UploadHandler(StreamedUploadMixin, BaseHandler):
@@ -52,10 +52,15 @@ class UploadHandler(StreamedUploadMixin, BaseHandler):
                 raise BatchError("you may not submit batch jobs", status=403)
             self.start_upload()
 
-    def checked_input(self, fields: dict[str, str], files: dict[str, Any]) -> CheckedInput:
-        """Check the uploaded file (kind, name, content) with the configured zip limits."""
+    @property
+    def checks(self) -> CheckPool:
+        """The worker processes that check uploads off the event loop."""
+        return self.settings["batch_checks"]
+
+    async def checked_input(self, fields: dict[str, str], files: dict[str, Any]) -> CheckedInput:
+        """Check the uploaded file (kind, name, content) in a worker process."""
         upload = self.uploaded_file(files)
-        return check_upload(
+        return await self.checks.check_upload(
             upload.filename or "",
             upload.body,
             fields.get("entry_point") or None,
@@ -70,18 +75,18 @@ class JobsHandler(UploadHandler):
 
     def get(self) -> None:
         """List jobs with paging and filters."""
-        identity = self.identity
+        query = {name: self.get_query_argument(name, None) for name in ("limit", "offset")}
         page = self.jobs.list_jobs(
-            identity,
+            self.identity,
             owner=self.get_query_argument("owner", None) or None,
             state=self.get_query_argument("state", None) or None,
             profile=self.get_query_argument("profile", None) or None,
-            limit=_int_field({"limit": self.get_query_argument("limit", "50")}, "limit") or 50,
-            offset=_int_field({"offset": self.get_query_argument("offset", "0")}, "offset") or 0,
+            limit=optional_number(query, "limit", 1, MAX_PAGE, 50) or 50,
+            offset=optional_number(query, "offset", 0, MAX_OFFSET, 0) or 0,
         )
         self.write_json(page)
 
-    def post(self) -> None:
+    async def post(self) -> None:
         """Store the job with its input in one transaction, then answer 201."""
         identity = self.identity
         content_type = self.request.headers.get("Content-Type", "")
@@ -93,18 +98,16 @@ class JobsHandler(UploadHandler):
             profile = self.jobs.profiles.get(profile_name)
             kernel = profile.kernel_name if profile else "python3"
             upload = CheckedInput("empty", "notebook.ipynb", empty_notebook(kernel))
-            parameters: Any = {}
         else:
             fields, files = self.upload_form()
-            upload = self.checked_input(fields, files)
-            parameters = _parameters_field(fields.get("parameters"))
+            upload = await self.checked_input(fields, files)
         submission = Submission(
             owner=identity.name,
             input=upload,
             profile=str(fields.get("profile") or ""),
-            time_limit=_int_field(fields, "time_limit"),
-            parameters=parameters,
-            priority=_int_field(fields, "priority", 0) or 0,
+            time_limit=optional_number(fields, "time_limit", 1, MAX_TIME_LIMIT),
+            parameters=_parameters_field(fields.get("parameters")),
+            priority=optional_number(fields, "priority", -1000, 1000, 0) or 0,
             group=fields.get("group") or None,
         )
         job = self.jobs.submit(identity, submission)
@@ -117,23 +120,18 @@ class JobsHandler(UploadHandler):
 class InspectHandler(UploadHandler):
     """POST a file: what kind of job it makes and its parameters with types and defaults."""
 
-    def post(self) -> None:
+    async def post(self) -> None:
         """Check the upload as a submission would, store nothing, describe it."""
         fields, files = self.upload_form()
-        upload = self.checked_input(fields, files)
-        parameters = None
-        kernel_name = None
-        if upload.notebook is not None:
-            found = notebook_parameters(upload.notebook)
-            parameters = [p.to_dict() for p in found] if found is not None else None
-            kernel_name = upload.notebook.metadata.get("kernelspec", {}).get("name")
+        upload = await self.checked_input(fields, files)
+        parameters = upload.parameters
         self.write_json(
             {
                 "kind": upload.kind,
                 "name": upload.name,
                 "entry_point": upload.entry_point,
-                "parameters": parameters,
-                "kernel_name": kernel_name,
+                "parameters": [p.to_dict() for p in parameters] if parameters is not None else None,
+                "kernel_name": upload.kernel_name,
             }
         )
 
@@ -179,26 +177,16 @@ class JobActionHandler(BaseHandler):
 class JobFileHandler(BaseHandler):
     """GET a job's input, executed notebook, or its HTML rendering."""
 
-    allow_all = True  # the runner's server token fetches the input too; checked below
-
-    def get(self, job_id: str, what: str) -> None:
+    async def get(self, job_id: str, what: str) -> None:
         """Send the file as a download (HTML inline, sandboxed)."""
-        model = self.current_user
-        if not model:
-            raise web.HTTPError(401, "log in to the hub, or send a hub API token")
-        identity = Identity.from_model(model)
         role = "input" if what == "input" else "output"
-        if what == "input" and self.jobs.is_runner(identity, job_id):
-            name, content = self.jobs.stored_file(job_id, "input")
-        else:
-            if not self.hub_auth.check_scopes(self.hub_scopes, model):
-                raise web.HTTPError(403, "your hub account may not use the batch service")
-            name, content = self.jobs.file(identity, job_id, role)
+        name, content = self.jobs.file(self.identity, job_id, role)
         if what == "output.html":
+            html = await self.settings["batch_checks"].render_html(content)
             self.set_header("Content-Type", "text/html; charset=utf-8")
             # The rendering holds the run's own outputs: keep its scripts away from our origin.
             self.set_header("Content-Security-Policy", "sandbox allow-scripts")
-            self.finish(notebook_html(content))
+            self.finish(html)
             return
         media = (
             "application/x-ipynb+json" if name.endswith(".ipynb") else "application/octet-stream"
@@ -213,7 +201,8 @@ class JobLogsHandler(BaseHandler):
 
     def get(self, job_id: str) -> None:
         """Lines in order; `after` lets a client follow a run."""
-        after = _int_field({"after": self.get_query_argument("after", "0")}, "after") or 0
+        query = {"after": self.get_query_argument("after", None)}
+        after = optional_number(query, "after", 0, MAX_LOG_POSITION, 0) or 0
         page = self.jobs.logs(self.identity, job_id, after=after)
         if self.get_query_argument("format", "json") == "text":
             self.set_header("Content-Type", "text/plain; charset=utf-8")

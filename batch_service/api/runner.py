@@ -1,50 +1,69 @@
-"""API for the runner inside a batch server: its job's spec, progress events, the output.
+"""API for the runner inside a batch server: its job's spec and input, progress, the output.
 
-Only the job's own server may call these: the token must carry
-`access:servers!server=<owner>/batch-<job id>` (docs/architecture.md).
+A call counts only with the job owner's hub token AND the runner key of the job's current start,
+while the job is starting or running and the hub runs its server (batch_service/runs.py).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from tornado import web
 
 from batch_service.api.jobs import JOB_ID
 from batch_service.handlers import BaseHandler
-from batch_service.identity import Identity
+from batch_service.runs import RunReports
 from batch_service.store import Job
+from spawner.credentials import RUNNER_KEY_HEADER
 
 
 class RunnerHandler(BaseHandler):
-    """Base: the caller must be the job's batch server."""
+    """Base: the caller must be the job's batch server, as it runs now."""
 
-    allow_all = True  # server tokens lack access to the service; the server scope is checked
+    allow_all = True  # server tokens lack access to the service; the runner key is checked
 
-    def runner_job(self, job_id: str) -> Job:
-        """The job this server runs, or 401/404."""
+    @property
+    def runs(self) -> RunReports:
+        """The service's record of what runners report."""
+        return self.settings["batch_runs"]
+
+    async def runner_job(self, job_id: str) -> Job:
+        """The job this server runs now, or 401/404/409."""
         model = self.current_user
         if not model:
             raise web.HTTPError(401, "send the batch server's API token")
-        return self.jobs.runner_job(Identity.from_model(model), job_id)
+        return await self.runs.runner_job(
+            str(model.get("name")), job_id, self.request.headers.get(RUNNER_KEY_HEADER)
+        )
 
 
 class SpecHandler(RunnerHandler):
     """GET what to run."""
 
-    def get(self, job_id: str) -> None:
-        """Kind, input name, parameters, kernel, limits and output name."""
-        self.write_json(self.jobs.runner_spec(self.runner_job(job_id)))
+    async def get(self, job_id: str) -> None:
+        """Kind, input name, parameters, kernel, limits, output name and path."""
+        self.write_json(self.runs.spec(await self.runner_job(job_id)))
+
+
+class InputHandler(RunnerHandler):
+    """GET the job's input file."""
+
+    async def get(self, job_id: str) -> None:
+        """The bytes the user uploaded."""
+        _, content = self.runs.input(await self.runner_job(job_id))
+        self.set_header("Content-Type", "application/octet-stream")
+        self.finish(content)
 
 
 class EventsHandler(RunnerHandler):
     """POST progress, output lines and the end of the run."""
 
-    def post(self, job_id: str) -> None:
-        """Record events idempotently by seq."""
-        job = self.runner_job(job_id)
+    async def post(self, job_id: str) -> None:
+        """Record events idempotently by seq; times are the service's own."""
+        job = await self.runner_job(job_id)
         body = self.body_json()
         events = body.get("events") if isinstance(body, dict) else None
-        self.jobs.apply_events(job.id, events)
-        if any(isinstance(e, dict) and e.get("type") == "finished" for e in events or []):
+        if self.runs.apply_events(job.id, events):
             self.settings["batch_kick"]()
         self.set_status(204)
         self.finish()
@@ -53,16 +72,18 @@ class EventsHandler(RunnerHandler):
 class OutputHandler(RunnerHandler):
     """PUT the executed notebook."""
 
-    def put(self, job_id: str) -> None:
-        """Store it (the latest upload wins)."""
-        job = self.runner_job(job_id)
-        self.jobs.store_output(job.id, self.request.body)
+    async def put(self, job_id: str) -> None:
+        """Check it off the event loop, then store it (the latest upload wins)."""
+        job = await self.runner_job(job_id)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.runs.store_output, job, self.request.body)
         self.set_status(204)
         self.finish()
 
 
 routes = [
     (rf"jobs/{JOB_ID}/runner/spec", SpecHandler),
+    (rf"jobs/{JOB_ID}/runner/input", InputHandler),
     (rf"jobs/{JOB_ID}/runner/events", EventsHandler),
     (rf"jobs/{JOB_ID}/runner/output", OutputHandler),
 ]

@@ -1,16 +1,22 @@
-"""API: turns in the one GPU line, for interactive GPU servers (called by the spawner)."""
+"""API: turns in the one GPU line, for interactive GPU servers (called by the hub's spawner).
+
+A call counts only with the server's own token AND the hub's turn key for that server (the
+spawner's, never the user's), and a new turn only for a server the hub is starting now.
+"""
 
 from __future__ import annotations
 
 from tornado import web
 
+from batch_service.errors import BatchError
 from batch_service.handlers import BaseHandler
 from batch_service.identity import Identity
 from batch_service.turns import TurnService
+from spawner.credentials import TURN_KEY_HEADER
 
 
 class TurnBase(BaseHandler):
-    """The caller is a server's own token (checked per turn)."""
+    """The caller is the hub's spawner for one server (checked per turn)."""
 
     allow_all = True
 
@@ -27,15 +33,26 @@ class TurnBase(BaseHandler):
             raise web.HTTPError(401, "send the server's API token")
         return Identity.from_model(model)
 
+    @property
+    def turn_key(self) -> str | None:
+        """The key the spawner signed this call with."""
+        return self.request.headers.get(TURN_KEY_HEADER)
+
 
 class TurnsHandler(TurnBase):
     """POST: join the line."""
 
-    def post(self) -> None:
+    async def post(self) -> None:
         """Create a waiting turn and run a scheduler pass soon."""
         body = self.body_json()
         body = body if isinstance(body, dict) else {}
-        turn = self.turns.ask(self.server_identity, body.get("server"), body.get("profile"))
+        server, profile = body.get("server"), body.get("profile")
+        if not isinstance(server, str) or not isinstance(profile, str):
+            raise BatchError('send {"server": "<server name>", "profile": "<profile>"}')
+        identity = self.server_identity
+        self.turns.check_key(identity, server, self.turn_key)
+        await self.turns.check_starting(identity.name, server)
+        turn = self.turns.ask(identity, server, profile)
         self.settings["batch_kick"]()
         self.write_json(turn, 201)
 
@@ -45,13 +62,13 @@ class TurnHandler(TurnBase):
 
     def get(self, turn_id: str) -> None:
         """State and position."""
-        self.write_json(self.turns.get(self.server_identity, turn_id))
+        self.write_json(self.turns.get(self.server_identity, turn_id, self.turn_key))
 
-    def delete(self, turn_id: str) -> None:
-        """Leave the line or give admitted GPUs back."""
-        self.turns.leave(self.server_identity, turn_id)
+    async def delete(self, turn_id: str) -> None:
+        """Leave the line; an admitted turn ends once the hub no longer runs its server."""
+        ended = await self.turns.leave(self.server_identity, turn_id, self.turn_key)
         self.settings["batch_kick"]()
-        self.set_status(204)
+        self.set_status(204 if ended else 202)
         self.finish()
 
 

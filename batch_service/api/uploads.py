@@ -71,11 +71,16 @@ class StreamedUploadMixin:
             ) from None
         fields = {}
         for name, values in arguments.items():
+            if len(values) > 1:
+                raise BatchError(f"the form field {name[:64]!r} was sent {len(values)} times")
             try:
-                fields[name] = values[-1].decode("utf-8")
+                fields[name] = values[0].decode("utf-8")
             except UnicodeDecodeError:
-                raise BatchError(f"the form field {name!r} is not UTF-8 text") from None
-        return fields, {name: parts[-1] for name, parts in files.items()}
+                raise BatchError(f"the form field {name[:64]!r} is not UTF-8 text") from None
+        parts = [part for named in files.values() for part in named]
+        if len(parts) > 1:
+            raise BatchError(f"send one file per job, not {len(parts)}")
+        return fields, {name: named[0] for name, named in files.items()}
 
     def upload_json(self) -> Any:
         """The body as JSON (for requests without a file)."""

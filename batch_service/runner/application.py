@@ -26,6 +26,9 @@ class RunnerApp(ExtensionApp):
         help="The batch service as this server reaches it (BATCHHUB_SERVICE_URL)."
     ).tag(config=True)
     api_token = Unicode(help="The server's own hub token (JUPYTERHUB_API_TOKEN).").tag(config=False)
+    runner_key = Unicode(
+        help="This start's key for reporting to the service (BATCHHUB_RUNNER_KEY)."
+    ).tag(config=False)
     save_interval = Float(
         2.0, help="Seconds between saves of the executed notebook while a run goes on."
     ).tag(config=True)
@@ -45,6 +48,11 @@ class RunnerApp(ExtensionApp):
     def _default_token(self) -> str:
         return os.environ.get("JUPYTERHUB_API_TOKEN", "")
 
+    @default("runner_key")
+    def _default_runner_key(self) -> str:
+        # Kernels inherit the server's environment: they need not carry the key.
+        return os.environ.pop("BATCHHUB_RUNNER_KEY", "")
+
     @property
     def active(self) -> bool:
         """True in a batch server."""
@@ -54,7 +62,7 @@ class RunnerApp(ExtensionApp):
         """Create the run (not started yet) for the handlers."""
         self.batch_run = None
         if self.active:
-            client = ServiceClient(self.service_url, self.job_id, self.api_token)
+            client = ServiceClient(self.service_url, self.job_id, self.api_token, self.runner_key)
             self.batch_run = BatchRun(
                 self.serverapp, client, self.job_id, self.save_interval, self.event_interval
             )

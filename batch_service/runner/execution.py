@@ -166,7 +166,8 @@ class BatchRun:
                 kernel_name=kernel_name,
                 language="python",
             )
-        self.output_path = f"{work_relative}/{spec['output_name']}"
+        # The service chose the path (it builds the live-kernel link from it).
+        self.output_path = spec.get("output_path") or f"{work_relative}/{spec['output_name']}"
         km = self.serverapp.kernel_manager
         self.kernel_id = await km.start_kernel(kernel_name=kernel_name, path=work_relative)
         session = await self.serverapp.session_manager.create_session(

@@ -14,15 +14,20 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from spawner.credentials import RUNNER_KEY_HEADER
+
 log = logging.getLogger("batchhub.runner")
 
 
 class ServiceClient:
     """HTTP calls to `<service>/api/v1/jobs/<id>/...`."""
 
-    def __init__(self, service_url: str, job_id: str, token: str, timeout: float = 30) -> None:
+    def __init__(
+        self, service_url: str, job_id: str, token: str, runner_key: str, timeout: float = 30
+    ) -> None:
         self.base = service_url.rstrip("/") + f"/api/v1/jobs/{job_id}/"
         self.token = token
+        self.runner_key = runner_key
         self.timeout = timeout
 
     async def fetch(self, method: str, path: str, body: bytes | None = None) -> bytes:
@@ -31,7 +36,11 @@ class ServiceClient:
             self.base + path,
             method=method,
             body=body,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"token {self.token}",
+                "Content-Type": "application/json",
+                RUNNER_KEY_HEADER: self.runner_key,
+            },
             request_timeout=self.timeout,
         )
         response = await AsyncHTTPClient().fetch(request)
@@ -63,7 +72,7 @@ class ServiceClient:
 
     async def input(self) -> bytes:
         """The uploaded file."""
-        return await self.patient("GET", "input")
+        return await self.patient("GET", "runner/input")
 
     async def upload_output(self, notebook_json: bytes) -> None:
         """The executed notebook, until the service has it."""

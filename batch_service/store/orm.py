@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -47,9 +48,16 @@ class Job(Base):
     group_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     owner_groups: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     submitted_at: Mapped[float] = mapped_column(Float)
+    # All times are the service's own clock: when it asked the hub for the server (GPUs are
+    # held from then), when the runner's first word arrived, when its last one did.
+    admitted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The start of the job's server that may report for it (its runner key derives from it).
+    start_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     live: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The run kept its kernel, but the hub cannot reach the server yet: not `live` until it can.
+    live_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     live_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     # When the live kernel was let go: its GPU time after the run is charged then.
     live_ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)

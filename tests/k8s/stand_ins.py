@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
+import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from jupyterhub.objects import Hub
+
+from spawner.credentials import load_or_create_key, sign_ticket
+
+# One signing key for the stand-in hub and batch service of a test or benchmark process.
+SIGNING_KEY_FILE = Path(tempfile.mkdtemp(prefix="batchhub-key-")) / "batch_signing.key"
 
 
 class HubUser:
@@ -36,4 +44,18 @@ def hub_side(user: str, server: str) -> dict[str, Any]:
         ),
         "api_token": "test-token",
         "oauth_client_id": f"jupyterhub-user-{user}",
+    }
+
+
+def as_batch_service(user: str, server: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Spawner keyword arguments of a start the batch service asked for, its ticket signed."""
+    batch = options.get("batch")
+    if batch is not None:
+        key = load_or_create_key(SIGNING_KEY_FILE)
+        options["batch"] = sign_ticket(
+            key, user, server, options.get("profile", ""), batch, time.time()
+        )
+    return {
+        "signing_key_file": str(SIGNING_KEY_FILE),
+        "handler": SimpleNamespace(current_user=SimpleNamespace(kind="service", name="batch")),
     }

@@ -11,7 +11,7 @@ from kubernetes_asyncio.config import kube_config
 from spawner.kube import BatchKubeSpawner
 from spawner.rbac import HUB_ROLE_RULES
 from tests.k8s.controlplane import COMPLETE_ANNOTATION, GPU_PRODUCTS, ControlPlane
-from tests.k8s.stand_ins import hub_side
+from tests.k8s.stand_ins import as_batch_service, hub_side
 
 pytestmark = pytest.mark.k8s
 NAMESPACE = "hub"
@@ -35,6 +35,7 @@ def hub_account(k8s_cluster: ControlPlane) -> Iterator[None]:
 def make_spawner(user: str, server: str, options: dict, **traits) -> BatchKubeSpawner:  # type: ignore[no-untyped-def]
     spawner = BatchKubeSpawner(
         **hub_side(user, server),
+        **as_batch_service(user, server, options),
         namespace=NAMESPACE,
         profiles=PROFILES,
         gpu_products=GPU_PRODUCTS,

@@ -1,0 +1,71 @@
+"""CPU-heavy checks in worker processes, so one big upload never stalls the service.
+
+Parsing and validating a notebook, scanning a zip, compiling a script and rendering HTML take
+seconds for big files and hold the interpreter while they run (a thread would still block the
+event loop). `CheckPool` runs them in a small pool of separate processes; each returns plain
+data and raises BatchError (which pickles) with the message for the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from batch_service.uploads import CheckedInput, check_upload, read_notebook
+
+
+def _check_upload(
+    name: str, content: bytes, entry_point: str | None, max_members: int, max_bytes: int
+) -> CheckedInput:
+    # The caller keeps the content: send back only what the checks found.
+    return replace(check_upload(name, content, entry_point, max_members, max_bytes), content=b"")
+
+
+def _check_notebook(content: bytes, name: str) -> None:
+    read_notebook(content, name)
+
+
+def _render_html(content: bytes) -> str:
+    from batch_service.render import notebook_html
+
+    return notebook_html(content)
+
+
+class CheckPool:
+    """A few worker processes for the checks above (started once, reused)."""
+
+    def __init__(self, workers: int = 2) -> None:
+        # spawn: a fresh interpreter, not a fork of the service with its sockets and loop.
+        self._pool = ProcessPoolExecutor(
+            max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")
+        )
+
+    async def _run(self, function: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+
+    async def check_upload(
+        self, name: str, content: bytes, entry_point: str | None, max_members: int, max_bytes: int
+    ) -> CheckedInput:
+        """check_upload in a worker; the content stays here."""
+        found = await self._run(_check_upload, name, content, entry_point, max_members, max_bytes)
+        return replace(found, content=content)
+
+    async def check_notebook(self, content: bytes, name: str) -> None:
+        """Refuse what is not a valid notebook (BatchError)."""
+        await self._run(_check_notebook, content, name)
+
+    async def render_html(self, content: bytes) -> str:
+        """An executed notebook as HTML."""
+        return await self._run(_render_html, content)
+
+    def warm_up(self) -> None:
+        """Start the workers now, so the first upload does not wait for them."""
+        for _ in range(self._pool._max_workers):
+            self._pool.submit(int)
+
+    def shutdown(self) -> None:
+        """Stop the workers."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

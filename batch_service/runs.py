@@ -1,0 +1,207 @@
+"""What a batch server's runner may say about its job, and what the service makes of it.
+
+A batch server runs its user's code, so everything its runner reports is that user's claim
+(docs/trust.md). The service takes from it only what the user could do anyway in her own run:
+progress, output lines, the executed notebook, and how the run ended. It takes no times (the
+service's clock stamps every event as it arrives), no paths (the output path is the service's
+choice), and no claim at all unless it comes with the runner key of the job's current start,
+while the job is starting or running and the hub runs its server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from batch_service.clock import now
+from batch_service.errors import BatchError, Conflict, NotFound
+from batch_service.hub_client import HubError, HubUnreachable
+from batch_service.jobs import (
+    ACTIVE_STATES,
+    RUN_RESULTS,
+    RUNNING,
+    STARTING,
+    output_name,
+    output_path,
+    server_name,
+)
+from batch_service.store import Job, JobFile, LogLine, Store
+from spawner.credentials import runner_key, same
+from spawner.profiles import Profile
+
+MAX_LOG_LINES_PER_EVENT = 1000
+MAX_LOG_LINE_CHARS = 4000
+MAX_EVENTS_PER_CALL = 2000
+MAX_CELLS = 100_000
+KERNEL_ID = re.compile(r"^[0-9a-f-]{8,64}$")
+
+# The hub's view of one server (its REST model), or None when the hub does not run it.
+HubServerLookup = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
+
+
+class RunReports:
+    """Authorizes runner calls and records what the runner reports."""
+
+    def __init__(
+        self,
+        store: Store,
+        profiles: Mapping[str, Profile],
+        signing_key: bytes | None,
+        hub_server: HubServerLookup,
+    ) -> None:
+        self.store = store
+        self.profiles = profiles
+        self.signing_key = signing_key
+        self.hub_server = hub_server
+
+    async def runner_job(self, owner: str, job_id: str, presented_key: str | None) -> Job:
+        """The job, if the caller holds the runner key of its current start and the hub runs
+        that server now; else 404 (unknown to this caller) or 409 (no longer reporting)."""
+        with self.store.session() as session:
+            job = session.get(Job, job_id) if len(job_id) <= 16 else None
+        if (
+            job is None
+            or job.owner != owner
+            or not job.start_id
+            or self.signing_key is None
+            or not same(
+                presented_key,
+                runner_key(self.signing_key, job.owner, server_name(job.id), job.start_id),
+            )
+        ):
+            raise NotFound(f"no job {job_id!r} for this server")
+        if job.state not in ACTIVE_STATES:
+            raise Conflict(f"job {job_id} is {job.state}; its runner may no longer report")
+        try:
+            server = await self.hub_server(job.owner, server_name(job.id))
+        except (HubError, HubUnreachable):
+            raise BatchError("cannot reach the hub to check this server; try again", 503) from None
+        if server is None or server.get("pending") == "stop":
+            raise Conflict(f"the hub does not run the server of job {job_id}")
+        return job
+
+    def spec(self, job: Job) -> dict[str, Any]:
+        """What the runner needs to run the job (paths are the service's own choice)."""
+        profile = self.profiles.get(job.profile)
+        return {
+            "job_id": job.id,
+            "kind": job.kind,
+            "input_name": job.input_name,
+            "entry_point": job.entry_point,
+            "parameters": job.parameters,
+            "kernel_name": profile.kernel_name if profile else "python3",
+            "time_limit": job.time_limit,
+            "live_window": job.live_window,
+            "output_name": output_name(job.input_name, job.kind),
+            "output_path": output_path(job.id, job.input_name, job.kind),
+        }
+
+    def input(self, job: Job) -> tuple[str, bytes]:
+        """The job's input file."""
+        with self.store.session() as session:
+            stored = session.get(JobFile, (job.id, "input"))
+            if stored is None:
+                raise NotFound(f"job {job.id} has no input")
+            return stored.name, stored.content
+
+    def apply_events(self, job_id: str, events: Any) -> bool:
+        """Record events in order; a seq already seen is skipped (retries are safe).
+
+        Returns True if the run ended (the scheduler should look at the server soon).
+        """
+        if not isinstance(events, list) or len(events) > MAX_EVENTS_PER_CALL:
+            raise BatchError(f"events must be a list of at most {MAX_EVENTS_PER_CALL}")
+        ended = False
+        with self.store.session() as session:
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None:
+                raise NotFound(f"no job {job_id!r}")
+            received = now()
+            for event in sorted(
+                (e for e in events if isinstance(e, dict)), key=lambda e: _int(e.get("seq"))
+            ):
+                seq = _int(event.get("seq"))
+                if seq <= job.last_seq:
+                    continue
+                ended = self._apply(session, job, event, received) or ended
+                job.last_seq = seq
+        return ended
+
+    def _apply(self, session: Session, job: Job, event: dict[str, Any], received: float) -> bool:
+        kind = event.get("type")
+        if job.state not in ACTIVE_STATES:
+            return False  # the run already ended here: later words change nothing
+        if kind == "started":
+            if job.state == STARTING:
+                job.state = RUNNING
+                job.started_at = received
+            kernel_id = _text(event.get("kernel_id"), 64)
+            job.kernel_id = kernel_id if KERNEL_ID.match(kernel_id) else None
+            job.progress_total = _bounded(event.get("total_cells"), MAX_CELLS)
+        elif kind == "cell":
+            job.progress_index = _bounded(event.get("index"), MAX_CELLS)
+            job.progress_total = _bounded(event.get("total"), MAX_CELLS) or job.progress_total
+            job.current_cell = _text(event.get("source_preview"), 500)
+        elif kind == "output":
+            lines = event.get("lines") or []
+            if isinstance(lines, list):
+                cell = event.get("index")
+                session.add_all(
+                    LogLine(
+                        job_id=job.id,
+                        cell=_bounded(cell, MAX_CELLS) if isinstance(cell, int) else None,
+                        text=_text(line, MAX_LOG_LINE_CHARS),
+                        time=received,
+                    )
+                    for line in lines[:MAX_LOG_LINES_PER_EVENT]
+                )
+        elif kind == "finished":
+            state = event.get("state")
+            if state not in RUN_RESULTS:
+                raise BatchError(f"unknown finished state {str(state)[:40]!r}")
+            job.state = state
+            job.finished_at = received
+            job.started_at = job.started_at or received
+            job.error_name = _text(event.get("error_name"), 255)
+            job.error_value = _text(event.get("error_value"), 4000)
+            failed = event.get("failed_cell")
+            job.failed_cell = _bounded(failed, MAX_CELLS) if isinstance(failed, int) else None
+            # Live only once the hub can reach the server (the scheduler checks and says so).
+            job.live_pending = bool(event.get("kernel_alive") is True)
+            job.current_cell = ""
+            return True
+        return False
+
+    def store_output(self, job: Job, content: bytes) -> None:
+        """Keep the executed notebook (replacing an earlier upload)."""
+        from batch_service.uploads import read_notebook
+
+        read_notebook(content, "the output")
+        with self.store.session() as session:
+            if session.get(Job, job.id) is None:
+                raise NotFound(f"no job {job.id!r}")
+            session.merge(
+                JobFile(
+                    job_id=job.id,
+                    role="output",
+                    name=output_name(job.input_name, job.kind),
+                    size=len(content),
+                    content=content,
+                    stored_at=now(),
+                )
+            )
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _bounded(value: Any, maximum: int) -> int:
+    return min(max(_int(value), 0), maximum)
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
