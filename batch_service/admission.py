@@ -19,6 +19,7 @@ from batch_service.policy import (
     Request,
     Usage,
     charge,
+    decay,
     decide,
     settle,
 )
@@ -281,6 +282,10 @@ class Admission:
                     session.merge(Setting(key=SETTLED_KEY, value=settled_until))
                 self.turns.drop(settled_turns, session)
         return decision, {r.id: r.kind for r in requests}
+
+    def usage_now(self, now: float) -> Usage:
+        """Decayed GPU-seconds of every user and group as of now (what turns are based on)."""
+        return decay(self.load_usage(), now, self.policy.half_life_seconds)
 
     def set_weight(self, kind: str, name: str, weight: float) -> None:
         """An admin's weight for a user or group (1 is everyone's default)."""

@@ -135,6 +135,7 @@ else:
     spawner_cfg.gpu_source = get(values, "gpus.source")
     spawner_cfg.gpu_devices = get(values, "gpus.devices", [])
     spawner_cfg.nvml_types = get(values, "gpus.nvml_types", {})
+    spawner_cfg.gpu_barrier = get(values, "gpus.barrier", "auto")
     spawner_cfg.interactive_default_url = get(values, "spawner.default_url")
     spawner_cfg.batch_service_url = service_url_for_servers
     # Interactive GPU servers wait in the batch service's one GPU line instead of failing.

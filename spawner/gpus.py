@@ -22,6 +22,8 @@ class Gpu:
     uuid: str
     type: str
     index: int = 0
+    # The device file (/dev/nvidia<minor>) the device barrier fences; None: not known.
+    device: str | None = None
 
 
 class GpuUnavailable(RuntimeError):
@@ -52,7 +54,18 @@ def discover_nvml(nvml_types: Mapping[str, str]) -> list[Gpu]:
             uuid = pynvml.nvmlDeviceGetUUID(handle)
             name = name.decode() if isinstance(name, bytes) else name
             uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
-            gpus.append(Gpu(uuid=uuid, type=_type_from_name(name, nvml_types), index=index))
+            try:
+                device = f"/dev/nvidia{pynvml.nvmlDeviceGetMinorNumber(handle)}"
+            except Exception:  # not every platform reports minor numbers
+                device = None
+            gpus.append(
+                Gpu(
+                    uuid=uuid,
+                    type=_type_from_name(name, nvml_types),
+                    index=index,
+                    device=device,
+                )
+            )
         return gpus
     finally:
         pynvml.nvmlShutdown()
@@ -63,7 +76,8 @@ def load_inventory(
 ) -> list[Gpu]:
     """The GPU inventory the values file asks for (source: auto, nvml or list)."""
     listed = [
-        Gpu(uuid=d["uuid"], type=d["type"], index=d.get("index", i)) for i, d in enumerate(devices)
+        Gpu(uuid=d["uuid"], type=d["type"], index=d.get("index", i), device=d.get("device"))
+        for i, d in enumerate(devices)
     ]
     if source == "list" or (source == "auto" and listed):
         return listed

@@ -17,6 +17,7 @@ from tornado import web
 from traitlets import Dict, List, Unicode, default
 
 from .accounts import Account, account_name, current_account, ensure_account
+from .devices import DeviceBarrier, device_of
 from .gpus import GpuPool, GpuUnavailable, load_inventory
 from .limits import MemoryEnforcer
 from .mixin import BatchSpawnerMixin
@@ -68,6 +69,15 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         config=True, help="Map from a substring of an NVML device name to a GPU type."
     )
 
+    gpu_barrier = Unicode(
+        "auto",
+        config=True,
+        help="""How a server is kept to its own GPUs even if its code unsets
+        CUDA_VISIBLE_DEVICES: 'cgroup' (a cgroup v1 device cgroup per server), 'owner' (GPU
+        device files owned by the account holding them; needs root and per-user accounts),
+        'none', or 'auto' (the first of these that works on this machine).""",
+    )
+
     @default("homes_dir")
     def _homes_dir_default(self) -> str:
         state = os.environ.get("BATCHHUB_STATE_DIR", "state")
@@ -80,11 +90,13 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
     # one pool per hub process: every server of every user draws on the same GPUs
     _pools: dict[tuple, GpuPool] = {}
     _enforcers: dict[str, MemoryEnforcer] = {}
+    _barriers: dict[tuple, DeviceBarrier] = {}
 
     account: Account | None = None
     gpu_uuids: list[str] = []
     memory_note: str = ""
     _limit: tuple[Any, str] = (lambda: None, "")
+    _fence: Any = staticmethod(lambda: None)
 
     @property
     def gpu_pool(self) -> GpuPool:
@@ -94,6 +106,21 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
             inventory = load_inventory(self.gpu_source, self.gpu_devices, self.nvml_types)
             self._pools[key] = GpuPool(inventory)
         return self._pools[key]
+
+    @property
+    def device_barrier(self) -> DeviceBarrier:
+        """The hub-wide GPU device barrier for this inventory."""
+        key = (self.gpu_barrier, self.isolation, repr(self.gpu_pool.inventory))
+        if key not in self._barriers:
+            devices = [device_of(g.uuid, g.device) for g in self.gpu_pool.inventory]
+            barrier = DeviceBarrier(
+                self.gpu_barrier,
+                [d for d in devices if d is not None],
+                isolation_enabled(self.isolation),
+            )
+            self.log.info("batchhub: %s", barrier.note)
+            self._barriers[key] = barrier
+        return self._barriers[key]
 
     @property
     def memory_enforcer(self) -> MemoryEnforcer:
@@ -136,15 +163,17 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         return current_account(str(home))
 
     def make_preexec_fn(self, name: str) -> Any:
-        """Join the memory limit, then drop to the user's account (when isolated)."""
+        """Join the memory limit and the GPU fence, then drop to the user's account."""
         account = self.account
         limit_step, _ = self._limit
+        fence_step = self._fence
         isolated = isolation_enabled(self.isolation) and account is not None
         gids = os.getgrouplist(account.name, account.gid) if isolated else []
 
         def preexec() -> None:
             try:
                 limit_step()
+                fence_step()
                 if isolated:
                     os.setgid(account.gid)
                     os.setgroups(gids)
@@ -179,6 +208,7 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         env["BATCHHUB_GPUS"] = ",".join(self.gpu_uuids)
         if self.memory_note:
             env["BATCHHUB_MEMORY_LIMIT"] = self.memory_note
+        env["BATCHHUB_GPU_BARRIER"] = self.device_barrier.mechanism
         if env.get("BATCHHUB_JOB_ID"):
             # Enables the runner extension from the work tree, whatever pip installed.
             env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
@@ -204,12 +234,16 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         try:
             self._limit = self.memory_enforcer.prepare(self.cgroup_key, profile.mem_limit)
             self.memory_note = self._limit[1]
+            self._fence = self.device_barrier.prepare(
+                self.cgroup_key, self.account.uid, self.account.gid, self.gpu_uuids
+            )
             self.log.info(
-                "Starting %s as account %s, GPUs [%s], %s",
+                "Starting %s as account %s, GPUs [%s], %s; %s",
                 self._log_name,
                 self.account.name,
                 ",".join(self.gpu_uuids),
                 self.memory_note,
+                self.device_barrier.note,
             )
             self.notebook_dir = self.notebook_dir or self.account.home
             return await super().start()
@@ -219,6 +253,8 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
             raise
 
     def _release(self) -> None:
+        # The pool knows what this server held (its own list may be cleared already).
+        self.device_barrier.cleanup(self.cgroup_key, self.gpu_pool.held_by(self.owner_key))
         released = self.gpu_pool.release(self.owner_key)
         if released:
             self.log.info("GPUs of %s back in the pool: %s", self._log_name, ", ".join(released))
@@ -245,9 +281,11 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
             yield event
         if self.account is not None:
             gpus = ", ".join(self.gpu_uuids) or "none"
+            fence = f"; {self.device_barrier.note}" if self.gpu_pool.inventory else ""
             yield {
                 "progress": 50,
-                "message": f"Running as {self.account.name}; GPUs: {gpus}; {self.memory_note}",
+                "message": f"Running as {self.account.name}; GPUs: {gpus}; "
+                f"{self.memory_note}{fence}",
             }
 
     def get_state(self) -> dict[str, Any]:
@@ -265,6 +303,9 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         if state.get("gpus") and state.get("pid"):
             self.gpu_uuids = list(state["gpus"])
             self.gpu_pool.restore(self.owner_key, self.gpu_uuids)
+            # A hub restart: the fence of a server that kept running is put back as it was.
+            account = self.account or self.resolve_account()
+            self.device_barrier.prepare(self.cgroup_key, account.uid, account.gid, self.gpu_uuids)
 
     def clear_state(self) -> None:
         """Forget the pid and GPUs."""

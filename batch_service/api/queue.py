@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from batch_service.clock import now
 from batch_service.errors import BatchError
 from batch_service.handlers import BaseHandler
 
@@ -75,6 +76,27 @@ class WeightsHandler(BaseHandler):
         self.get()
 
 
+class UsageHandler(BaseHandler):
+    """GET decayed GPU usage: your own and your groups' (everyone's for batch readers)."""
+
+    def get(self) -> None:
+        """GPU-seconds by user and by group as of now (turns go to who used least)."""
+        identity = self.identity
+        usage = self.app.admission.usage_now(now())
+        users, groups = usage.by_user, usage.by_group
+        if not identity.can_read_all:
+            users = {identity.name: users.get(identity.name, 0.0)}
+            groups = {g: groups[g] for g in identity.groups if g in groups}
+        self.write_json(
+            {
+                "as_of": usage.as_of,
+                "half_life_seconds": self.app.admission.policy.half_life_seconds,
+                "users": {name: round(value, 3) for name, value in sorted(users.items())},
+                "groups": {name: round(value, 3) for name, value in sorted(groups.items())},
+            }
+        )
+
+
 class OpenAPIHandler(BaseHandler):
     """The API's OpenAPI document (public, like any API reference)."""
 
@@ -101,5 +123,6 @@ routes = [
     (r"profiles", ProfilesHandler),
     (r"queue", QueueHandler),
     (r"weights", WeightsHandler),
+    (r"usage", UsageHandler),
     (r"openapi\.yaml", OpenAPIHandler),
 ]
