@@ -15,7 +15,7 @@ from batch_service.errors import BatchError
 MAX_JSON_DEPTH = 32
 MAX_NUMBER_CHARS = 40
 # Whole numbers as people type them: ASCII digits only (str.isdigit() accepts "²").
-WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]{1,18}$")
+WHOLE_NUMBER = re.compile(rf"^[+-]?[0-9]{{1,{MAX_NUMBER_CHARS}}}$")
 _NESTING = re.compile(rb'[\[\]{}"\\]')
 
 

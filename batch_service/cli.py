@@ -111,7 +111,8 @@ def follow(api: Api, job_id: str, out: Any = sys.stdout) -> dict[str, Any]:
         if status != last:
             print(f"[batchhub] {status}", file=sys.stderr)
             last = status
-        if job["state"] in FINISHED:
+        # A kept kernel is handed over (live) moments after the run ends: wait for it.
+        if job["state"] in FINISHED and not job.get("live_pending"):
             if job.get("error"):
                 print(
                     f"[batchhub] {job['error']['name']}: {job['error']['value']}", file=sys.stderr
@@ -121,7 +122,7 @@ def follow(api: Api, job_id: str, out: Any = sys.stdout) -> dict[str, Any]:
             if job.get("live_kernel_url"):
                 print(f"[batchhub] live kernel: {job['live_kernel_url']}", file=sys.stderr)
             return job
-        time.sleep(1)
+        time.sleep(0.25 if job.get("live_pending") else 1)
 
 
 def parameters_from(args: argparse.Namespace) -> dict[str, Any]:

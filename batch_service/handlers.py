@@ -51,9 +51,6 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             except UserNotAllowed:
                 self._hub_auth_user_cache = None
                 self._not_allowed = model
-        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
-            # HubAuth skips the check only for a request its token authenticated.
-            self.hub_auth.check_xsrf_cookie(self)
         if self.json_errors and not getattr(self, "allow_all", False):
             # 401/403 now, before the body is looked at.
             if not self.identity.uses_batch:
@@ -62,6 +59,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                     "this token may not use batch jobs: it lacks the scope custom:batch:submit "
                     "(create a token without restricting its scopes on the hub's Token page)",
                 )
+        if model and self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            # A change by someone the hub's cookie identified must carry the XSRF token;
+            # HubAuth skips the check only for a request its token authenticated.
+            self.hub_auth.check_xsrf_cookie(self)
 
     def check_xsrf_cookie(self) -> None:
         """Tornado asks before `prepare` knows the caller: the real check runs in prepare."""

@@ -166,7 +166,7 @@ class JobService:
         profile = self.profiles.get(name)
         if profile is None or not profile.batch:
             names = ", ".join(p.name for p in self.profiles_for(identity)) or "none"
-            raise BatchError(f"unknown profile {name!r}; available: {names}")
+            raise BatchError(f"unknown profile {name[:64]!r}; available: {names}")
         if not profile.allows(identity.groups):
             raise BatchError(f"profile {name!r} is not available to you")
         return profile
@@ -284,7 +284,7 @@ class JobService:
         job = session.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 16 else None
         if job is None or not identity.may_read(job.owner):
             # 404 either way, so job ids of other people do not leak.
-            raise NotFound(f"no job {job_id!r}")
+            raise NotFound(f"no job {str(job_id)[:40]!r}")
         return job
 
     def get(self, identity: Identity, job_id: str) -> dict[str, Any]:
@@ -303,7 +303,7 @@ class JobService:
     ) -> dict[str, Any]:
         """A page of jobs, newest first, with the total count for the filters."""
         if state is not None and state not in STATES:
-            raise BatchError(f"unknown state {state!r}; states: {', '.join(STATES)}")
+            raise BatchError(f"unknown state {state[:40]!r}; states: {', '.join(STATES)}")
         if not 1 <= limit <= MAX_PAGE:
             raise BatchError(f"limit must be between 1 and {MAX_PAGE}")
         if offset < 0:

@@ -72,7 +72,7 @@ class RunReports:
                 runner_key(self.signing_key, job.owner, server_name(job.id), job.start_id),
             )
         ):
-            raise NotFound(f"no job {job_id!r} for this server")
+            raise NotFound(f"no job {job_id[:40]!r} for this server")
         if job.state not in ACTIVE_STATES:
             raise Conflict(f"job {job_id} is {job.state}; its runner may no longer report")
         try:
@@ -118,7 +118,7 @@ class RunReports:
         with self.store.session() as session:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None:
-                raise NotFound(f"no job {job_id!r}")
+                raise NotFound(f"no job {job_id[:40]!r}")
             received = now()
             for event in sorted(
                 (e for e in events if isinstance(e, dict)), key=lambda e: _int(e.get("seq"))

@@ -98,7 +98,7 @@ class TurnService:
             raise BatchError('send {"server": "<server name>", "profile": "<profile>"}')
         profile = self.profiles.get(profile_name)
         if profile is None or not profile.gpus:
-            raise BatchError(f"profile {profile_name!r} has no GPUs and needs no turn")
+            raise BatchError(f"profile {profile_name[:64]!r} has no GPUs and needs no turn")
         with self.store.session() as session:
             for existing in session.scalars(
                 select(Turn).where(Turn.owner == identity.name, Turn.server == server)

@@ -60,7 +60,13 @@ def mint(person: HubUser, scopes: list[str]) -> str:
 
 
 def runner_call(
-    hub: HubProcess, token: str, method: str, job_id: str, what: str, key: str = "", body: Any = None
+    hub: HubProcess,
+    token: str,
+    method: str,
+    job_id: str,
+    what: str,
+    key: str = "",
+    body: Any = None,
 ) -> requests.Response:
     """A call to a job's runner endpoints with a token (and a runner key, if any)."""
     headers = {"Authorization": f"token {token}", "X-Batchhub-Runner-Key": key}

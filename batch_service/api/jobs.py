@@ -145,6 +145,10 @@ class JobHandler(BaseHandler):
 
     def patch(self, job_id: str) -> None:
         """Change a job's priority."""
+        if not self.identity.is_admin:
+            # Others' jobs stay unknown (404); one's own: not allowed.
+            self.jobs.get(self.identity, job_id)
+            raise BatchError("only batch admins may change priorities", status=403)
         body = self.body_json()
         if not isinstance(body, dict) or set(body) != {"priority"}:
             raise BatchError('send {"priority": <whole number>}')

@@ -37,6 +37,8 @@ class QueueHandler(BaseHandler):
 
     def put(self) -> None:
         """Pause or resume: no new job starts while paused; running ones go on."""
+        if not self.identity.is_admin:
+            raise BatchError("only batch admins may pause or resume the queue", status=403)
         body = self.body_json()
         if not isinstance(body, dict) or set(body) != {"paused"}:
             raise BatchError('send {"paused": true} or {"paused": false}')

@@ -44,12 +44,12 @@ class TurnsHandler(TurnBase):
 
     async def post(self) -> None:
         """Create a waiting turn and run a scheduler pass soon."""
+        identity = self.server_identity  # who asks, before the body is looked at
         body = self.body_json()
         body = body if isinstance(body, dict) else {}
         server, profile = body.get("server"), body.get("profile")
         if not isinstance(server, str) or not isinstance(profile, str):
             raise BatchError('send {"server": "<server name>", "profile": "<profile>"}')
-        identity = self.server_identity
         self.turns.check_key(identity, server, self.turn_key)
         await self.turns.check_starting(identity.name, server)
         turn = self.turns.ask(identity, server, profile)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from tornado.httputil import HTTPFile, HTTPInputError, parse_body_arguments
 
+from batch_service.bounded import parse_json
 from batch_service.errors import BatchError, TooLarge
 
 # Room for the multipart envelope and the form's small fields around the file itself.
@@ -86,10 +86,7 @@ class StreamedUploadMixin:
         """The body as JSON (for requests without a file)."""
         if self._overflow:
             raise TooLarge(self._too_large_message())
-        try:
-            return json.loads(b"".join(self._chunks) or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise BatchError("the request body must be JSON") from None
+        return parse_json(b"".join(self._chunks) or b"{}")
 
     def uploaded_file(self, files: dict[str, HTTPFile]) -> HTTPFile:
         """The one file part, checked against the size limit."""

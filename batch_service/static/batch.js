@@ -345,7 +345,7 @@
         after = lines.next;
         log.scrollTop = log.scrollHeight;
       }
-      done = finished && !job.live;
+      done = finished && !job.live && !job.live_pending;
     }
     document.getElementById("release").addEventListener("click", async () => { await api(config, "POST", "jobs/" + id + "/release"); refresh(); });
     document.getElementById("cancel").addEventListener("click", async () => { await api(config, "POST", "jobs/" + id + "/cancel"); refresh(); });
