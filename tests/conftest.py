@@ -37,7 +37,16 @@ FAKE_GPUS = [
 
 SESSION_VALUES = {
     # lab-a and lab-b have fair shares of their own (policy.group_weights); staff does not.
-    "hub": {"extra_groups": {"staff": ["carol"], "lab-a": ["br-hana"], "lab-b": ["br-hana"]}},
+    # gpu-admins administer the batch queue without being hub admins.
+    "hub": {
+        "extra_groups": {
+            "staff": ["carol"],
+            "lab-a": ["br-hana"],
+            "lab-b": ["br-hana"],
+            "gpu-admins": ["az-boss"],
+        }
+    },
+    "auth": {"oauth": {"batch_admin_groups": ["gpu-admins"]}},
     "spawner": {"local": {"account_prefix": ACCOUNT_PREFIX}},
     "gpus": {"source": "list", "devices": FAKE_GPUS},
     # Small limits so the upload tests can cross them cheaply.

@@ -93,7 +93,8 @@ class HubProcess:
                 "log_level": "DEBUG",
             },
             "batch": {"port": batch_port, "scheduler_interval": 0.5},
-            "culler": {"enabled": False},
+            # Running, but it culls nothing within a test (another hub service with a token).
+            "culler": {"enabled": True, "timeout": 86400, "every": 3600},
         }
         deep_update(values, overrides or {})
         return cls(state_dir=state_dir, values=values)
@@ -150,6 +151,23 @@ class HubProcess:
                 except OSError:
                     continue
         raise AssertionError("batch service process not found")
+
+    def service_token(self, service: str) -> str:
+        """The hub API token of one of this hub's managed services (read as root would)."""
+        api_url = f"JUPYTERHUB_API_URL=http://127.0.0.1:{self.values['hub']['hub_port']}/"
+        wanted = f"JUPYTERHUB_SERVICE_NAME={service}".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if wanted in environ and any(v.startswith(api_url.encode()) for v in environ):
+                for item in environ:
+                    if item.startswith(b"JUPYTERHUB_API_TOKEN="):
+                        return item.split(b"=", 1)[1].decode()
+        raise AssertionError(f"no running service {service!r} of this hub")
 
     def log_tail(self, lines: int = 80) -> str:
         """The last lines of the hub's log (hub, proxy, service)."""
