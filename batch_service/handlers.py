@@ -105,6 +105,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if message is None:
             message = "something went wrong on the server" if status_code >= 500 else (self._reason)
         self.set_status(status_code)
+        if getattr(self, "streams_body", False) and not getattr(self, "body_complete", False):
+            # Refused before the body was read: tornado drops the connection after answering,
+            # so tell the proxy not to send another request on it (it would be reset).
+            self.set_header("Connection", "close")
         if self.json_errors:
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(json.dumps({"status": status_code, "message": message}))

@@ -73,6 +73,8 @@ class UploadHandler(StreamedUploadMixin, BaseHandler):
 class JobsHandler(UploadHandler):
     """GET: a page of jobs. POST: submit a job (multipart upload, or JSON for empty)."""
 
+    SUPPORTED_METHODS = ("GET", "POST")  # so any other method is a 405 before a body streams
+
     def get(self) -> None:
         """List jobs with paging and filters."""
         query = {name: self.get_query_argument(name, None) for name in ("limit", "offset")}
@@ -88,6 +90,7 @@ class JobsHandler(UploadHandler):
 
     async def post(self) -> None:
         """Store the job with its input in one transaction, then answer 201."""
+        self.on_body_complete()
         identity = self.identity
         content_type = self.request.headers.get("Content-Type", "")
         if content_type.startswith("application/json"):
@@ -120,8 +123,11 @@ class JobsHandler(UploadHandler):
 class InspectHandler(UploadHandler):
     """POST a file: what kind of job it makes and its parameters with types and defaults."""
 
+    SUPPORTED_METHODS = ("POST",)
+
     async def post(self) -> None:
         """Check the upload as a submission would, store nothing, describe it."""
+        self.on_body_complete()
         fields, files = self.upload_form()
         upload = await self.checked_input(fields, files)
         parameters = upload.parameters

@@ -20,6 +20,13 @@ class StreamedUploadMixin:
 
     request: Any
     settings: dict[str, Any]
+    streams_body = True
+    # Set once the whole body arrived (tornado then calls the method).
+    body_complete = False
+
+    def on_body_complete(self) -> None:
+        """The body is in: an answer now leaves the connection usable."""
+        self.body_complete = True
 
     def start_upload(self) -> None:
         """Check the declared length and bound what the connection will accept."""
