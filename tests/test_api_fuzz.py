@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from schemathesis.config import SchemathesisConfig
 from schemathesis import checks
+from schemathesis.config import SchemathesisConfig
 
 from batch_service.api.queue import OPENAPI
 from tests.batch import Batch
