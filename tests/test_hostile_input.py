@@ -220,7 +220,7 @@ CASES = [
     Case("queue-not-object", "PUT", "queue", 400, '"paused"', "admin", b"[true]"),
     Case("body-not-json", "PUT", "queue", 400, "not valid JSON", "admin", b"\xff\xfe"),
     Case("two-files", "POST", "jobs", 400, "send one file per job", content_type="multipart"),
-    Case("field-twice", "POST", "jobs", 400, "was sent 2 times", content_type="multipart"),
+    Case("field-twice", "POST", "jobs", 400, "was sent more than once", content_type="multipart"),
     Case("null-in-filename", "POST", "jobs", 400, "malformed", content_type="multipart"),
 ]
 MULTIPART_BODIES = {

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tornado.httputil import HTTPFile, HTTPInputError, parse_body_arguments
-
+from batch_service.api.forms import StreamingForm, UploadedFile
 from batch_service.bounded import parse_json
 from batch_service.errors import BatchError, TooLarge
 
@@ -35,8 +34,13 @@ class StreamedUploadMixin:
         self._chunks: list[bytes] = []
         self._received = 0
         self._overflow = False
+        content_type = self.request.headers.get("Content-Type", "")
+        # A form is read as it arrives; anything else (JSON) is small and kept whole.
+        self._form: StreamingForm | None = None
+        if content_type.startswith("multipart/"):
+            self._form = StreamingForm(content_type)
         declared = self.request.headers.get("Content-Length")
-        size = int(declared) if declared and declared.isdigit() else 0
+        size = int(declared) if declared and declared.isdigit() and len(declared) < 20 else 0
         if size > DISCARD_FACTOR * self._upload_limit:
             # Far over the limit: answer at once and let the connection drop.
             raise TooLarge(self._too_large_message())
@@ -50,44 +54,25 @@ class StreamedUploadMixin:
         return f"the upload is larger than the limit of {limit} bytes ({limit / 2**20:.1f} MiB)"
 
     def data_received(self, chunk: bytes) -> None:
-        """Keep chunks until the limit; after it, count and drop."""
+        """Take chunks until the limit; after it, count and drop."""
         self._received += len(chunk)
         if self._overflow or self._received > self._upload_limit:
             self._overflow = True
             self._chunks.clear()
+            self._form = None
             return
-        self._chunks.append(chunk)
+        if self._form is not None:
+            self._form.write(chunk)
+        else:
+            self._chunks.append(chunk)
 
-    def upload_form(self) -> tuple[dict[str, str], dict[str, HTTPFile]]:
-        """The parsed multipart form: plain fields and files."""
+    def upload_form(self) -> tuple[dict[str, str], dict[str, UploadedFile]]:
+        """The multipart form read so far: plain fields and the file."""
         if self._overflow:
             raise TooLarge(self._too_large_message())
-        body = b"".join(self._chunks)
-        self._chunks.clear()
-        content_type = self.request.headers.get("Content-Type", "")
-        if not content_type.startswith("multipart/form-data"):
+        if self._form is None:
             raise BatchError("send multipart/form-data with the file in a part named 'file'")
-        arguments: dict[str, list[bytes]] = {}
-        files: dict[str, list[HTTPFile]] = {}
-        try:
-            parse_body_arguments(content_type, body, arguments, files)
-        except HTTPInputError:
-            raise BatchError(
-                "the upload's form could not be read: a part or file name is malformed "
-                "(file names may not contain a control character)"
-            ) from None
-        fields = {}
-        for name, values in arguments.items():
-            if len(values) > 1:
-                raise BatchError(f"the form field {name[:64]!r} was sent {len(values)} times")
-            try:
-                fields[name] = values[0].decode("utf-8")
-            except UnicodeDecodeError:
-                raise BatchError(f"the form field {name[:64]!r} is not UTF-8 text") from None
-        parts = [part for named in files.values() for part in named]
-        if len(parts) > 1:
-            raise BatchError(f"send one file per job, not {len(parts)}")
-        return fields, {name: named[0] for name, named in files.items()}
+        return self._form.finish()
 
     def upload_json(self) -> Any:
         """The body as JSON (for requests without a file)."""
@@ -95,7 +80,7 @@ class StreamedUploadMixin:
             raise TooLarge(self._too_large_message())
         return parse_json(b"".join(self._chunks) or b"{}")
 
-    def uploaded_file(self, files: dict[str, HTTPFile]) -> HTTPFile:
+    def uploaded_file(self, files: dict[str, UploadedFile]) -> UploadedFile:
         """The one file part, checked against the size limit."""
         upload = files.get("file")
         if upload is None:
