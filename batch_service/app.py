@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from tornado import web
 from tornado.httpserver import HTTPServer
+from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import Application, Config
 
@@ -87,6 +88,11 @@ class BatchServiceApp(Application):
         help="""File with the key only the hub and this service hold (the hub config creates
         it): batch servers start only with tickets signed with it, and their runners report
         with keys derived from it. Empty: no batch server can start.""",
+    ).tag(config=True)
+    exit_with_hub = Bool(
+        True,
+        help="""Stop when the hub that started this service is gone (its parent process), so a
+        hub that crashed and restarts finds the service's port free and starts a fresh one.""",
     ).tag(config=True)
     check_workers = Integer(
         2,
@@ -234,7 +240,20 @@ class BatchServiceApp(Application):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
+        watch = None
+        if self.exit_with_hub and os.environ.get("JUPYTERHUB_SERVICE_NAME"):
+            hub_pid = os.getppid()
+
+            def hub_gone() -> None:
+                if os.getppid() != hub_pid:
+                    log.warning("the hub that started this service is gone: stopping")
+                    done.set()
+
+            watch = PeriodicCallback(hub_gone, 1000)
+            watch.start()
         await done.wait()
+        if watch is not None:
+            watch.stop()
         self.loop.stop()
         server.stop()
         self.checks.shutdown()

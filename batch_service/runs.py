@@ -57,9 +57,12 @@ class RunReports:
         self.signing_key = signing_key
         self.hub_server = hub_server
 
-    async def runner_job(self, owner: str, job_id: str, presented_key: str | None) -> Job:
+    async def runner_job(
+        self, owner: str, job_id: str, presented_key: str | None, after_run: bool = False
+    ) -> Job:
         """The job, if the caller holds the runner key of its current start and the hub runs
-        that server now; else 404 (unknown to this caller) or 409 (no longer reporting)."""
+        that server now; else 404 (unknown to this caller) or 409 (no longer reporting).
+        With `after_run`, a finished run that kept its kernel may still report (its end)."""
         with self.store.session() as session:
             job = session.get(Job, job_id) if len(job_id) <= 16 else None
         if (
@@ -73,7 +76,8 @@ class RunReports:
             )
         ):
             raise NotFound(f"no job {job_id[:40]!r} for this server")
-        if job.state not in ACTIVE_STATES:
+        kept = after_run and (job.live or job.live_pending)
+        if job.state not in ACTIVE_STATES and not kept:
             raise Conflict(f"job {job_id} is {job.state}; its runner may no longer report")
         try:
             server = await self.hub_server(job.owner, server_name(job.id))
@@ -133,6 +137,13 @@ class RunReports:
     def _apply(self, session: Session, job: Job, event: dict[str, Any], received: float) -> bool:
         kind = event.get("type")
         if job.state not in ACTIVE_STATES:
+            if kind == "kernel_gone" and (job.live or job.live_pending):
+                # Only shortens her own live window: the next pass stops the server.
+                job.live_until = received
+                if job.live_pending:
+                    job.live_pending = False
+                    job.live_ended_at = received
+                return True
             return False  # the run already ended here: later words change nothing
         if kind == "started":
             if job.state == STARTING:

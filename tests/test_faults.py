@@ -78,3 +78,36 @@ def test_the_run_is_recorded_when_the_service_restarts_during_it(hub: HubProcess
     output = batch.call("GET", f"jobs/{job['id']}/output")
     assert output.status_code == 200 and "after" in output.text
     batch.call("POST", f"jobs/{job['id']}/release")
+
+
+def kernel_pids(kernel_id: str) -> list[int]:
+    """Processes of a kernel (its connection file carries its id)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if f"kernel-{kernel_id}".encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_live_kernel_that_dies_ends_its_window_and_its_server(hub: HubProcess) -> None:
+    user = hub.ready_user("fault-live")
+    batch = Batch(user)
+    job = batch.wait(batch.submit("kept.ipynb", notebook("kept = 1")).json()["id"])
+    assert job["live"] is True and job["kernel_id"]
+    pids = kernel_pids(job["kernel_id"])
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    # The kernel restarter would put an empty kernel there: the run's state is gone, so the
+    # live window ends and the server (and anything it holds) goes at once.
+    deadline = time.monotonic() + 30
+    seen = batch.job(job["id"])
+    while time.monotonic() < deadline and (seen["live"] or user.server_model(job["server_name"])):
+        time.sleep(0.5)
+        seen = batch.job(job["id"])
+    assert seen["live"] is False and seen["state"] == "succeeded"
+    assert user.server_model(job["server_name"]) is None

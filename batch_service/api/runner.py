@@ -27,13 +27,13 @@ class RunnerHandler(BaseHandler):
         """The service's record of what runners report."""
         return self.settings["batch_runs"]
 
-    async def runner_job(self, job_id: str) -> Job:
+    async def runner_job(self, job_id: str, after_run: bool = False) -> Job:
         """The job this server runs now, or 401/404/409."""
         model = self.current_user
         if not model:
             raise web.HTTPError(401, "send the batch server's API token")
         return await self.runs.runner_job(
-            str(model.get("name")), job_id, self.request.headers.get(RUNNER_KEY_HEADER)
+            str(model.get("name")), job_id, self.request.headers.get(RUNNER_KEY_HEADER), after_run
         )
 
 
@@ -59,8 +59,9 @@ class EventsHandler(RunnerHandler):
     """POST progress, output lines and the end of the run."""
 
     async def post(self, job_id: str) -> None:
-        """Record events idempotently by seq; times are the service's own."""
-        job = await self.runner_job(job_id)
+        """Record events idempotently by seq; times are the service's own. After the run, only
+        the end of its kept kernel is heard."""
+        job = await self.runner_job(job_id, after_run=True)
         body = self.body_json()
         events = body.get("events") if isinstance(body, dict) else None
         if self.runs.apply_events(job.id, events):

@@ -22,7 +22,7 @@ from nbclient.exceptions import CellExecutionError, DeadKernelError
 from papermill.parameterize import parameterize_notebook
 
 from batch_service.runner.inputs import build_notebook
-from batch_service.runner.service_client import EventSender, ServiceClient
+from batch_service.runner.service_client import EventSender, ServiceClient, ServiceRefused
 
 log = logging.getLogger("batchhub.runner")
 PREVIEW_CHARS = 200
@@ -72,6 +72,7 @@ class BatchRun:
         self.timed_out = False
         self.output_path = ""
         self._partial: dict[int, str] = {}
+        self._watcher: asyncio.Task[None] | None = None
         self._last_save = 0.0
 
     # --- output lines ---------------------------------------------------------------
@@ -116,11 +117,52 @@ class BatchRun:
             await asyncio.sleep(interval)
 
     async def run(self) -> None:
+        """Run and report, then watch the live kernel. A server the service no longer accepts
+        for its job (cancelled, or not the start the service made) ends itself."""
+        try:
+            await self._run_and_report()
+        except ServiceRefused as e:
+            log.warning("the service no longer accepts this server for job %s (%s)", self.job_id, e)
+            if not self.serverapp._stopping:
+                self.serverapp.stop()
+            return
+        # A task of its own: this one must end, because AnyIO (behind the server's file saves)
+        # stops its worker threads only when the first task that used them is done, and a
+        # server with live worker threads cannot exit when the hub stops it.
+        self._watcher = asyncio.ensure_future(self._watch_kernel())
+
+    async def _watch_kernel(self) -> None:
+        """Tell the service when the kept kernel dies, so its server and GPUs go at once.
+
+        The server's kernel restarter notices a dead kernel and starts an empty one in its
+        place: either event means the run's kernel, and its variables, are gone.
+        """
+        if not await self._kernel_alive():
+            return
+        gone = asyncio.Event()
+        kernel = self.serverapp.kernel_manager.get_kernel(self.kernel_id)
+        for event in ("restart", "dead"):
+            kernel.add_restart_callback(gone.set, event)
+        await gone.wait()
+        if self.serverapp._stopping:
+            return  # the server shuts its kernels down itself
+        log.info("the live kernel of job %s is gone", self.job_id)
+        self.events.seq += 1
+        event = {"type": "kernel_gone", "seq": self.events.seq, "time": time.time()}
+        body = json.dumps({"events": [event]}).encode()
+        try:
+            await self.client.patient("POST", "runner/events", body, max_delay=5)
+        except ServiceRefused:
+            pass  # the live window ended already: the service stops this server
+
+    async def _run_and_report(self) -> None:
         """Fetch, execute, report; the kernel is never shut down here."""
         self.events.start()
         heartbeat = asyncio.ensure_future(self._keep_active())
         try:
             await self._run()
+        except ServiceRefused:
+            raise
         except Exception as e:  # the run must always end with a 'finished' event
             log.exception("batch run %s failed before its cells ran", self.job_id)
             self.state = "failed"

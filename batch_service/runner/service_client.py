@@ -19,6 +19,10 @@ from spawner.credentials import RUNNER_KEY_HEADER
 log = logging.getLogger("batchhub.runner")
 
 
+class ServiceRefused(Exception):
+    """The service no longer accepts this server for its job (404 or 409): it should end."""
+
+
 class ServiceClient:
     """HTTP calls to `<service>/api/v1/jobs/<id>/...`."""
 
@@ -55,6 +59,8 @@ class ServiceClient:
             try:
                 return await self.fetch(method, path, body)
             except HTTPClientError as e:
+                if e.code in (404, 409):
+                    raise ServiceRefused(f"{method} {path}: {e.code}") from None
                 if 400 <= e.code < 500 and e.code not in (408, 429):
                     raise
                 reason = f"{e.code}"
