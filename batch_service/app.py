@@ -25,6 +25,7 @@ from traitlets.config import Application, Config
 from batch_service.admission import Admission
 from batch_service.api import api_routes
 from batch_service.fair_share import FairSharePolicy
+from batch_service.files import FileStore
 from batch_service.hub_client import HubClient, HubError, HubUnreachable
 from batch_service.jobs import JobService, StopRequest, server_name
 from batch_service.pages import page_routes, render, template_environment
@@ -55,6 +56,11 @@ class BatchServiceApp(Application):
         "",
         help="""SQLAlchemy URL of the job store. Empty: SQLite (WAL) at <state_dir>/jobs.sqlite.
         PostgreSQL: postgresql://user:password@host/db.""",
+    ).tag(config=True)
+    files_dir = Unicode(
+        "",
+        help="""The file store: inputs, executed notebooks, artifacts, uploads and datasets.
+        Empty: <state_dir>/files. On Kubernetes, the mount of a ReadWriteMany volume.""",
     ).tag(config=True)
     profiles = List(
         Dict(), help="Server profiles (as spawner.profiles.Profile.to_dict) jobs may use."
@@ -133,10 +139,15 @@ class BatchServiceApp(Application):
         log.setLevel(self.log_level)
         url = self.db_url or f"sqlite:///{Path(self.state_dir).resolve() / 'jobs.sqlite'}"
         Path(self.state_dir).mkdir(parents=True, exist_ok=True)
-        self.store = Store(url)
+        self.files = FileStore(self.files_dir or Path(self.state_dir) / "files").prepare()
+        self.files.clean_staging()
+        self.store = Store(url, self.files.root)
         self.store.migrate()
         self.job_service = JobService(
-            self.store, load_profiles(self.profiles), hub_base_url=self.hub_base_url
+            self.store,
+            load_profiles(self.profiles),
+            hub_base_url=self.hub_base_url,
+            files=self.files,
         )
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         self.hub = HubClient(self.hub_api_url, token)

@@ -7,6 +7,7 @@ from typing import Any
 
 from tornado import web
 
+from batch_service.api.downloads import send_file
 from batch_service.api.uploads import StreamedUploadMixin
 from batch_service.errors import BatchError
 from batch_service.handlers import BaseHandler
@@ -181,7 +182,7 @@ class JobFileHandler(BaseHandler):
 
     allow_all = True  # the runner's server token fetches the input too; checked below
 
-    def get(self, job_id: str, what: str) -> None:
+    async def get(self, job_id: str, what: str) -> None:
         """Send the file as a download (HTML inline, sandboxed)."""
         model = self.current_user
         if not model:
@@ -189,23 +190,23 @@ class JobFileHandler(BaseHandler):
         identity = Identity.from_model(model)
         role = "input" if what == "input" else "output"
         if what == "input" and self.jobs.is_runner(identity, job_id):
-            name, content = self.jobs.stored_file(job_id, "input")
+            stored = self.jobs.stored_file(job_id, "input")
         else:
             if not self.hub_auth.check_scopes(self.hub_scopes, model):
                 raise web.HTTPError(403, "your hub account may not use the batch service")
-            name, content = self.jobs.file(identity, job_id, role)
+            stored = self.jobs.file(identity, job_id, role)
         if what == "output.html":
             self.set_header("Content-Type", "text/html; charset=utf-8")
             # The rendering holds the run's own outputs: keep its scripts away from our origin.
             self.set_header("Content-Security-Policy", "sandbox allow-scripts")
-            self.finish(notebook_html(content))
+            self.finish(notebook_html(stored.read()))
             return
         media = (
-            "application/x-ipynb+json" if name.endswith(".ipynb") else "application/octet-stream"
+            "application/x-ipynb+json"
+            if stored.name.endswith(".ipynb")
+            else "application/octet-stream"
         )
-        self.set_header("Content-Type", media)
-        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
-        self.finish(content)
+        await send_file(self, stored.path, stored.name, media)
 
 
 class JobLogsHandler(BaseHandler):

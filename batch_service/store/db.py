@@ -49,25 +49,47 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (safe to run at every start)."""
+def migrate(engine: Engine, files_root: str | Path | None = None, revision: str = "head") -> None:
+    """Bring the schema to the newest migration (safe to run at every start).
+
+    `files_root` is the file store's folder: the migration that moved files out of the database
+    writes them there.
+    """
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        config.attributes["files_root"] = str(files_root) if files_root else None
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str, files_root: str | Path | None = None) -> None:
+    """Go back to an older schema (for tests of the migrations)."""
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        config.attributes["files_root"] = str(files_root) if files_root else None
+        command.downgrade(config, revision)
+
+
+def default_files_root(url: str) -> Path | None:
+    """Beside a SQLite database: its folder's `files/`; other databases name one explicitly."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///")).resolve().parent / "files"
+    return None
 
 
 class Store:
     """Sessions over one engine; `with store.session() as s:` commits or rolls back."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, files_root: str | Path | None = None) -> None:
         self.url = url
+        self.files_root = Path(files_root) if files_root else default_files_root(url)
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
-        """Create or upgrade the schema."""
-        migrate(self.engine)
+        """Create or upgrade the schema (moving any old blobs into the file store)."""
+        migrate(self.engine, self.files_root)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
