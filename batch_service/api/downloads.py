@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,7 +25,7 @@ async def send_file(
     handler.set_header("Content-Disposition", attachment(name))
     handler.set_header("X-Content-Type-Options", "nosniff")
     with path.open("rb") as f:
-        handler.set_header("Content-Length", str(path.stat().st_size))
+        handler.set_header("Content-Length", str(os.fstat(f.fileno()).st_size))
         while chunk := f.read(CHUNK):
             handler.write(chunk)
             await handler.flush()
