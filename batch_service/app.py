@@ -24,6 +24,7 @@ from traitlets.config import Application, Config
 
 from batch_service.admission import Admission
 from batch_service.api import api_routes
+from batch_service.artifacts import ArtifactService
 from batch_service.fair_share import FairSharePolicy
 from batch_service.files import FileStore
 from batch_service.hub_client import HubClient, HubError, HubUnreachable
@@ -150,6 +151,7 @@ class BatchServiceApp(Application):
             files=self.files,
         )
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        self.artifacts = ArtifactService(self.store, self.files, self.job_service.profiles)
         self.hub = HubClient(self.hub_api_url, token)
         self.turn_service = TurnService(self.store, self.job_service.profiles)
         gpu_capacity = {str(k): int(v) for k, v in self.capacity.items()}
@@ -187,6 +189,7 @@ class BatchServiceApp(Application):
             batch_app=self,
             batch_jobs=self.job_service,
             batch_turns=self.turn_service,
+            batch_artifacts=self.artifacts,
             batch_prefix=prefix,
             batch_render=render,
             batch_templates=template_environment(),

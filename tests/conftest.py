@@ -55,6 +55,8 @@ SESSION_VALUES = {
             "live_window": 600,
             "max_time_limit": 3600,
             "default_time_limit": 600,
+            # Small, so a run can write past it cheaply (tests/test_artifacts.py).
+            "artifacts_max_bytes": "1M",
         },
         {
             "name": "gpu-1",
