@@ -98,6 +98,10 @@ batch_ip = get(values, "batch.ip")
 batch_prefix = "/services/batch/"
 service_url_for_servers = f"http://{batch_ip}:{batch_port}{batch_prefix}"
 
+# The one file store: the batch service writes it; spawners read its dataset index.
+files_dir = os.environ.get("BATCHHUB_FILES_DIR") or str(batch_state / "files")
+lab_volumes = get(values, "data.lab_volumes", [])
+
 c.Spawner.start_timeout = get(values, "spawner.start_timeout")
 # A batch server that dies is noticed within this many seconds (the batch job then fails).
 c.Spawner.poll_interval = 10
@@ -133,6 +137,8 @@ else:
     spawner_cfg.batch_service_url = service_url_for_servers
     # Interactive GPU servers wait in the batch service's one GPU line instead of failing.
     spawner_cfg.gpu_line_url = service_url_for_servers + "api/v1/"
+    spawner_cfg.files_dir = files_dir
+    spawner_cfg.lab_volumes = lab_volumes
     inventory = load_inventory(
         get(values, "gpus.source"), get(values, "gpus.devices", []), get(values, "gpus.nvml_types")
     )
@@ -209,6 +215,13 @@ service_config = {
         "capacity": gpu_capacity,
         "service_url_for_servers": service_url_for_servers,
         "isolation_note": isolation_note,
+        "files_dir": files_dir,
+        "upload_expiry_seconds": get(values, "data.upload_expiry_seconds"),
+        "user_quota": parse_bytes(get(values, "data.user_quota")),
+        "group_quota": parse_bytes(get(values, "data.group_quota")),
+        "user_quotas": {k: parse_bytes(v) for k, v in get(values, "data.user_quotas").items()},
+        "group_quotas": {k: parse_bytes(v) for k, v in get(values, "data.group_quotas").items()},
+        "dataset_max_files": get(values, "data.max_files_per_dataset"),
     },
     "FairSharePolicy": get(values, "policy", {}),
 }
