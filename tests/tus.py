@@ -76,3 +76,16 @@ def cli(
     if background:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def small_dataset(batch: Batch, name: str, files: dict[str, bytes], **fields: str) -> dict:
+    """Create, upload (one PATCH per file) and complete a dataset; return it."""
+    r = batch.call("POST", "datasets", json={"name": name, **fields})
+    assert r.status_code == 201, r.text
+    for path, content in files.items():
+        r = create_upload(batch, len(content), dataset=name, filename=path)
+        assert r.status_code == 201, r.text
+        assert patch(batch, r.headers["Location"], 0, content).status_code == 204
+    r = batch.call("POST", f"datasets/{name}/complete")
+    assert r.status_code == 200, r.text
+    return r.json()
