@@ -65,6 +65,11 @@ def parse_metadata(header: str) -> dict[str, str]:
     return result
 
 
+def metadata_header(**items: str) -> str:
+    """Upload-Metadata from keyword arguments (the inverse of parse_metadata)."""
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in items.items())
+
+
 def parse_size(value: str | None, what: str) -> int | None:
     """A non-negative whole number header (bounded digits), or None when absent."""
     if value is None:
