@@ -85,3 +85,27 @@ def test_artifacts_are_private_and_the_runner_door_is_only_for_the_jobs_server(
     r = batch.call("PUT", f"jobs/{job['id']}/runner/artifacts/extra.bin", data=b"x")
     assert r.status_code == 404
     assert "extra.bin" not in str(batch.call("GET", f"jobs/{job['id']}/artifacts").json())
+
+
+@pytest.mark.browser
+def test_the_job_page_lists_the_files_and_what_was_dropped(run, hub: HubProcess, browser) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from tests.test_embedded_browser import log_in
+
+    batch, job = run
+    shots = os.environ.get("BATCHHUB_SCREENSHOTS")
+    for width, height, label in ((1280, 900, "desktop"), (390, 844, "phone")):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        log_in(page, hub, batch.user.name)
+        page.goto(f"{hub.url}/services/batch/jobs/{job['id']}")
+        page.wait_for_selector("#artifacts:not([hidden])", timeout=30_000)
+        rows = page.locator("#artifacts-table tbody tr").all_inner_texts()
+        assert [r.split("\t")[0] for r in rows] == ["model.bin", "results/table.csv"]
+        assert "big.bin" in page.inner_text("#artifacts-dropped")
+        href = page.get_attribute("#artifacts-zip", "href")
+        assert href.endswith(f"jobs/{job['id']}/artifacts.zip")
+        if shots:
+            page.screenshot(path=f"{shots}/job-artifacts-{label}.png", full_page=True)
+        context.close()

@@ -165,6 +165,6 @@ class UploadHandler(TusBase):
 
 
 routes = [
-    (r"uploads/?", UploadsHandler),
+    (r"uploads", UploadsHandler),
     (r"uploads/(?P<upload_id>[^/]+)", UploadHandler),
 ]
