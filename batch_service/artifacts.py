@@ -97,8 +97,8 @@ class ArtifactService:
         room += existing  # a file sent again replaces itself
         if declared > room:
             reason = (
-                f"over profile {job.profile!r}'s artifact cap of {human_size(cap)}: "
-                f"{human_size(declared)} with {human_size(max(room, 0))} left"
+                f"over the artifact cap of profile {job.profile!r} ({human_size(cap)}): the file "
+                f"is {human_size(declared)}, {human_size(max(room, 0))} were left"
             )
             self._record(job.id, relative, declared, "", kept=False, reason=reason)
             raise TooLarge(f"artifact {relative!r} not kept: {reason}")

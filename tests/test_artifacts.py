@@ -67,7 +67,7 @@ def test_a_file_over_the_profile_cap_is_dropped_and_the_run_and_page_say_so(run)
     batch, job = run
     listing = batch.call("GET", f"jobs/{job['id']}/artifacts").json()
     assert [d["path"] for d in listing["dropped"]] == ["big.bin"]
-    assert "artifact cap of 1.0 MiB" in listing["dropped"][0]["reason"]
+    assert "artifact cap of profile 'cpu' (1.0 MiB)" in listing["dropped"][0]["reason"]
     assert listing["cap"] == 2**20
     lines = batch.logs(job["id"])
     assert any("big.bin" in line and "not kept" in line for line in lines), lines
