@@ -101,6 +101,14 @@ service_url_for_servers = f"http://{batch_ip}:{batch_port}{batch_prefix}"
 # The one file store: the batch service writes it; spawners read its dataset index.
 files_dir = os.environ.get("BATCHHUB_FILES_DIR") or str(batch_state / "files")
 lab_volumes = get(values, "data.lab_volumes", [])
+try:
+    from spawner.mounts import LabVolume
+
+    for volume in lab_volumes:
+        LabVolume.from_dict(volume)  # mount paths checked once, at start
+except ValueError as e:
+    print(f"batchhub cannot start: data.lab_volumes: {e}", file=sys.stderr)
+    sys.exit(2)
 
 c.Spawner.start_timeout = get(values, "spawner.start_timeout")
 # A batch server that dies is noticed within this many seconds (the batch job then fails).
