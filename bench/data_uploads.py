@@ -4,10 +4,12 @@ the time to list 10,000 artifacts.
 Throughput, each the median of --samples runs of the same file, side by side with baselines
 measured in the same run:
   cp                 copy of the file to the same disk (the goal: tus >= 0.7x of it)
-  plain PUT          one streamed HTTP PUT to a bare tornado handler with the service's
-                     HTTP settings, writing to the same disk (what the protocol costs)
-  tus, service       tuspy to the batch service's own port
-  tus, via proxy     tuspy through configurable-http-proxy, as people upload
+  plain PUT          one HTTP PUT of the file (read into memory, as tuspy sends each request) to
+                     a bare tornado handler with the service's HTTP settings, writing to the
+                     same disk and fsyncing at the end (what the protocol itself costs)
+  tus, service       tuspy to the batch service's own port (--chunk-mib per PATCH; the whole
+                     file in one by default, as tus-js-client sends it), sha256 verified
+  tus, via proxy     the same through configurable-http-proxy, as people upload
 Then the service's RSS, sampled every 0.1 s while one --big-mib upload goes through the proxy,
 and the time of GET jobs/<id>/artifacts for a job with 10,000 artifacts.
 
@@ -85,13 +87,15 @@ def bare_put_server(folder: Path) -> tuple[int, threading.Thread]:
     return port_box[0], thread
 
 
-def tus_upload(endpoint: str, token: str, api: str, path: Path, name: str) -> None:
-    """Create a dataset, upload the file with tuspy (64 MiB requests), remove the dataset."""
+def tus_upload(
+    endpoint: str, token: str, api: str, path: Path, name: str, chunk: int = 64 * 2**20
+) -> None:
+    """Create a dataset, upload the file with tuspy, remove the dataset."""
     headers = {"Authorization": f"token {token}"}
     r = requests.post(api + "datasets", json={"name": name}, headers=headers, timeout=60)
     assert r.status_code == 201, r.text
     uploader = tus_client.TusClient(endpoint, headers=headers).uploader(
-        str(path), chunk_size=64 * 2**20, metadata={"dataset": name, "filename": path.name}
+        str(path), chunk_size=chunk, metadata={"dataset": name, "filename": path.name}
     )
     uploader.upload()
     requests.delete(api + f"datasets/{name}", headers=headers, timeout=60)
@@ -103,6 +107,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--big-mib", type=int, default=2048)
     parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--chunk-mib", type=int, default=0, help="0: the whole file per PATCH")
     parser.add_argument("--artifacts", type=int, default=10_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="batchhub-bench-data-"))
@@ -110,6 +115,7 @@ def main() -> None:
         source = work / "sample.bin"
         make_file(source, args.size_mib * 2**20)
         size = source.stat().st_size
+        chunk = (args.chunk_mib or args.size_mib) * 2**20
         with bench_hub({"data": {"user_quota": "1T"}, "batch": {"paused": True}}) as hub:
             user = hub.ready_user("bench-data")
             api = f"{hub.url}/services/batch/api/v1/"
@@ -123,8 +129,8 @@ def main() -> None:
                 subprocess.run(["cp", str(source), str(copies / "cp.bin")], check=True)
 
             def put() -> None:
-                with source.open("rb") as f:
-                    r = requests.put(f"http://127.0.0.1:{port}/put", data=f, timeout=600)
+                body = source.read_bytes()
+                r = requests.put(f"http://127.0.0.1:{port}/put", data=body, timeout=600)
                 assert r.status_code == 204
 
             results = {
@@ -137,12 +143,18 @@ def main() -> None:
                         direct,
                         source,
                         f"bench-{next(counter)}",
+                        chunk,
                     ),
                     args.samples,
                 ),
                 "tus, via proxy": median_seconds(
                     lambda: tus_upload(
-                        api + "uploads", user.token or "", api, source, f"bench-{next(counter)}"
+                        api + "uploads",
+                        user.token or "",
+                        api,
+                        source,
+                        f"bench-{next(counter)}",
+                        chunk,
                     ),
                     args.samples,
                 ),
