@@ -32,6 +32,7 @@ from batch_service.errors import BatchError, Conflict, NotFound, TooLarge
 from batch_service.files import FileStore, safe_relative, sha256_of
 from batch_service.identity import Identity
 from batch_service.quotas import QuotaService
+from batch_service.running_digest import RunningDigest
 from batch_service.store import Dataset, Store, Upload
 
 TUS_VERSION = "1.0.0"
@@ -105,6 +106,7 @@ class Patch:
     file: BinaryIO
     checksum: tuple[str, bytes] | None
     hasher: Any = None
+    digest: RunningDigest | None = None
     saved_at: int = 0
     saved_time: float = field(default_factory=time.monotonic)
     refused: BatchError | None = None
@@ -130,6 +132,8 @@ class UploadService:
         self.expiry_seconds = expiry_seconds
         self.save_every = save_every
         self._busy: set[str] = set()
+        # The whole file's sha256 while it arrives; lost on a restart (then read at the end).
+        self._digests: dict[str, RunningDigest] = {}
 
     # --- creation -----------------------------------------------------------------------
     def create(
@@ -259,6 +263,12 @@ class UploadService:
         handle.truncate(at)  # anything past the saved offset is not known to be whole
         handle.seek(at)
         self._busy.add(upload.id)
+        digest = self._digests.get(upload.id)
+        if digest is None and at == 0:
+            digest = self._digests[upload.id] = RunningDigest()
+        elif digest is not None and digest.offset != at:
+            self._forget_digest(upload.id)  # the file was cut back: read it at the end
+            digest = None
         return Patch(
             upload.id,
             at,
@@ -268,6 +278,7 @@ class UploadService:
             handle,
             (algorithm, expected) if checksum else None,
             hasher,
+            digest=digest,
             saved_at=at,
         )
 
@@ -291,6 +302,8 @@ class UploadService:
         patch.file.write(data)
         if patch.hasher is not None:
             patch.hasher.update(data)
+        if patch.digest is not None:
+            patch.digest.feed(data)
         patch.offset = end
         if patch.checksum is None and (
             end - patch.saved_at >= self.save_every or time.monotonic() - patch.saved_time > 2
@@ -341,10 +354,21 @@ class UploadService:
         self._end(patch)
         return patch.length is not None and patch.offset == patch.length
 
+    def _forget_digest(self, upload_id: str) -> None:
+        running = self._digests.pop(upload_id, None)
+        if running is not None:
+            running.close()
+
     def finish_upload(self, upload_id: str) -> None:
         """A whole upload: its sha256 checked, an archive's members checked (off the loop)."""
         path = self.files.upload(upload_id)
-        digest = sha256_of(path)
+        running = self._digests.pop(upload_id, None)
+        if running is not None and running.offset == os.stat(path).st_size:
+            digest = running.hexdigest()
+        else:
+            digest = sha256_of(path)
+        if running is not None:
+            running.close()
         with self.store.session() as session:
             upload = session.get(Upload, upload_id)
             if upload is None:
@@ -375,6 +399,7 @@ class UploadService:
         self._drop(upload.id)
 
     def _drop(self, upload_id: str) -> None:
+        self._forget_digest(upload_id)
         with self.store.session() as session:
             session.execute(delete(Upload).where(Upload.id == upload_id))
         self.files.upload(upload_id).unlink(missing_ok=True)
