@@ -107,3 +107,33 @@ def test_the_nav_bar_links_to_the_data_page(hub: HubProcess, browser) -> None:
     page.wait_for_selector("#data-app")
     assert page.inner_text("#datasets-empty") == "No datasets yet."
     context.close()
+
+
+def test_a_whole_folder_uploads_from_the_page_and_keeps_its_layout(
+    hub: HubProcess, browser, tmp_path: Path
+) -> None:
+    user = hub.ready_user("br-wes")
+    folder = tmp_path / "survey"
+    (folder / "2024").mkdir(parents=True)
+    (folder / "2024" / "answers.csv").write_text("q,a\n1,yes\n")
+    (folder / "codebook.txt").write_text("q: question\n")
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, hub, user.name)
+    page.goto(f"{hub.url}/services/batch/data")
+    page.fill("#data-name", "survey")
+    page.select_option("#data-readers", "everyone")
+    page.set_input_files("#data-folder", str(folder))
+    page.click("#data-upload")
+    page.wait_for_selector("#upload-message.text-success", timeout=60_000)
+    ready = Batch(user).call("GET", "datasets/survey").json()
+    assert ready["files"] == 2 and ready["readers"] == "everyone"
+    stored = files_dir(hub) / "datasets" / ready["id"]
+    assert (stored / "2024" / "answers.csv").read_text() == "q,a\n1,yes\n"
+    assert (stored / "codebook.txt").read_text() == "q: question\n"
+    # Another person sees it listed (everyone may read it) but may not delete it.
+    other = Batch(hub.ready_user("br-xia"))
+    assert "survey" in str(other.call("GET", "datasets").json())
+    assert other.call("DELETE", "datasets/survey").status_code == 403
+    context.close()
+    Batch(user).call("DELETE", "datasets/survey")
