@@ -230,6 +230,7 @@ service_config = {
         "user_quotas": {k: parse_bytes(v) for k, v in get(values, "data.user_quotas").items()},
         "group_quotas": {k: parse_bytes(v) for k, v in get(values, "data.group_quotas").items()},
         "dataset_max_files": get(values, "data.max_files_per_dataset"),
+        "dataset_group_prefix": get(values, "data.group_prefix"),
     },
     "FairSharePolicy": get(values, "policy", {}),
 }

@@ -39,6 +39,8 @@ SESSION_VALUES = {
     # lab-a and lab-b have fair shares of their own (policy.group_weights); staff does not.
     "hub": {"extra_groups": {"staff": ["carol"], "lab-a": ["br-hana"], "lab-b": ["br-hana"]}},
     "spawner": {"local": {"account_prefix": ACCOUNT_PREFIX}},
+    # Datasets' system groups carry the prefix too, so they go with the accounts.
+    "data": {"group_prefix": f"{ACCOUNT_PREFIX}d-"},
     "gpus": {"source": "list", "devices": FAKE_GPUS},
     # Small limits so the upload tests can cross them cheaply.
     "batch": {"max_upload_bytes": "1M", "zip_max_members": 20, "zip_max_uncompressed_bytes": "2M"},

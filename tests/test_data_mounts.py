@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.batch import Batch, notebook
+from tests.conftest import ACCOUNT_PREFIX
 from tests.hub import HubProcess
 from tests.tus import files_dir, small_dataset
 
@@ -103,7 +104,7 @@ def test_dataset_files_are_owned_by_root_and_its_group(hub: HubProcess) -> None:
         assert info.st_uid == 0 and oct(info.st_mode & 0o777) == "0o640"
         import grp
 
-        assert grp.getgrgid(info.st_gid).gr_name.startswith("bhd-")
+        assert grp.getgrgid(info.st_gid).gr_name == f"{ACCOUNT_PREFIX}d-{ds['id']}"
         assert pwd.getpwuid(info.st_uid).pw_name == "root"
     finally:
         owner.call("DELETE", "datasets/owned")

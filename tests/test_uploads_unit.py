@@ -15,6 +15,7 @@ from batch_service.identity import SUBMIT, Identity
 from batch_service.quotas import QuotaLimits, QuotaService
 from batch_service.store import Store
 from batch_service.tus_uploads import UploadService, metadata_header
+from tests.conftest import ACCOUNT_PREFIX
 
 ADA = Identity("ada", frozenset({SUBMIT}), ("lab-a",))
 
@@ -25,7 +26,7 @@ def services(tmp_path: Path) -> tuple[DatasetService, UploadService, QuotaServic
     store.migrate()
     files = FileStore(tmp_path / "files").prepare()
     quotas = QuotaService(store, QuotaLimits(user_default=1000, group_default=600))
-    datasets = DatasetService(store, files, quotas)
+    datasets = DatasetService(store, files, quotas, group_prefix=f"{ACCOUNT_PREFIX}d-")
     return datasets, UploadService(store, files, quotas, datasets, expiry_seconds=60), quotas
 
 
