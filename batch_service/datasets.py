@@ -114,6 +114,8 @@ class DatasetService:
         )
         if ds is None or not self.may_read(identity, ds):
             raise NotFound(f"no dataset {str(name)[:80]!r}")
+        if ds.state != "ready" and ds.owner != identity.name and not identity.is_admin:
+            raise NotFound(f"no dataset {str(name)[:80]!r}")  # nothing half-written is seen
         return ds
 
     def owned(self, session: Session, identity: Identity, name: str) -> Dataset:
