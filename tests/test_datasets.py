@@ -165,6 +165,9 @@ def test_a_folder_is_one_dataset_and_readers_decide_who_sees_it(
     assert "cifar" in str(admin.call("GET", "datasets").json())
     r = ada.call("POST", "datasets", json={"name": "shared", "readers": "everyone"})
     assert r.status_code == 201, r.text
+    # Readable by everyone once complete; until then nobody else sees it.
+    assert ben.call("GET", "datasets/shared").status_code == 404
+    assert "shared" not in str(ben.call("GET", "datasets").json())
     r = ada.call("POST", "datasets", json={"name": "lab", "readers": "group", "group": "lab-a"})
     assert r.status_code == 400 and "your groups" in r.json()["message"]
     ada.call("DELETE", "datasets/cifar")
@@ -255,7 +258,9 @@ def test_quotas_refuse_at_creation_and_mid_stream_with_nothing_left(
     hub: HubProcess, people: dict[str, Batch]
 ) -> None:
     ben, admin = people["ben"], people["admin"]
-    r = admin.call("PUT", "quotas", json={"kind": "user", "name": "ds-ben", "bytes": 4 * 2**20})
+    used = ben.call("GET", "quotas").json()["user"]["used"]
+    quota = used + 4 * 2**20
+    r = admin.call("PUT", "quotas", json={"kind": "user", "name": "ds-ben", "bytes": quota})
     assert r.status_code == 200, r.text
     assert (
         ben.call("PUT", "quotas", json={"kind": "user", "name": "ds-ben", "bytes": 1}).status_code
@@ -274,7 +279,7 @@ def test_quotas_refuse_at_creation_and_mid_stream_with_nothing_left(
         assert r.status_code == 413 and "quota" in r.json()["message"]
         assert ben.user.api("HEAD", f"{hub.url}{location}", headers=TUS).status_code == 404
         assert not (files_dir(hub) / "uploads" / location.rsplit("/", 1)[-1]).exists()
-        assert ben.call("GET", "quotas").json()["user"]["used"] == 0
+        assert ben.call("GET", "quotas").json()["user"]["used"] == used
     finally:
         admin.call("PUT", "quotas", json={"kind": "user", "name": "ds-ben", "bytes": None})
         ben.call("DELETE", "datasets/quota")

@@ -17,7 +17,9 @@ from tests.k8s.controlplane import ControlPlane
 from tests.k8s.stand_ins import hub_side
 
 pytestmark = pytest.mark.k8s
-NAMESPACE = "data"
+# KubeSpawner loads the kubeconfig once per process: every module uses the hub's own identity
+# in its namespace, as tests/k8s/test_kube_spawner.py does.
+NAMESPACE = "hub"
 FILES_CLAIM = "batchhub-files"
 LAB_CLAIM = "lab-a-storage"
 
