@@ -13,7 +13,7 @@ measured in the same run:
 Then the service's RSS, sampled every 0.1 s while one --big-mib upload goes through the proxy,
 and the time of GET jobs/<id>/artifacts for a job with 10,000 artifacts.
 
-    .venv/bin/python bench/data_uploads.py [--size-mib 256] [--big-mib 2048] [--samples 5]
+    PYTHONPATH=. .venv/bin/python bench/data_uploads.py [--size-mib 256] [--big-mib 2048]
 """
 
 from __future__ import annotations
