@@ -25,15 +25,20 @@ from traitlets.config import Application, Config
 
 from batch_service.admission import Admission
 from batch_service.api import api_routes
+from batch_service.artifacts import ArtifactService
 from batch_service.checks import CheckPool
+from batch_service.datasets import DatasetService
 from batch_service.fair_share import FairSharePolicy
+from batch_service.files import FileStore
 from batch_service.hub_client import HubClient, ServerLookup
 from batch_service.jobs import JobService, StopRequest
 from batch_service.pages import page_routes, render, template_environment
+from batch_service.quotas import QuotaLimits, QuotaService
 from batch_service.runs import RunReports
 from batch_service.scheduler import Capacity, Scheduler, SchedulerLoop
 from batch_service.store import Store
 from batch_service.turns import TurnService
+from batch_service.tus_uploads import UploadService
 from spawner.credentials import load_or_create_key
 from spawner.profiles import load_profiles
 
@@ -59,6 +64,34 @@ class BatchServiceApp(Application):
         "",
         help="""SQLAlchemy URL of the job store. Empty: SQLite (WAL) at <state_dir>/jobs.sqlite.
         PostgreSQL: postgresql://user:password@host/db.""",
+    ).tag(config=True)
+    files_dir = Unicode(
+        "",
+        help="""The file store: inputs, executed notebooks, artifacts, uploads and datasets.
+        Empty: <state_dir>/files. On Kubernetes, the mount of a ReadWriteMany volume.""",
+    ).tag(config=True)
+    upload_expiry_seconds = Float(
+        86400.0,
+        help="""Seconds an unfinished resumable upload is kept after its last bytes arrived;
+        then it is removed and its bytes count against no quota.""",
+    ).tag(config=True)
+    user_quota = Integer(
+        100 * 2**30, help="Bytes of datasets (and unfinished uploads) each user may hold."
+    ).tag(config=True)
+    group_quota = Integer(
+        1024 * 2**30, help="Bytes of datasets shared with a hub group that the group may hold."
+    ).tag(config=True)
+    user_quotas = Dict(help="Quota in bytes of particular users (over user_quota).").tag(
+        config=True
+    )
+    group_quotas = Dict(help="Quota in bytes of particular groups (over group_quota).").tag(
+        config=True
+    )
+    dataset_max_files = Integer(100_000, help="Most files one dataset may hold.").tag(config=True)
+    dataset_group_prefix = Unicode(
+        "bhd-",
+        help="""Prefix of the system group created for each dataset read by its owner or a
+        hub group (as root): its files are readable by that group only.""",
     ).tag(config=True)
     profiles = List(
         Dict(), help="Server profiles (as spawner.profiles.Profile.to_dict) jobs may use."
@@ -153,12 +186,36 @@ class BatchServiceApp(Application):
         log.setLevel(self.log_level)
         url = self.db_url or f"sqlite:///{Path(self.state_dir).resolve() / 'jobs.sqlite'}"
         Path(self.state_dir).mkdir(parents=True, exist_ok=True)
-        self.store = Store(url)
+        self.files = FileStore(self.files_dir or Path(self.state_dir) / "files").prepare()
+        self.files.clean_staging()
+        self.store = Store(url, self.files.root)
         self.store.migrate()
         self.job_service = JobService(
-            self.store, load_profiles(self.profiles), hub_base_url=self.hub_base_url
+            self.store,
+            load_profiles(self.profiles),
+            hub_base_url=self.hub_base_url,
+            files=self.files,
         )
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        self.artifacts = ArtifactService(self.store, self.files, self.job_service.profiles)
+        limits = QuotaLimits(
+            self.user_quota,
+            self.group_quota,
+            {str(k): int(v) for k, v in self.user_quotas.items()},
+            {str(k): int(v) for k, v in self.group_quotas.items()},
+        )
+        self.quotas = QuotaService(self.store, limits)
+        self.datasets = DatasetService(
+            self.store,
+            self.files,
+            self.quotas,
+            max_files=self.dataset_max_files,
+            group_prefix=self.dataset_group_prefix,
+        )
+        self.datasets.write_index()
+        self.uploads = UploadService(
+            self.store, self.files, self.quotas, self.datasets, self.upload_expiry_seconds
+        )
         self.hub = HubClient(self.hub_api_url, token)
         self.signing_key = (
             load_or_create_key(self.signing_key_file) if self.signing_key_file else None
@@ -167,7 +224,11 @@ class BatchServiceApp(Application):
             log.warning("no signing_key_file: batch servers cannot start")
         self.server_lookup = ServerLookup(self.hub)
         self.runs = RunReports(
-            self.store, self.job_service.profiles, self.signing_key, self.server_lookup
+            self.store,
+            self.job_service.profiles,
+            self.signing_key,
+            self.server_lookup,
+            self.job_service.job_files,
         )
         self.turn_service = TurnService(
             self.store, self.job_service.profiles, self.signing_key, self.server_lookup
@@ -211,6 +272,10 @@ class BatchServiceApp(Application):
             batch_runs=self.runs,
             batch_turns=self.turn_service,
             batch_checks=self.checks,
+            batch_artifacts=self.artifacts,
+            batch_datasets=self.datasets,
+            batch_quotas=self.quotas,
+            batch_uploads=self.uploads,
             batch_prefix=prefix,
             batch_render=render,
             batch_templates=template_environment(),
@@ -228,14 +293,31 @@ class BatchServiceApp(Application):
         log.info("job %s of %s no longer needs its server", stop.job_id, stop.owner)
         self.loop.kick()
 
+    def sweep_uploads(self) -> None:
+        """Remove expired unfinished uploads (their bytes go back to the quotas)."""
+        try:
+            removed = self.uploads.expire()
+        except Exception:  # the sweep must never stop the service
+            log.exception("sweeping expired uploads failed; trying again later")
+            return
+        if removed:
+            log.info("removed %d expired unfinished uploads", removed)
+
     async def serve(self) -> None:
         """Listen, run the scheduler loop, and stop cleanly on SIGTERM or SIGINT."""
         app = self.make_app()
-        server = HTTPServer(app, max_body_size=app.settings["max_body_size"], xheaders=True)
+        # Big reads: uploads of gigabytes cost fewer trips through Python.
+        server = HTTPServer(
+            app, max_body_size=app.settings["max_body_size"], xheaders=True, chunk_size=1 << 20
+        )
         server.listen(self.port, self.ip)
         log.info("batch service on http://%s:%s%s", self.ip, self.port, self.service_prefix)
         self.checks.warm_up()
         self.loop.start()
+        sweep = PeriodicCallback(
+            self.sweep_uploads, 1000 * min(300.0, max(self.upload_expiry_seconds / 4, 1.0))
+        )
+        sweep.start()
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -255,6 +337,7 @@ class BatchServiceApp(Application):
         if watch is not None:
             watch.stop()
         self.loop.stop()
+        sweep.stop()
         server.stop()
         self.checks.shutdown()
         self.store.dispose()

@@ -2,6 +2,7 @@
 
     batchhub submit train.ipynb -p lr 0.01 --profile gpu-1 --follow
     batchhub list | show ID | logs ID [--follow] | cancel ID | release ID | download ID
+    batchhub data upload ./cifar --name cifar | data list | data delete NAME
 
 The hub's public URL comes from --url or BATCHHUB_URL (default http://127.0.0.1:8000), the token
 from --token or JUPYTERHUB_API_TOKEN. `-p NAME VALUE` reads the value as papermill's CLI does;
@@ -201,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("job_id")
     p.add_argument("-o", "--output")
     p.add_argument("--html", action="store_true")
+    from batch_service import cli_data
+
+    cli_data.add_commands(commands)
     args = parser.parse_args(argv)
     try:
         api = Api(args.url, args.token)
@@ -213,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(api: Api, args: argparse.Namespace) -> int:
     """Dispatch one command."""
     command = args.command
+    if command == "data":
+        from batch_service import cli_data
+
+        return cli_data.run(api, args)
     if command == "submit":
         return submit(api, args)
     if command == "list":

@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from batch_service.clock import now
 from batch_service.errors import BatchError, Conflict, NotFound
+from batch_service.files import FileStore
 from batch_service.identity import Identity
+from batch_service.job_files import JobFiles, StoredFile
 from batch_service.params import validate_parameters
-from batch_service.store import Job, JobFile, LogLine, Setting, Store
+from batch_service.store import Artifact, Job, JobFile, LogLine, Setting, Store
 from batch_service.uploads import CheckedInput
 from spawner.profiles import Profile
 
@@ -143,8 +145,20 @@ def job_view(job: Job, position: int | None = None, hub_base_url: str = "/") -> 
 class JobService:
     """The batch queue's operations over the store."""
 
-    def __init__(self, store: Store, profiles: Iterable[Profile], hub_base_url: str = "/") -> None:
+    def __init__(
+        self,
+        store: Store,
+        profiles: Iterable[Profile],
+        hub_base_url: str = "/",
+        files: FileStore | None = None,
+    ) -> None:
         self.store = store
+        if files is None:
+            if store.files_root is None:
+                raise ValueError("the job service needs a file store folder")
+            files = FileStore(store.files_root).prepare()
+        self.files = files
+        self.job_files = JobFiles(store, files)
         self.profiles = {p.name: p for p in profiles}
         self.hub_base_url = hub_base_url
         # Written by each scheduler pass: places in the fair order of the GPU line.
@@ -240,18 +254,15 @@ class JobService:
             reason="",
             last_seq=0,
         )
-        with self.store.session() as session:
-            session.add(job)
-            session.add(
-                JobFile(
-                    job_id=job.id,
-                    role="input",
-                    name=upload.name,
-                    size=len(upload.content),
-                    content=upload.content,
-                    stored_at=job.submitted_at,
-                )
-            )
+        # The file first: a job row is never committed without its input.
+        input_row = self.job_files.write(job.id, "input", upload.name, upload.content)
+        try:
+            with self.store.session() as session:
+                session.add(job)
+                session.add(input_row)
+        except BaseException:
+            self.files.remove_job(job.id)
+            raise
         return self.view(job)
 
     # --- reading ----------------------------------------------------------------------
@@ -332,14 +343,11 @@ class JobService:
             jobs = [job_view(j, positions.get(j.id), self.hub_base_url) for j in rows]
         return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
 
-    def file(self, identity: Identity, job_id: str, role: str) -> tuple[str, bytes]:
+    def file(self, identity: Identity, job_id: str, role: str) -> StoredFile:
         """A job's input or output file."""
         with self.store.session() as session:
             self._visible(session, identity, job_id)
-            stored = session.get(JobFile, (job_id, role))
-            if stored is None:
-                raise NotFound(f"job {job_id} has no {role} yet")
-            return stored.name, stored.content
+        return self.job_files.find(job_id, role)
 
     def logs(
         self, identity: Identity | None, job_id: str, after: int = 0, limit: int = 1000
@@ -396,8 +404,11 @@ class JobService:
             stop = StopRequest(job.owner, job.id) if job.live or job.live_pending else None
             session.execute(delete(LogLine).where(LogLine.job_id == job_id))
             session.execute(delete(JobFile).where(JobFile.job_id == job_id))
+            session.execute(delete(Artifact).where(Artifact.job_id == job_id))
             session.delete(job)
-            return stop
+        # After the commit: the files of a deleted job are never needed again.
+        self.files.remove_job(job_id)
+        return stop
 
     def set_priority(self, identity: Identity, job_id: str, priority: Any) -> dict[str, Any]:
         """An admin moves a queued job up or down the line."""

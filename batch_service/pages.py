@@ -128,11 +128,47 @@ class JobPage(PageHandler):
         )
 
 
+class DataPage(PageHandler):
+    """Datasets: upload (resumable), list, delete; quotas; admins set quotas."""
+
+    @web.authenticated
+    def get(self) -> None:
+        """Render the page; the script fills in the datasets."""
+        identity = self.identity
+        self.finish(
+            self.render_page(
+                "data.html",
+                identity=identity,
+                groups=sorted(identity.groups),
+                config=self.page_config(identity, groups=sorted(identity.groups)),
+            )
+        )
+
+
+def node_modules() -> Path:
+    """Where npm installed the page libraries (the work tree, or the hub image's copy)."""
+    for candidate in (
+        os.environ.get("BATCHHUB_NODE_MODULES", ""),
+        str(ROOT / "node_modules"),
+        "/usr/local/share/batchhub/node_modules",
+    ):
+        if candidate and Path(candidate, "tus-js-client").is_dir():
+            return Path(candidate)
+    return ROOT / "node_modules"
+
+
 def page_routes(prefix: str) -> list[tuple[str, Any, dict[str, Any] | None]]:
-    """Pages, the OAuth callback and the page script."""
+    """Pages, the OAuth callback, the page scripts and the npm libraries they use."""
     return [
         (prefix, BatchPage, None),
         (prefix + r"jobs/(?P<job_id>[a-z0-9]{1,16})", JobPage, None),
+        (prefix + "data", DataPage, None),
         (prefix + "oauth_callback", HubOAuthCallbackHandler, None),
         (prefix + r"static/(.*)", web.StaticFileHandler, {"path": str(HERE / "static")}),
+        # Only the browser bundle of tus-js-client, pinned by package-lock.json; never a CDN.
+        (
+            prefix + r"vendor/tus-js-client/(tus\.min\.js(?:\.map)?)",
+            web.StaticFileHandler,
+            {"path": str(node_modules() / "tus-js-client" / "dist")},
+        ),
     ]

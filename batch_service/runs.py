@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from batch_service.clock import now
 from batch_service.errors import BatchError, Conflict, NotFound
 from batch_service.hub_client import HubError, HubUnreachable
+from batch_service.job_files import JobFiles, StoredFile
 from batch_service.jobs import (
     ACTIVE_STATES,
     RUN_RESULTS,
@@ -28,7 +29,7 @@ from batch_service.jobs import (
     output_path,
     server_name,
 )
-from batch_service.store import Job, JobFile, LogLine, Store
+from batch_service.store import Job, LogLine, Store
 from spawner.credentials import runner_key, same
 from spawner.profiles import Profile
 
@@ -51,11 +52,13 @@ class RunReports:
         profiles: Mapping[str, Profile],
         signing_key: bytes | None,
         hub_server: HubServerLookup,
+        job_files: JobFiles,
     ) -> None:
         self.store = store
         self.profiles = profiles
         self.signing_key = signing_key
         self.hub_server = hub_server
+        self.job_files = job_files
 
     async def runner_job(
         self, owner: str, job_id: str, presented_key: str | None, after_run: bool = False
@@ -103,13 +106,9 @@ class RunReports:
             "output_path": output_path(job.id, job.input_name, job.kind),
         }
 
-    def input(self, job: Job) -> tuple[str, bytes]:
+    def input(self, job: Job) -> StoredFile:
         """The job's input file."""
-        with self.store.session() as session:
-            stored = session.get(JobFile, (job.id, "input"))
-            if stored is None:
-                raise NotFound(f"job {job.id} has no input")
-            return stored.name, stored.content
+        return self.job_files.find(job.id, "input")
 
     def apply_events(self, job_id: str, events: Any) -> bool:
         """Record events in order; a seq already seen is skipped (retries are safe).
@@ -187,23 +186,12 @@ class RunReports:
         return False
 
     def store_output(self, job: Job, content: bytes) -> None:
-        """Keep the executed notebook (replacing an earlier upload)."""
-        from batch_service.uploads import read_notebook
-
-        read_notebook(content, "the output")
+        """Keep the executed notebook (replacing an earlier upload); checked already."""
+        row = self.job_files.write(job.id, "output", output_name(job.input_name, job.kind), content)
         with self.store.session() as session:
             if session.get(Job, job.id) is None:
                 raise NotFound(f"no job {job.id!r}")
-            session.merge(
-                JobFile(
-                    job_id=job.id,
-                    role="output",
-                    name=output_name(job.input_name, job.kind),
-                    size=len(content),
-                    content=content,
-                    stored_at=now(),
-                )
-            )
+            session.merge(row)
 
 
 def _int(value: Any) -> int:

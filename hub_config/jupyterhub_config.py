@@ -104,6 +104,18 @@ service_url_for_servers = f"http://{batch_ip}:{batch_port}{batch_prefix}"
 signing_key_file = hub_state / "batch_signing.key"
 load_or_create_key(signing_key_file)
 c.BatchSpawnerMixin.signing_key_file = str(signing_key_file)
+# The one file store: the batch service writes it; spawners read its dataset index.
+files_dir = os.environ.get("BATCHHUB_FILES_DIR") or str(batch_state / "files")
+lab_volumes = get(values, "data.lab_volumes", [])
+try:
+    from spawner.mounts import LabVolume
+
+    for volume in lab_volumes:
+        LabVolume.from_dict(volume)  # mount paths checked once, at start
+except ValueError as e:
+    print(f"batchhub cannot start: data.lab_volumes: {e}", file=sys.stderr)
+    sys.exit(2)
+
 c.Spawner.start_timeout = get(values, "spawner.start_timeout")
 # A batch server that dies is noticed within this many seconds (the batch job then fails).
 c.Spawner.poll_interval = 10
@@ -140,6 +152,8 @@ else:
     spawner_cfg.batch_service_url = service_url_for_servers
     # Interactive GPU servers wait in the batch service's one GPU line instead of failing.
     spawner_cfg.gpu_line_url = service_url_for_servers + "api/v1/"
+    spawner_cfg.files_dir = files_dir
+    spawner_cfg.lab_volumes = lab_volumes
     inventory = load_inventory(
         get(values, "gpus.source"), get(values, "gpus.devices", []), get(values, "gpus.nvml_types")
     )
@@ -217,6 +231,14 @@ service_config = {
         "signing_key_file": str(signing_key_file),
         "service_url_for_servers": service_url_for_servers,
         "isolation_note": isolation_note,
+        "files_dir": files_dir,
+        "upload_expiry_seconds": get(values, "data.upload_expiry_seconds"),
+        "user_quota": parse_bytes(get(values, "data.user_quota")),
+        "group_quota": parse_bytes(get(values, "data.group_quota")),
+        "user_quotas": {k: parse_bytes(v) for k, v in get(values, "data.user_quotas").items()},
+        "group_quotas": {k: parse_bytes(v) for k, v in get(values, "data.group_quotas").items()},
+        "dataset_max_files": get(values, "data.max_files_per_dataset"),
+        "dataset_group_prefix": get(values, "data.group_prefix"),
     },
     "FairSharePolicy": get(values, "policy", {}),
 }

@@ -27,7 +27,15 @@ def configure_kubernetes(c: Any, values: dict[str, Any], profiles: list[dict[str
     spawner.gpu_product_label = kube.get("gpu_product_label", "nvidia.com/gpu.product")
     spawner.gpu_products = dict(kube.get("gpu_products") or {})
     spawner.gpu_taint_key = kube.get("gpu_taint_key", "nvidia.com/gpu")
-    spawner.datasets_claim = kube.get("datasets_claim") or ""
+    spawner.datasets_claim = kube.get("datasets_claim") or os.environ.get(
+        "BATCHHUB_FILES_CLAIM", ""
+    )
+    spawner.files_dir = os.environ.get("BATCHHUB_FILES_DIR", "")
+    spawner.lab_volumes = get(values, "data.lab_volumes", []) or []
+    spawner.user_ids = dict(kube.get("user_ids") or {})
+    spawner.group_ids = dict(kube.get("group_ids") or {})
+    spawner.uid_claim = kube.get("uid_claim") or ""
+    spawner.gid_claim = kube.get("gid_claim") or ""
     spawner.job_ttl_seconds = int(kube.get("job_ttl_seconds", 3600))
     spawner.storage_pvc_ensure = True
     spawner.pvc_name_template = "workspace-{user_server}"

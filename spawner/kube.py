@@ -17,17 +17,21 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
 from tornado import web
-from traitlets import Dict, Integer, Unicode
+from traitlets import Dict, Integer, List, Unicode
 
 from .manifests import (
+    FILES_VOLUME,
     GpuNodes,
     batch_job,
     check_pod,
+    dataset_volumes,
     gpu_scheduling,
+    lab_volumes,
     to_manifest,
-    user_volumes,
+    user_ids,
 )
 from .mixin import BatchSpawnerMixin
+from .mounts import LabVolume, readable_datasets
 from .profiles import Profile, ProfileError
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -47,8 +51,30 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
         "nvidia.com/gpu", config=True, help="Taint key on GPU nodes that GPU pods tolerate."
     )
     datasets_claim = Unicode(
-        "", config=True, help="PersistentVolumeClaim mounted read-only at /data (empty: none)."
+        "",
+        config=True,
+        help="""The file store's ReadWriteMany claim; each dataset a user may read is mounted
+        from it read-only at /data/<name> (empty: no datasets in servers).""",
     )
+    files_dir = Unicode(
+        "", config=True, help="Where the hub pod mounts the file store (its dataset index)."
+    )
+    lab_volumes = List(
+        Dict(),
+        config=True,
+        help="Lab storage (data.lab_volumes): name, groups, mount_path, claim, read_only.",
+    )
+    user_ids = Dict(
+        config=True,
+        help="UID and GID of each hub user's pods: {user: {uid: 1201, gid: 1200}}.",
+    )
+    group_ids = Dict(
+        config=True, help="GID of hub groups, added as supplemental groups of members' pods."
+    )
+    uid_claim = Unicode(
+        "", config=True, help="Login claim (auth state) with the UID when user_ids has none."
+    )
+    gid_claim = Unicode("", config=True, help="Login claim (auth state) with the GID.")
     job_ttl_seconds = Integer(
         3600, config=True, help="ttlSecondsAfterFinished of batch Jobs (the cluster cleans up)."
     )
@@ -66,12 +92,49 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
         image = profile.kubernetes.get("image") or (self.gpu_image if profile.gpus else "")
         if image:
             self.image = image
-        if self.datasets_claim:
-            volumes, mounts = user_volumes(self.user.name, self.datasets_claim)
-            keep = [v for v in self.volumes if v.get("name") != "datasets"]
-            self.volumes = keep + [v for v in volumes if v["name"] == "datasets"]
-            keep_mounts = [m for m in self.volume_mounts if m.get("name") != "datasets"]
-            self.volume_mounts = keep_mounts + [m for m in mounts if m["name"] == "datasets"]
+
+    async def prepare_storage(self) -> None:
+        """Datasets this user may read, lab volumes of their groups, their UID and GID."""
+        groups = self.user_group_names()
+        claims: dict[str, Any] = {}
+        if self.uid_claim or self.gid_claim:
+            auth_state = await self.user.get_auth_state() or {}
+            claims = auth_state.get("oauth_user") or {}
+        try:
+            ids = user_ids(
+                self.user.name,
+                groups,
+                self.user_ids,
+                self.group_ids,
+                claims,
+                self.uid_claim,
+                self.gid_claim,
+            )
+        except ProfileError as e:
+            raise web.HTTPError(400, str(e)) from None
+        if ids is not None:
+            self.uid, self.gid, self.fs_gid = ids.uid, ids.gid, ids.gid
+            self.supplemental_gids = list(ids.supplemental)
+        datasets = []
+        if self.files_dir:
+            for found in readable_datasets(self.files_dir, self.user.name, groups):
+                folder = found.source[len(self.files_dir.rstrip("/")) + 1 :]
+                datasets.append((found.name, folder))
+        data_volumes, data_mounts = dataset_volumes(self.datasets_claim, datasets)
+        labs = [LabVolume.from_dict(v) for v in self.lab_volumes]
+        mine = [
+            {"name": v.name, "claim": v.claim, "mount_path": v.mount_path, "read_only": v.read_only}
+            for v in labs
+            if v.claim and v.for_groups(groups)
+        ]
+        extra_volumes, extra_mounts = lab_volumes(mine)
+        ours = {FILES_VOLUME, *(f"lab-{v.name}" for v in labs)}
+        self.volumes = [v for v in self.volumes if v.get("name") not in ours] + (
+            data_volumes + extra_volumes
+        )
+        self.volume_mounts = [m for m in self.volume_mounts if m.get("name") not in ours] + (
+            data_mounts + extra_mounts
+        )
 
     async def load_user_options(self) -> None:
         """Profiles are batchhub's (applied when user_options were validated), not
@@ -88,7 +151,13 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
         pod = await super().get_pod_manifest()
         manifest = to_manifest(pod)
         try:
-            check_pod(manifest, self.namespace, self.user.name, frozenset({self.pvc_name}))
+            check_pod(
+                manifest,
+                self.namespace,
+                self.user.name,
+                frozenset({self.pvc_name}),
+                files_claim=self.datasets_claim,
+            )
         except ProfileError as e:
             raise web.HTTPError(400, str(e)) from None
         return pod
@@ -96,6 +165,7 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> Any:
         """Interactive GPU servers wait their turn first; batch servers become Jobs."""
+        await self.prepare_storage()
         await self.take_turn()
         try:
             return await super().start()

@@ -21,6 +21,15 @@ from .devices import DeviceBarrier, device_of
 from .gpus import GpuPool, GpuUnavailable, load_inventory
 from .limits import MemoryEnforcer
 from .mixin import BatchSpawnerMixin
+from .mounts import (
+    DATA_ROOT,
+    DatasetMount,
+    LabVolume,
+    enter_private_mounts,
+    link_folder,
+    prepare_host,
+    readable_datasets,
+)
 from .profiles import ServerRequest
 
 RUNNER_CONFIG = Path(__file__).resolve().parent.parent / "batch_service" / "runner" / "etc"
@@ -78,6 +87,24 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         'none', or 'auto' (the first of these that works on this machine).""",
     )
 
+    files_dir = Unicode(
+        config=True,
+        help="""The batch service's file store; its dataset index says which datasets each
+        user may read at /data/<name>.""",
+    )
+
+    lab_volumes = List(
+        Dict(),
+        config=True,
+        help="""Lab storage (the values file's data.lab_volumes): dicts with name, groups,
+        mount_path, host_path, read_only. Members of the groups get host_path at mount_path.""",
+    )
+
+    @default("files_dir")
+    def _files_dir_default(self) -> str:
+        state = os.environ.get("BATCHHUB_STATE_DIR", "state")
+        return str(Path(state, "batch", "files").resolve())
+
     @default("homes_dir")
     def _homes_dir_default(self) -> str:
         state = os.environ.get("BATCHHUB_STATE_DIR", "state")
@@ -93,6 +120,8 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
     _barriers: dict[tuple, DeviceBarrier] = {}
 
     account: Account | None = None
+    datasets: list[DatasetMount] = []
+    labs: list[LabVolume] = []
     gpu_uuids: list[str] = []
     memory_note: str = ""
     _limit: tuple[Any, str] = (lambda: None, "")
@@ -169,12 +198,16 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         fence_step = self._fence
         isolated = isolation_enabled(self.isolation) and account is not None
         gids = os.getgrouplist(account.name, account.gid) if isolated else []
+        # Readers get each dataset's group: its files are readable by that group only.
+        gids += [d.gid for d in self.datasets if d.gid is not None and d.gid not in gids]
+        datasets, labs = list(self.datasets), list(self.labs)
 
         def preexec() -> None:
             try:
                 limit_step()
                 fence_step()
                 if isolated:
+                    enter_private_mounts(datasets, labs)
                     os.setgid(account.gid)
                     os.setgroups(gids)
                     os.setuid(account.uid)
@@ -209,6 +242,7 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         if self.memory_note:
             env["BATCHHUB_MEMORY_LIMIT"] = self.memory_note
         env["BATCHHUB_GPU_BARRIER"] = self.device_barrier.mechanism
+        env["BATCHHUB_DATA_DIR"] = self.data_dir
         if env.get("BATCHHUB_JOB_ID"):
             # Enables the runner extension from the work tree, whatever pip installed.
             env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
@@ -224,6 +258,7 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
             request = self.server_request
         assert request is not None
         self.account = self.resolve_account()
+        self.prepare_storage()
         profile = request.profile
         await self.take_turn()
         try:
@@ -251,6 +286,28 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
             self._release()
             await self.leave_turn()
             raise
+
+    @property
+    def data_dir(self) -> str:
+        """Where this server finds datasets: /data, or the link folder without root."""
+        if isolation_enabled(self.isolation):
+            return DATA_ROOT
+        account = self.account or self.resolve_account()
+        return str(Path(account.home) / ".batchhub" / "data")
+
+    def prepare_storage(self) -> None:
+        """Which datasets and lab volumes this server gets (read when it starts)."""
+        groups = self.user_group_names()
+        self.datasets = readable_datasets(self.files_dir, self.user.name, groups)
+        labs = [LabVolume.from_dict(v) for v in self.lab_volumes]
+        self.labs = [lab for lab in labs if lab.host_path and lab.for_groups(groups)]
+        if isolation_enabled(self.isolation):
+            try:
+                prepare_host(self.labs)
+            except ValueError as e:
+                raise web.HTTPError(500, str(e)) from None
+        else:
+            link_folder(Path(self.data_dir), self.datasets)
 
     def _release(self) -> None:
         # The pool knows what this server held (its own list may be cleared already).

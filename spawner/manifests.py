@@ -124,27 +124,105 @@ def workspace_claim(
     }
 
 
-def user_volumes(user: str, datasets_claim: str | None) -> tuple[list[dict], list[dict]]:
-    """The user's workspace at /home/jovyan and shared datasets read-only at /data."""
+def user_volumes(user: str) -> tuple[list[dict], list[dict]]:
+    """The user's workspace at /home/jovyan."""
     volumes = [
         {"name": "workspace", "persistentVolumeClaim": {"claimName": workspace_claim_name(user)}}
     ]
     mounts = [{"name": "workspace", "mountPath": "/home/jovyan"}]
-    if datasets_claim:
-        volumes.append(
-            {
-                "name": "datasets",
-                "persistentVolumeClaim": {"claimName": datasets_claim, "readOnly": True},
-            }
-        )
-        mounts.append({"name": "datasets", "mountPath": "/data", "readOnly": True})
     return volumes, mounts
 
 
+FILES_VOLUME = "batchhub-files"
+
+
+def dataset_volumes(
+    files_claim: str, datasets: list[tuple[str, str]]
+) -> tuple[list[dict], list[dict]]:
+    """Each readable dataset (name, folder in the file store) read-only at /data/<name>, from
+    the file store's ReadWriteMany claim, mounted read-only and only that folder (subPath)."""
+    if not files_claim or not datasets:
+        return [], []
+    volumes = [
+        {
+            "name": FILES_VOLUME,
+            "persistentVolumeClaim": {"claimName": files_claim, "readOnly": True},
+        }
+    ]
+    mounts = [
+        {"name": FILES_VOLUME, "mountPath": f"/data/{name}", "subPath": folder, "readOnly": True}
+        for name, folder in datasets
+    ]
+    return volumes, mounts
+
+
+def lab_volumes(labs: list[Mapping[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """Lab storage claims at their mount paths (dicts with name, claim, mount_path, read_only)."""
+    volumes, mounts = [], []
+    for lab in labs:
+        name = f"lab-{lab['name']}"
+        claim = {"claimName": lab["claim"]}
+        if lab.get("read_only"):
+            claim["readOnly"] = True
+        volumes.append({"name": name, "persistentVolumeClaim": claim})
+        mount = {"name": name, "mountPath": lab["mount_path"]}
+        if lab.get("read_only"):
+            mount["readOnly"] = True
+        mounts.append(mount)
+    return volumes, mounts
+
+
+@dataclass(frozen=True)
+class UserIds:
+    """The UID, GID and supplemental groups a user's pods run with."""
+
+    uid: int
+    gid: int
+    supplemental: tuple[int, ...] = ()
+
+
+def _id(value: Any, what: str) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
+        raise ProfileError(f"{what} must be a whole number from 1 (never root), not {value!r}")
+    return value
+
+
+def user_ids(
+    user: str,
+    groups: list[str],
+    mapping: Mapping[str, Mapping[str, Any]],
+    group_ids: Mapping[str, Any],
+    claims: Mapping[str, Any] | None = None,
+    uid_claim: str = "",
+    gid_claim: str = "",
+) -> UserIds | None:
+    """From the values file's mapping, else the login's claims; None when neither names one."""
+    entry = mapping.get(user) or {}
+    claims = claims or {}
+    raw_uid = entry["uid"] if "uid" in entry else (claims.get(uid_claim) if uid_claim else None)
+    if raw_uid is None:
+        return None
+    uid = _id(raw_uid, f"the UID of {user!r}")
+    raw_gid = entry["gid"] if "gid" in entry else (claims.get(gid_claim) if gid_claim else None)
+    raw_gid = uid if raw_gid is None else raw_gid
+    gid = _id(raw_gid, f"the GID of {user!r}")
+    extra = tuple(
+        sorted({_id(group_ids[g], f"the GID of group {g!r}") for g in groups if g in group_ids})
+    )
+    return UserIds(uid, gid, extra)
+
+
 def check_pod(
-    pod: Mapping[str, Any], namespace: str, user: str, own_claims: frozenset[str] = frozenset()
+    pod: Mapping[str, Any],
+    namespace: str,
+    user: str,
+    own_claims: frozenset[str] = frozenset(),
+    files_claim: str = "",
 ) -> None:
-    """Last line of defence before the API: nothing privileged, no host access, own volumes."""
+    """Last line of defence before the API: nothing privileged, no host access, own volumes,
+    the file store only read-only and only its dataset folders."""
     metadata = pod.get("metadata") or {}
     if metadata.get("namespace") not in (None, namespace):
         raise ProfileError(f"a server may only be created in namespace {namespace!r}")
@@ -159,6 +237,16 @@ def check_pod(
         claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
         if claim and claim.startswith("workspace-") and claim not in {own_claim, *own_claims}:
             raise ProfileError("a server may only mount its own user's workspace")
+        if files_claim and claim == files_claim:
+            if not volume["persistentVolumeClaim"].get("readOnly"):
+                raise ProfileError("the file store may only be mounted read-only")
+            for container in spec.get("containers") or []:
+                for mount in container.get("volumeMounts") or []:
+                    if mount.get("name") == volume.get("name") and (
+                        not mount.get("readOnly")
+                        or not str(mount.get("subPath", "")).startswith("datasets/")
+                    ):
+                        raise ProfileError("only dataset folders of the file store, read-only")
     for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
         context = container.get("securityContext") or {}
         if context.get("privileged") or context.get("allowPrivilegeEscalation"):

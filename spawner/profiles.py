@@ -41,6 +41,8 @@ class Profile:
     default_time_limit: int = 3600
     live_window: int = 1800
     kernel_name: str = "python3"
+    # Most bytes of files a batch run writes under its job folder that are kept with the job.
+    artifacts_max_bytes: int = 2**30
     interactive: bool = True
     batch: bool = True
     kubernetes: Mapping[str, Any] = field(default_factory=dict)
@@ -69,6 +71,7 @@ class Profile:
             "default_time_limit": self.default_time_limit,
             "live_window": self.live_window,
             "kernel_name": self.kernel_name,
+            "artifacts_max_bytes": self.artifacts_max_bytes,
             "interactive": self.interactive,
             "batch": self.batch,
             "kubernetes": dict(self.kubernetes),
@@ -81,6 +84,8 @@ def profile_from_dict(raw: Mapping[str, Any]) -> Profile:
 
     data = dict(raw)
     data["mem_limit"] = parse_bytes(data.get("mem_limit"))
+    if data.get("artifacts_max_bytes") is not None:
+        data["artifacts_max_bytes"] = parse_bytes(data["artifacts_max_bytes"])
     data["groups"] = tuple(data.get("groups") or ())
     data["kubernetes"] = dict(data.get("kubernetes") or {})
     known = Profile.__dataclass_fields__

@@ -48,6 +48,8 @@ SESSION_VALUES = {
     },
     "auth": {"oauth": {"batch_admin_groups": ["gpu-admins"]}},
     "spawner": {"local": {"account_prefix": ACCOUNT_PREFIX}},
+    # Datasets' system groups carry the prefix too, so they go with the accounts.
+    "data": {"group_prefix": f"{ACCOUNT_PREFIX}d-"},
     "gpus": {"source": "list", "devices": FAKE_GPUS},
     # Small limits so the upload tests can cross them cheaply.
     "batch": {"max_upload_bytes": "1M", "zip_max_members": 20, "zip_max_uncompressed_bytes": "2M"},
@@ -64,6 +66,8 @@ SESSION_VALUES = {
             "live_window": 600,
             "max_time_limit": 3600,
             "default_time_limit": 600,
+            # Small, so a run can write past it cheaply (tests/test_artifacts.py).
+            "artifacts_max_bytes": "1M",
         },
         {
             "name": "gpu-1",

@@ -29,12 +29,16 @@ DEFAULT_PASSWORD = "correct-horse-battery-9"
 
 
 def remove_accounts(prefix: str) -> None:
-    """Delete the system accounts whose names start with prefix (test and bench accounts)."""
+    """Delete the system accounts (and dataset groups) whose names start with prefix."""
+    import grp
     import pwd
 
     for entry in pwd.getpwall():
         if entry.pw_name.startswith(prefix):
             subprocess.run(["userdel", entry.pw_name], capture_output=True)
+    for group in grp.getgrall():
+        if group.gr_name.startswith(prefix):
+            subprocess.run(["groupdel", group.gr_name], capture_output=True)
 
 
 def free_port() -> int:

@@ -121,7 +121,13 @@ def test_every_route_is_in_the_openapi_document(hub: HubProcess) -> None:
     routed = set()
     for pattern, _ in api_routes("/"):
         path = pattern.removeprefix("/api/v1/")
-        for group in ("(?P<job_id>[^/]+)", "(?P<turn_id>[^/]+)"):
+        for group in (
+            "(?P<job_id>[^/]+)",
+            "(?P<turn_id>[^/]+)",
+            "(?P<name>[^/]+)",
+            "(?P<upload_id>[^/]+)",
+            "(?P<path>.+)",
+        ):
             path = path.replace(group, "{" + group[4 : group.index(">")] + "}")
         path = path.replace("\\.", ".")
         if "(?P<action>cancel|release)" in path:

@@ -12,11 +12,15 @@ from kubespawner.objects import make_pod
 from hub_config.values import get, load_values
 from spawner.manifests import (
     GpuNodes,
+    UserIds,
     batch_job,
     check_pod,
     check_profile_kubernetes,
+    dataset_volumes,
     gpu_scheduling,
+    lab_volumes,
     to_manifest,
+    user_ids,
     user_volumes,
     workspace_claim,
 )
@@ -42,7 +46,10 @@ def objects_for(values_path: Path) -> list[dict]:
     made = []
     for profile in load_profiles(get(values, "profiles")):
         placement = gpu_scheduling(profile, nodes)
-        volumes, mounts = user_volumes("ada", "datasets")
+        volumes, mounts = user_volumes("ada")
+        data_volumes, data_mounts = dataset_volumes("files", [("cifar", "datasets/d0000000001")])
+        labs, lab_mounts = lab_volumes([{"name": "a", "claim": "lab-a", "mount_path": "/lab/a"}])
+        volumes, mounts = volumes + data_volumes + labs, mounts + data_mounts + lab_mounts
         pod = make_pod(
             name=f"jupyter-ada-{profile.name}",
             cmd=["jupyterhub-singleuser"],
@@ -144,3 +151,39 @@ def test_a_pod_that_would_escape_is_refused_before_the_api(change, message: str)
     change(pod)
     with pytest.raises(ProfileError, match=message):
         check_pod(pod, "batchhub", "ada")
+
+
+def test_user_ids_come_from_the_mapping_or_the_login_claims_and_never_root() -> None:
+    mapping = {"ada": {"uid": 1201, "gid": 1200}}
+    assert user_ids("ada", ["lab-a", "x"], mapping, {"lab-a": 3001}) == UserIds(1201, 1200, (3001,))
+    claims = {"uidNumber": "4001"}
+    found = user_ids("bob", [], mapping, {}, claims, uid_claim="uidNumber")
+    assert found == UserIds(4001, 4001, ())
+    assert user_ids("cid", [], mapping, {}) is None  # no mapping: the image's own user
+    for bad in (0, -5, "root", True):
+        with pytest.raises(ProfileError, match="never root"):
+            user_ids("eve", [], {"eve": {"uid": bad}}, {})
+
+
+def test_datasets_are_mounted_read_only_one_folder_each() -> None:
+    volumes, mounts = dataset_volumes(
+        "files", [("cifar", "datasets/d1"), ("imagenet", "datasets/d2")]
+    )
+    assert volumes == [
+        {
+            "name": "batchhub-files",
+            "persistentVolumeClaim": {"claimName": "files", "readOnly": True},
+        }
+    ]
+    assert [(m["mountPath"], m["subPath"], m["readOnly"]) for m in mounts] == [
+        ("/data/cifar", "datasets/d1", True),
+        ("/data/imagenet", "datasets/d2", True),
+    ]
+    assert dataset_volumes("files", []) == ([], [])
+    pod = objects_for(VALUES["defaults"])[0]
+    check_pod(pod, "batchhub", "ada", files_claim="files")
+    pod["spec"]["containers"][0]["volumeMounts"].append(
+        {"name": "batchhub-files", "mountPath": "/all", "subPath": "jobs"}
+    )
+    with pytest.raises(ProfileError, match="read-only"):
+        check_pod(pod, "batchhub", "ada", files_claim="files")

@@ -54,9 +54,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def jobs(store_url: str) -> Iterator[JobService]:
+def jobs(store_url: str, tmp_path: Path) -> Iterator[JobService]:
     """A migrated store behind the job service."""
-    store = Store(store_url)
+    store = Store(store_url, tmp_path / "files")
     store.migrate()
     yield JobService(store, PROFILES)
     store.dispose()
@@ -83,15 +83,18 @@ def test_migrations_build_exactly_the_models(jobs: JobService) -> None:
 def test_a_job_and_its_input_are_stored_together(jobs: JobService) -> None:
     job = jobs.submit(ALICE, submission(parameters={"x": 5}))
     assert jobs.get(ALICE, job["id"])["parameters"] == {"x": 5}
-    name, content = jobs.file(ALICE, job["id"], "input")
-    assert (name, content) == ("nb.ipynb", NB)
+    stored = jobs.file(ALICE, job["id"], "input")
+    assert (stored.name, stored.read()) == ("nb.ipynb", NB)
     with pytest.raises(NotFound):
         jobs.get(BOB, job["id"])
     assert jobs.get(ADMIN_USER, job["id"])["owner"] == "alice"
 
 
-def test_a_crash_between_job_row_and_input_leaves_no_half_job(store_url: str) -> None:
-    store = Store(store_url)
+def test_a_crash_between_job_row_and_input_leaves_no_half_job(
+    store_url: str, tmp_path: Path
+) -> None:
+    files = tmp_path / "files"
+    store = Store(store_url, files)
     store.migrate()
     # A real process dies (os._exit) after the job row is flushed, before its input is written.
     script = textwrap.dedent(f"""
@@ -101,11 +104,12 @@ def test_a_crash_between_job_row_and_input_leaves_no_half_job(store_url: str) ->
         from batch_service.jobs import JobService
         from tests.test_store import ALICE, PROFILES, submission
         event.listen(JobFile, "before_insert", lambda *a: os._exit(3))
-        JobService(Store({store_url!r}), PROFILES).submit(ALICE, submission())
+        JobService(Store({store_url!r}, {str(files)!r}), PROFILES).submit(ALICE, submission())
     """)
     result = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent)
     assert result.returncode == 3
     assert JobService(store, PROFILES).list_jobs(ADMIN_USER)["total"] == 0
+    # The input written before the crash belongs to no job: nothing a user ever sees.
     store.dispose()
 
 
@@ -128,7 +132,7 @@ def test_paging_filters_and_queue_positions(jobs: JobService) -> None:
 def test_runner_events_are_idempotent_by_seq_and_stamped_by_the_service(
     jobs: JobService,
 ) -> None:
-    runs = RunReports(jobs.store, jobs.profiles, None, hub_server=None)  # type: ignore[arg-type]
+    runs = RunReports(jobs.store, jobs.profiles, None, None, jobs.job_files)  # type: ignore[arg-type]
     job = jobs.submit(ALICE, submission())
     assert jobs.mark(job["id"], ["queued"], state="starting", admitted_at=time.time())
     before = time.time()

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from batch_service.api import jobs, queue, runner, turns
+from batch_service.api import (
+    artifacts,
+    datasets,
+    jobs,
+    queue,
+    runner,
+    runner_files,
+    turns,
+    tus,
+)
 
 API_PREFIX = "api/v1/"
 
@@ -14,6 +23,6 @@ def api_routes(service_prefix: str) -> list[tuple[str, Any]]:
     base = service_prefix + API_PREFIX
     return [
         (base + pattern, handler)
-        for module in (jobs, runner, turns, queue)
+        for module in (jobs, artifacts, datasets, tus, runner, runner_files, turns, queue)
         for pattern, handler in module.routes
     ]

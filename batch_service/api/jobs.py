@@ -6,6 +6,7 @@ from typing import Any
 
 from tornado import web
 
+from batch_service.api.downloads import send_file
 from batch_service.api.uploads import StreamedUploadMixin
 from batch_service.bounded import parse_json, whole_number
 from batch_service.checks import CheckPool
@@ -190,20 +191,20 @@ class JobFileHandler(BaseHandler):
     async def get(self, job_id: str, what: str) -> None:
         """Send the file as a download (HTML inline, sandboxed)."""
         role = "input" if what == "input" else "output"
-        name, content = self.jobs.file(self.identity, job_id, role)
+        stored = self.jobs.file(self.identity, job_id, role)
         if what == "output.html":
-            html = await self.settings["batch_checks"].render_html(content)
+            html = await self.settings["batch_checks"].render_html(stored.read())
             self.set_header("Content-Type", "text/html; charset=utf-8")
             # The rendering holds the run's own outputs: keep its scripts away from our origin.
             self.set_header("Content-Security-Policy", "sandbox allow-scripts")
             self.finish(html)
             return
         media = (
-            "application/x-ipynb+json" if name.endswith(".ipynb") else "application/octet-stream"
+            "application/x-ipynb+json"
+            if stored.name.endswith(".ipynb")
+            else "application/octet-stream"
         )
-        self.set_header("Content-Type", media)
-        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
-        self.finish(content)
+        await send_file(self, stored.path, stored.name, media)
 
 
 class JobLogsHandler(BaseHandler):

@@ -6,10 +6,9 @@ while the job is starting or running and the hub runs its server (batch_service/
 
 from __future__ import annotations
 
-import asyncio
-
 from tornado import web
 
+from batch_service.api.downloads import send_file
 from batch_service.api.jobs import JOB_ID
 from batch_service.handlers import BaseHandler
 from batch_service.runs import RunReports
@@ -50,9 +49,8 @@ class InputHandler(RunnerHandler):
 
     async def get(self, job_id: str) -> None:
         """The bytes the user uploaded."""
-        _, content = self.runs.input(await self.runner_job(job_id))
-        self.set_header("Content-Type", "application/octet-stream")
-        self.finish(content)
+        stored = self.runs.input(await self.runner_job(job_id))
+        await send_file(self, stored.path, stored.name, "application/octet-stream")
 
 
 class EventsHandler(RunnerHandler):
@@ -74,10 +72,11 @@ class OutputHandler(RunnerHandler):
     """PUT the executed notebook."""
 
     async def put(self, job_id: str) -> None:
-        """Check it off the event loop, then store it (the latest upload wins)."""
+        """Check it in a worker process, then store it (the latest upload wins)."""
         job = await self.runner_job(job_id)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.runs.store_output, job, self.request.body)
+        content = self.request.body
+        await self.settings["batch_checks"].check_notebook(content, "the output")
+        self.runs.store_output(job, content)
         self.set_status(204)
         self.finish()
 

@@ -28,6 +28,33 @@ log = logging.getLogger("batchhub.runner")
 PREVIEW_CHARS = 200
 
 
+def file_states(workdir: Path) -> dict[str, tuple[int, int]]:
+    """Regular files under a folder with their size and change time (links not followed)."""
+    states = {}
+    for path in workdir.rglob("*"):
+        if path.is_symlink() or not path.is_file():
+            continue
+        relative = path.relative_to(workdir).as_posix()
+        if ".ipynb_checkpoints" in relative.split("/"):
+            continue
+        info = path.stat()
+        states[relative] = (info.st_size, info.st_mtime_ns)
+    return states
+
+
+def artifact_files(
+    workdir: Path, before: dict[str, tuple[int, int]], skip: set[str]
+) -> list[tuple[str, Path]]:
+    """Files the run wrote (new or changed since it started), smallest first; the job's own
+    input, unpacked module and executed notebook are kept elsewhere or came from the user."""
+    found = [
+        (state[0], relative)
+        for relative, state in file_states(workdir).items()
+        if relative not in skip and before.get(relative) != state
+    ]
+    return [(relative, workdir / relative) for _, relative in sorted(found)]
+
+
 class StreamingClient(NotebookClient):
     """nbclient, telling us each output as it arrives (for live output lines)."""
 
@@ -200,6 +227,7 @@ class BatchRun:
             kernel_name,
         )
         kernel_name = nb.metadata.get("kernelspec", {}).get("name") or kernel_name
+        before = file_states(workdir)  # what the run finds; anything else it wrote
         if spec.get("parameters"):
             nb = parameterize_notebook(
                 nb,
@@ -250,9 +278,28 @@ class BatchRun:
         await self.save(nb, force=True)
         self.state = outcome["state"]
         await self.client.upload_output(json.dumps(nb).encode())
+        await self.keep_artifacts(workdir, before, skip={spec["output_name"]})
         # A kernel that died may have been restarted empty: that is not the run's kernel.
         alive = outcome["error_name"] != "KernelDied" and await self._kernel_alive()
         self.events.send("finished", kernel_alive=alive, **outcome)
+
+    async def keep_artifacts(
+        self, workdir: Path, before: dict[str, tuple[int, int]], skip: set[str]
+    ) -> None:
+        """Send the files the run wrote under its job folder; say in the output what was not
+        kept (the service decides, by its cap)."""
+        dropped = 0
+        for relative, path in artifact_files(workdir, before, skip):
+            reason = await self.client.upload_artifact(relative, path)
+            if reason:
+                dropped += 1
+                self.events.send("output", index=None, lines=[f"batchhub: {reason}"])
+        if dropped:
+            self.events.send(
+                "output",
+                index=None,
+                lines=[f"batchhub: {dropped} file(s) of this run were not kept; see the job page"],
+            )
 
     async def _interrupt(self) -> None:
         """The time limit: interrupt the kernel; the run ends as timed out, the kernel lives."""

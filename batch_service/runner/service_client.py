@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
@@ -83,6 +86,49 @@ class ServiceClient:
     async def upload_output(self, notebook_json: bytes) -> None:
         """The executed notebook, until the service has it."""
         await self.patient("PUT", "runner/output", notebook_json)
+
+    async def upload_artifact(self, relative: str, path: Path, attempts: int = 5) -> str | None:
+        """Stream one file the run wrote; None when kept, else the service's reason."""
+        url = self.base + "runner/artifacts/" + quote(relative, safe="/")
+        delay = 0.5
+        for attempt in range(attempts):
+            size = os.stat(path).st_size
+
+            async def produce(write: Any, path: Path = path, size: int = size) -> None:
+                sent = 0
+                with path.open("rb") as f:
+                    while sent < size and (chunk := f.read(min(1 << 20, size - sent))):
+                        sent += len(chunk)
+                        await write(chunk)
+
+            request = HTTPRequest(
+                url,
+                method="PUT",
+                body_producer=produce,
+                headers={
+                    "Authorization": f"token {self.token}",
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(size),
+                    RUNNER_KEY_HEADER: self.runner_key,
+                },
+                request_timeout=max(self.timeout, 600),
+            )
+            try:
+                await AsyncHTTPClient().fetch(request)
+                return None
+            except HTTPClientError as e:
+                if 400 <= e.code < 500 and e.code not in (408, 409, 429):
+                    try:
+                        return json.loads(e.response.body)["message"] if e.response else str(e)
+                    except (ValueError, KeyError, TypeError):
+                        return str(e)
+                reason = str(e.code)
+            except OSError as e:
+                reason = str(e)
+            log.warning("artifact %s: %s (attempt %d)", relative, reason, attempt + 1)
+            await asyncio.sleep(delay)
+            delay *= 2
+        return f"the batch service did not take it after {attempts} attempts"
 
 
 class EventSender:

@@ -30,6 +30,13 @@
     return data;
   }
 
+  function size(bytes) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let value = bytes, unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++; }
+    return (unit ? value.toFixed(1) : String(value)) + " " + units[unit];
+  }
+
   function when(t) { return t ? new Date(t * 1000).toLocaleString() : ""; }
   function duration(s) {
     if (s === null || s === undefined) return "";
@@ -346,7 +353,32 @@
         log.scrollTop = log.scrollHeight;
       }
       done = finished && !job.live && !job.live_pending;
+      if (finished && !artifactsShown) {
+        artifactsShown = true;
+        await showArtifacts();
+      }
     }
+    let artifactsShown = false;
+    async function showArtifacts() {
+      const listing = await api(config, "GET", "jobs/" + id + "/artifacts");
+      const section = document.getElementById("artifacts");
+      const rows = listing.artifacts.map((a) => el("tr", {},
+        el("td", {}, el("a", { href: config.api + "jobs/" + id + "/artifacts/" + a.path.split("/").map(encodeURIComponent).join("/"), text: a.path })),
+        el("td", { class: "text-end", text: size(a.size) })));
+      document.querySelector("#artifacts-table tbody").replaceChildren(...rows);
+      const zip = document.getElementById("artifacts-zip");
+      zip.hidden = !listing.artifacts.length;
+      zip.href = config.api + "jobs/" + id + "/artifacts.zip";
+      document.getElementById("artifacts-summary").textContent = listing.artifacts.length
+        ? listing.artifacts.length + " file(s), " + size(listing.kept_bytes) + " of at most " + size(listing.cap) + " kept with the job."
+        : "This run wrote no files under its job folder.";
+      const dropped = document.getElementById("artifacts-dropped");
+      dropped.hidden = !listing.dropped.length;
+      dropped.querySelector("ul").replaceChildren(...listing.dropped.map((d) =>
+        el("li", { text: d.path + " (" + size(d.size) + "): " + d.reason })));
+      section.hidden = false;
+    }
+
     document.getElementById("release").addEventListener("click", async () => { await api(config, "POST", "jobs/" + id + "/release"); refresh(); });
     document.getElementById("cancel").addEventListener("click", async () => { await api(config, "POST", "jobs/" + id + "/cancel"); refresh(); });
     async function loop() {

@@ -1,16 +1,33 @@
 """The batch service's store: SQLAlchemy models, engine and migrations."""
 
 from batch_service.store.db import Store, make_engine, migrate
-from batch_service.store.orm import Base, Job, JobFile, LogLine, Setting, Turn, Usage, Weight
+from batch_service.store.orm import (
+    Artifact,
+    Base,
+    Dataset,
+    Job,
+    JobFile,
+    LogLine,
+    Quota,
+    Setting,
+    Turn,
+    Upload,
+    Usage,
+    Weight,
+)
 
 __all__ = [
+    "Artifact",
     "Base",
+    "Dataset",
     "Job",
     "JobFile",
     "LogLine",
+    "Quota",
     "Setting",
     "Store",
     "Turn",
+    "Upload",
     "Usage",
     "Weight",
     "make_engine",

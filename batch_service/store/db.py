@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -49,25 +49,67 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (safe to run at every start)."""
+def _foreign_keys(connection: Connection, on: bool) -> None:
+    """SQLite rebuilds a table to alter it (copy, drop, rename): with foreign keys on, dropping
+    the old `jobs` would cascade to every job's files and logs. So they are off while migrating
+    (the pragma counts only outside a transaction) and on again before the connection is reused.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+        connection.commit()
+
+
+def migrate(engine: Engine, files_root: str | Path | None = None, revision: str = "head") -> None:
+    """Bring the schema to the newest migration (safe to run at every start).
+
+    `files_root` is the file store's folder: the migration that moved files out of the database
+    writes them there.
+    """
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    with engine.connect() as connection:
+        _foreign_keys(connection, on=False)
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                config.attributes["files_root"] = str(files_root) if files_root else None
+                command.upgrade(config, revision)
+        finally:
+            _foreign_keys(connection, on=True)
+
+
+def downgrade(engine: Engine, revision: str, files_root: str | Path | None = None) -> None:
+    """Go back to an older schema (for tests of the migrations)."""
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.connect() as connection:
+        _foreign_keys(connection, on=False)
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                config.attributes["files_root"] = str(files_root) if files_root else None
+                command.downgrade(config, revision)
+        finally:
+            _foreign_keys(connection, on=True)
+
+
+def default_files_root(url: str) -> Path | None:
+    """Beside a SQLite database: its folder's `files/`; other databases name one explicitly."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///")).resolve().parent / "files"
+    return None
 
 
 class Store:
     """Sessions over one engine; `with store.session() as s:` commits or rolls back."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, files_root: str | Path | None = None) -> None:
         self.url = url
+        self.files_root = Path(files_root) if files_root else default_files_root(url)
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
-        """Create or upgrade the schema."""
-        migrate(self.engine)
+        """Create or upgrade the schema (moving any old blobs into the file store)."""
+        migrate(self.engine, self.files_root)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,7 +1,9 @@
-"""The service's tables: jobs, their input and output files, log lines, queue settings, turns.
+"""The service's tables: jobs, their files and artifacts, log lines, queue settings, turns,
+datasets and the resumable uploads that fill them, quotas.
 
-The service is the system of record; a server's disk is only a working copy. Times are epoch
-seconds (floats) so SQLite and PostgreSQL store them the same way.
+The service is the system of record; a server's disk is only a working copy. The bytes of every
+file live in the file store (batch_service.files); these tables hold what is known about them.
+Times are epoch seconds (floats) so SQLite and PostgreSQL store them the same way.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -84,7 +87,7 @@ class Job(Base):
 
 
 class JobFile(Base):
-    """A job's input or output file, kept in the database so one transaction stores a job."""
+    """A job's input or output file; its bytes are in the file store under the job's folder."""
 
     __tablename__ = "job_files"
 
@@ -93,11 +96,28 @@ class JobFile(Base):
     )
     role: Mapped[str] = mapped_column(String(16), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
-    size: Mapped[int] = mapped_column(Integer)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
     stored_at: Mapped[float] = mapped_column(Float)
 
     job: Mapped[Job] = relationship(back_populates="files")
+
+
+class Artifact(Base):
+    """A file a run wrote under its job folder: kept (bytes in the store) or dropped (over the
+    profile's cap; `reason` says why)."""
+
+    __tablename__ = "artifacts"
+
+    job_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    kept: Mapped[bool] = mapped_column(Boolean, default=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    stored_at: Mapped[float] = mapped_column(Float)
 
 
 class LogLine(Base):
@@ -162,3 +182,68 @@ class Turn(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
     __table_args__ = (Index("ix_turns_state", "state", "submitted_at"),)
+
+
+class Dataset(Base):
+    """Files a user brought, readable at /data/<name> by its readers once `ready`."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(255))
+    # owner | group | everyone
+    readers: Mapped[str] = mapped_column(String(16))
+    group_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # uploading | ready
+    state: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    files: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    ready_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_datasets_name"),
+        Index("ix_datasets_owner", "owner"),
+    )
+
+
+class Upload(Base):
+    """One resumable (tus) upload of a file into a dataset; bytes in the store's uploads/."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    dataset_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("datasets.id", ondelete="CASCADE")
+    )
+    # Where the file goes inside the dataset; a zip archive is unpacked there instead.
+    path: Mapped[str] = mapped_column(String(1024))
+    archive: Mapped[bool] = mapped_column(Boolean, default=False)
+    # None while the client defers the length (tus creation-defer-length).
+    length: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    expected_sha256: Mapped[str] = mapped_column(String(64), default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (
+        Index("ix_uploads_dataset", "dataset_id"),
+        Index("ix_uploads_owner", "owner"),
+        Index("ix_uploads_expires", "expires_at"),
+    )
+
+
+class Quota(Base):
+    """An admin-set storage quota of a user or a group, in bytes (over the values file's)."""
+
+    __tablename__ = "quotas"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)

@@ -16,12 +16,12 @@ depends_on = None
 def upgrade() -> None:
     """When the service admitted a job, which start of its server may report, and a kernel the
     run kept that is not yet reachable through the hub."""
-    with op.batch_alter_table("jobs") as jobs:
-        jobs.add_column(sa.Column("admitted_at", sa.Float(), nullable=True))
-        jobs.add_column(sa.Column("start_id", sa.String(32), nullable=True))
-        jobs.add_column(
-            sa.Column("live_pending", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # Plain ADD COLUMN: a batch rebuild of `jobs` on SQLite would drop and recreate the table.
+    op.add_column("jobs", sa.Column("admitted_at", sa.Float(), nullable=True))
+    op.add_column("jobs", sa.Column("start_id", sa.String(32), nullable=True))
+    op.add_column(
+        "jobs", sa.Column("live_pending", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
 
 
 def downgrade() -> None:

@@ -1,0 +1,145 @@
+"""The one file store: job inputs, executed notebooks, artifacts, uploads and datasets.
+
+A folder under the state folder on one machine, a ReadWriteMany volume on Kubernetes; the
+database keeps only what is known about each file (name, size, sha256). Layout:
+
+    jobs/<job id>/input/<name>         the uploaded input
+    jobs/<job id>/output/<name>        the executed notebook
+    jobs/<job id>/artifacts/<path>     files the run wrote under its job folder
+    uploads/<upload id>                bytes of a resumable upload that is not complete yet
+    datasets/<name>/...                complete, verified datasets (read-only to everyone)
+    staging/                           files being written; renamed into place when whole
+
+Every path below the root is made from names the service chose or checked (`safe_relative`),
+and files appear under their final name only by an atomic rename, so a reader never sees half
+a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from batch_service.errors import BatchError
+
+MAX_PATH_PARTS = 32
+MAX_PART_LENGTH = 255
+MAX_PATH_LENGTH = 1024
+COPY_CHUNK = 1 << 20
+
+
+def safe_relative(path: str, what: str = "path") -> PurePosixPath:
+    """A relative POSIX path with no '..', no absolute start, no control or odd characters."""
+    if not isinstance(path, str) or not path or len(path) > MAX_PATH_LENGTH:
+        raise BatchError(f"the {what} must be 1 to {MAX_PATH_LENGTH} characters long")
+    if path.startswith("/") or "\\" in path or (len(path) > 1 and path[1] == ":"):
+        raise BatchError(f"the {what} {path[:100]!r} is absolute; only relative paths")
+    if unicodedata.normalize("NFC", path) != path:
+        raise BatchError(f"the {what} {path[:100]!r} is not in normal form (NFC)")
+    parts = PurePosixPath(path).parts
+    if len(parts) > MAX_PATH_PARTS:
+        raise BatchError(f"the {what} {path[:100]!r} is nested deeper than {MAX_PATH_PARTS}")
+    for part in parts:
+        if part in (".", ".."):
+            raise BatchError(f"the {what} {path[:100]!r} points outside its folder ('..')")
+        if len(part) > MAX_PART_LENGTH:
+            raise BatchError(f"a part of the {what} is longer than {MAX_PART_LENGTH} characters")
+        for ch in part:
+            if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+                raise BatchError(f"the {what} {path[:100]!r} contains a control character")
+    return PurePosixPath(*parts)
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file, read in chunks (call it off the event loop for big files)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileStore:
+    """Paths and atomic writes under one root folder."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    def prepare(self) -> FileStore:
+        """Create the folders (private to the service: mode 0700, datasets reachable by bind)."""
+        for sub in ("", "jobs", "uploads", "datasets", "staging"):
+            folder = self.root / sub
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(folder, 0o700)
+        return self
+
+    # --- where things live ------------------------------------------------------------
+    def job_folder(self, job_id: str) -> Path:
+        """A job's folder (inputs, outputs, artifacts)."""
+        return self.root / "jobs" / str(safe_relative(job_id, "job id"))
+
+    def job_file(self, job_id: str, role: str, name: str) -> Path:
+        """A job's input or output file."""
+        return self.job_folder(job_id) / role / str(safe_relative(name, "file name"))
+
+    def artifact(self, job_id: str, path: str) -> Path:
+        """One artifact of a job."""
+        return self.job_folder(job_id) / "artifacts" / str(safe_relative(path, "artifact path"))
+
+    def upload(self, upload_id: str) -> Path:
+        """The partial bytes of a resumable upload."""
+        return self.root / "uploads" / str(safe_relative(upload_id, "upload id"))
+
+    def dataset(self, folder: str) -> Path:
+        """A complete dataset's folder."""
+        return self.root / "datasets" / str(safe_relative(folder, "dataset folder"))
+
+    def staging(self) -> Path:
+        """A fresh name in the staging folder (same file system as the final places)."""
+        return self.root / "staging" / secrets.token_hex(12)
+
+    # --- writing --------------------------------------------------------------------
+    def write_atomic(self, target: Path, chunks: Iterator[bytes] | bytes) -> tuple[int, str]:
+        """Write through a staging file, fsync, rename into place; return (size, sha256)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.staging()
+        digest = hashlib.sha256()
+        size = 0
+        with temporary.open("wb") as f:
+            for chunk in [chunks] if isinstance(chunks, bytes) else chunks:
+                f.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, target)
+        return size, digest.hexdigest()
+
+    def move_into_place(self, source: Path, target: Path) -> None:
+        """Rename a finished file or folder to its final name (same file system)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+    def remove_job(self, job_id: str) -> None:
+        """Delete a job's files."""
+        shutil.rmtree(self.job_folder(job_id), ignore_errors=True)
+
+    def remove(self, path: Path) -> None:
+        """Delete a file or folder below the root (never anything outside it)."""
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root) or resolved == self.root:
+            raise ValueError(f"{path} is not inside the file store")
+        if resolved.is_dir() and not resolved.is_symlink():
+            shutil.rmtree(resolved, ignore_errors=True)
+        else:
+            resolved.unlink(missing_ok=True)
+
+    def clean_staging(self) -> None:
+        """Remove what a crash left half-written in staging."""
+        for entry in (self.root / "staging").iterdir():
+            self.remove(entry)
