@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from batch_service.clock import now
 from batch_service.errors import BatchError, Conflict, NotFound
 from batch_service.identity import Identity
-from batch_service.params import notebook_parameters, validate_parameters
+from batch_service.run_options import run_options
 from batch_service.store import Job, JobFile, LogLine, Setting, Store
 from batch_service.uploads import CheckedInput
 from spawner.profiles import Profile
@@ -65,6 +65,8 @@ class Submission:
     parameters: Any
     priority: int = 0
     group: Any = None
+    report_mode: Any = False
+    args: Any = None
 
 
 @dataclass
@@ -94,6 +96,9 @@ def job_view(job: Job, position: int | None = None, hub_base_url: str = "/") -> 
         "entry_point": job.entry_point,
         "profile": job.profile,
         "parameters": job.parameters,
+        "report_mode": job.report_mode,
+        "args": job.args,
+        "warnings": job.warnings,
         "time_limit": job.time_limit,
         "live_window": job.live_window,
         "priority": job.priority,
@@ -196,8 +201,9 @@ class JobService:
             raise BatchError("only batch admins may set a priority", status=403)
         group = self._group(identity, submission.group)
         upload = submission.input
-        declared = notebook_parameters(upload.notebook) if upload.notebook is not None else None
-        parameters = validate_parameters(submission.parameters, declared, upload.kind)
+        options = run_options(
+            upload, submission.parameters, submission.report_mode, submission.args
+        )
         job = Job(
             id=new_job_id(),
             owner=identity.name,
@@ -206,7 +212,10 @@ class JobService:
             input_name=upload.name,
             entry_point=upload.entry_point,
             profile=profile.name,
-            parameters=parameters,
+            parameters=options.parameters,
+            report_mode=options.report_mode,
+            args=options.args,
+            warnings=options.warnings,
             time_limit=time_limit,
             live_window=profile.live_window,
             priority=priority,
@@ -452,6 +461,8 @@ class JobService:
             "input_name": job.input_name,
             "entry_point": job.entry_point,
             "parameters": job.parameters,
+            "report_mode": job.report_mode,
+            "args": job.args,
             "kernel_name": profile.kernel_name if profile else "python3",
             "time_limit": job.time_limit,
             "live_window": job.live_window,

@@ -14,6 +14,8 @@ from batch_service.identity import Identity
 from batch_service.jobs import Submission
 from batch_service.params import notebook_parameters
 from batch_service.render import notebook_html
+from batch_service.run_options import run_options
+from batch_service.scripts import script_notebook
 from batch_service.uploads import CheckedInput, check_upload, empty_notebook
 
 JOB_ID = r"(?P<job_id>[^/]+)"
@@ -39,6 +41,43 @@ def _parameters_field(raw: Any) -> Any:
         return json.loads(raw)
     except ValueError:
         raise BatchError("parameters must be a JSON object of name: value") from None
+
+
+def _args_field(raw: Any) -> Any:
+    if raw in (None, "") or isinstance(raw, list):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise BatchError('args must be a JSON list of strings, e.g. ["--epochs", "3"]') from None
+
+
+# What a submission may carry; anything else is refused by name rather than dropped unread.
+FORM_FIELDS = frozenset(
+    {
+        "profile",
+        "time_limit",
+        "parameters",
+        "priority",
+        "group",
+        "entry_point",
+        "report_mode",
+        "args",
+    }
+)
+EMPTY_FIELDS = frozenset({"kind", "profile", "time_limit", "priority", "group", "report_mode"})
+INSPECT_FIELDS = frozenset({"entry_point", "parameters", "report_mode", "args"})
+
+
+def refuse_unknown(
+    fields: dict[str, Any], files: dict[str, Any], allowed: frozenset[str], with_file: bool = True
+) -> None:
+    """A field we do not know is a mistake the sender should hear about (a 400 naming it)."""
+    unknown = sorted(set(fields) - allowed - {"_xsrf"}) + sorted(set(files) - {"file"})
+    if unknown:
+        names = ", ".join(repr(name[:64]) for name in unknown[:5])
+        known = ", ".join(sorted(allowed | ({"file"} if with_file else set())))
+        raise BatchError(f"unknown field {names}; known fields: {known}")
 
 
 class UploadHandler(StreamedUploadMixin, BaseHandler):
@@ -89,6 +128,7 @@ class JobsHandler(UploadHandler):
             fields = self.upload_json()
             if not isinstance(fields, dict) or fields.get("kind") != "empty":
                 raise BatchError('JSON submissions are only for {"kind": "empty"}; upload files')
+            refuse_unknown(fields, {}, EMPTY_FIELDS, with_file=False)
             profile_name = str(fields.get("profile") or "")
             profile = self.jobs.profiles.get(profile_name)
             kernel = profile.kernel_name if profile else "python3"
@@ -96,6 +136,7 @@ class JobsHandler(UploadHandler):
             parameters: Any = {}
         else:
             fields, files = self.upload_form()
+            refuse_unknown(fields, files, FORM_FIELDS)
             upload = self.checked_input(fields, files)
             parameters = _parameters_field(fields.get("parameters"))
         submission = Submission(
@@ -106,6 +147,8 @@ class JobsHandler(UploadHandler):
             parameters=parameters,
             priority=_int_field(fields, "priority", 0) or 0,
             group=fields.get("group") or None,
+            report_mode=fields.get("report_mode"),
+            args=_args_field(fields.get("args")),
         )
         job = self.jobs.submit(identity, submission)
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{job['id']}")
@@ -120,13 +163,33 @@ class InspectHandler(UploadHandler):
     def post(self) -> None:
         """Check the upload as a submission would, store nothing, describe it."""
         fields, files = self.upload_form()
+        refuse_unknown(fields, files, INSPECT_FIELDS)
         upload = self.checked_input(fields, files)
         parameters = None
         kernel_name = None
+        warnings: list[str] = []
         if upload.notebook is not None:
             found = notebook_parameters(upload.notebook)
             parameters = [p.to_dict() for p in found] if found is not None else None
             kernel_name = upload.notebook.metadata.get("kernelspec", {}).get("name")
+            if found is None:
+                warnings.append(
+                    "this notebook has no cell tagged 'parameters': parameters you add go into "
+                    "a new cell at the top, as papermill puts them"
+                )
+        elif upload.kind == "script":
+            nb = script_notebook(upload.content.decode("utf-8"))
+            found = notebook_parameters(nb)
+            parameters = [p.to_dict() for p in found] if found is not None else None
+        if fields.get("parameters") or fields.get("args") or fields.get("report_mode"):
+            # What a submission with these values would be told (nothing is stored).
+            options = run_options(
+                upload,
+                _parameters_field(fields.get("parameters")),
+                fields.get("report_mode"),
+                _args_field(fields.get("args")),
+            )
+            warnings = options.warnings
         self.write_json(
             {
                 "kind": upload.kind,
@@ -134,6 +197,7 @@ class InspectHandler(UploadHandler):
                 "entry_point": upload.entry_point,
                 "parameters": parameters,
                 "kernel_name": kernel_name,
+                "warnings": warnings,
             }
         )
 
