@@ -11,15 +11,15 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
-import jupytext
 import nbformat
-from IPython.core.inputtransformer2 import TransformerManager
 
 PARAMETERS_HINT = 'mark a parameters cell with `# %% tags=["parameters"]`'
 
 
 def script_notebook(source: str, kernel_name: str = "python3") -> nbformat.NotebookNode:
     """The notebook Jupytext reads from a Python file, for a kernel."""
+    import jupytext  # only .py jobs need it: keep it out of every batch server's start
+
     nb = jupytext.reads(source, fmt="py")
     nb.metadata["kernelspec"] = {
         "name": kernel_name,
@@ -70,6 +70,9 @@ def _cell_start_lines(source: str, nb: nbformat.NotebookNode) -> list[int]:
 
 def reassigned(source: str, names: Iterable[str], file_name: str) -> list[str]:
     """Warnings for passed parameters the script assigns again after they are injected."""
+    import jupytext
+    from IPython.core.inputtransformer2 import TransformerManager
+
     wanted = set(names)
     if not wanted:
         return []

@@ -199,7 +199,8 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         if self.memory_note:
             env["BATCHHUB_MEMORY_LIMIT"] = self.memory_note
         if env.get("BATCHHUB_JOB_ID"):
-            # Enables the runner extension from the work tree, whatever pip installed.
+            # Enables the runner extension from the work tree, whatever pip installed; a batch
+            # server also skips Jupytext's server extension (its start is on every run's clock).
             env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
                 filter(None, [str(RUNNER_CONFIG), env.get("JUPYTER_CONFIG_PATH")])
             )
