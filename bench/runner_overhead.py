@@ -69,15 +69,18 @@ def submit_and_wait(batch: Batch, nb: bytes) -> tuple[float, dict, float, float]
     the run's duration in the notebook's papermill metadata."""
     t0 = time.perf_counter()
     job = batch.submit("bench.ipynb", nb).json()
-    while True:
+    while time.perf_counter() - t0 < 600:
         seen = batch.job(job["id"])
-        if seen["state"] in ("succeeded", "failed", "timed_out"):
+        if seen["state"] in ("succeeded", "failed", "timed_out", "cancelled"):
             output = batch.call("GET", f"jobs/{job['id']}/output")
             if output.status_code == 200:
                 now = time.perf_counter()
                 recorded = output.json()["metadata"]["papermill"]["duration"]
                 return now - t0, seen, now, recorded
+            if not seen["started_at"]:
+                raise RuntimeError(f"job {job['id']} never ran: {seen['reason']}")
         time.sleep(0.05)
+    raise TimeoutError(f"job {job['id']} gave no executed notebook in 600 s")
 
 
 def median(values: list[float]) -> float:
