@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from tests.batch import Batch, notebook, zip_bytes
@@ -298,3 +299,33 @@ def test_a_py_file_gets_its_parameters_after_its_parameters_cell(hub: HubProcess
     marked = batch.call("POST", "inspect", files={"file": ("train.py", percent)}).json()
     assert [p["name"] for p in marked["parameters"]] == ["count"]
     release(batch, *jobs.values())
+
+
+def test_the_executed_notebook_can_be_read_while_the_run_goes_on(hub: HubProcess) -> None:
+    user = hub.ready_user("rp-saves")
+    batch = Batch(user)
+    # Saves come between cells, at most every 2 s: one falls after the second cell.
+    nb = notebook("print('first part done')", "import time\ntime.sleep(2.5)", "time.sleep(20)")
+    job = batch.job(batch.submit("long.ipynb", nb).json()["id"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = batch.job(job["id"])
+        if job["progress"]["index"] >= 3:
+            break
+        time.sleep(0.3)
+    assert job["state"] == "running" and job["progress"]["index"] == 3, job
+    user.wait_server(job["server_name"], ready=True)
+    url = f"{hub.url}/user/{user.name}/{job['server_name']}/api/contents/{job['output_path']}"
+    seen = None
+    while time.monotonic() < deadline:
+        r = user.api("GET", url)
+        assert r.status_code == 200, r.text
+        cells = r.json()["content"]["cells"]
+        seen = [o.get("text") for o in cells[0]["outputs"]]
+        if seen:
+            break
+        time.sleep(0.5)
+    # Saved between cells, whole: the first cell's output is there while the third runs.
+    assert seen == ["first part done\n"], seen
+    assert batch.job(job["id"])["state"] == "running"
+    batch.call("POST", f"jobs/{job['id']}/cancel")
