@@ -16,7 +16,7 @@ run: bootstrap
 	BATCHHUB_VALUES="$(VALUES)" BATCHHUB_STATE_DIR="$(STATE_DIR)" \
 		exec $(BIN)/jupyterhub -f hub_config/jupyterhub_config.py
 
-bootstrap: $(VENV)/.run-deps node_modules/.installed
+bootstrap: $(VENV)/.run-deps $(VENV)/.user-site node_modules/.installed
 
 bootstrap-test: bootstrap $(VENV)/.test-deps
 
@@ -24,12 +24,27 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# pip installs with the system's packages out of sight, so every dependency comes from PyPI as
+# the project asks (never an older Debian python3-* one); afterwards the venv sees them again.
+VENV_ISOLATED := $(PYTHON) -m venv --without-pip $(VENV)
+VENV_OPEN := $(PYTHON) -m venv --without-pip --system-site-packages $(VENV)
+
 $(VENV)/.run-deps: pyproject.toml | $(BIN)/python
+	$(VENV_ISOLATED)
 	$(BIN)/pip install -q -e .
+	$(VENV_OPEN)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml $(VENV)/.run-deps
+	$(VENV_ISOLATED)
 	$(BIN)/pip install -q -e '.[test]'
+	$(VENV_OPEN)
+	touch $@
+
+# User site-packages visible in the venv (a venv hides them unless it includes the system's):
+# `pip install --user x` in a user's kernel then lasts for their later runs, as in a plain Python.
+$(VENV)/.user-site: | $(BIN)/python
+	$(VENV_OPEN)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -1,12 +1,14 @@
 """`batchhub`: submit and follow batch jobs from a terminal with a hub API token.
 
     batchhub submit train.ipynb -p lr 0.01 --profile gpu-1 --follow
+    batchhub submit pkg.zip --entry-point pkg -- --epochs 3
     batchhub list | show ID | logs ID [--follow] | cancel ID | release ID | download ID
     batchhub data upload ./cifar --name cifar | data list | data delete NAME
 
 The hub's public URL comes from --url or BATCHHUB_URL (default http://127.0.0.1:8000), the token
 from --token or JUPYTERHUB_API_TOKEN. `-p NAME VALUE` reads the value as papermill's CLI does;
-`-y NAME YAML` takes any YAML value (a list, a dict).
+`-y NAME YAML` takes any YAML value (a list, a dict). After `--`, the arguments of a .py file or
+a zipped module (its sys.argv[1:]).
 """
 
 from __future__ import annotations
@@ -151,10 +153,16 @@ def submit(api: Api, args: argparse.Namespace) -> int:
         fields["entry_point"] = args.entry_point
     if args.group:
         fields["group"] = args.group
+    if args.report_mode:
+        fields["report_mode"] = "true"
+    if args.args:
+        fields["args"] = json.dumps(args.args)
     body, content_type = multipart(fields, path.name, path.read_bytes())
     _, raw = api.call("POST", "jobs", body, content_type)
     job = json.loads(raw)
     print(job["id"])
+    for warning in job.get("warnings") or []:
+        print(f"[batchhub] warning: {warning}", file=sys.stderr)
     if not args.follow:
         return 0
     job = follow(api, job["id"])
@@ -185,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--entry-point", help="for a .zip: path.py or package.module to run")
     p.add_argument("--group", help="one of your groups to count this job's GPU time in")
     p.add_argument("--follow", action="store_true", help="print progress and output to the end")
+    p.add_argument(
+        "--report-mode", action="store_true", help="hide code inputs in the executed notebook"
+    )
     p = commands.add_parser("list", help="your jobs, newest first")
     p.add_argument("--state")
     p.add_argument("--limit", type=int, default=20)
@@ -205,7 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     from batch_service import cli_data
 
     cli_data.add_commands(commands)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Everything after `--` is the run's own command line, never batchhub's options.
+    run_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args.args = run_args
+    if run_args and args.command != "submit":
+        parser.error("arguments after -- go with submit (a .py file's or module's sys.argv)")
     try:
         api = Api(args.url, args.token)
         return run(api, args)

@@ -22,7 +22,7 @@ from batch_service.errors import BatchError, Conflict, NotFound
 from batch_service.files import FileStore
 from batch_service.identity import Identity
 from batch_service.job_files import JobFiles, StoredFile
-from batch_service.params import validate_parameters
+from batch_service.run_options import run_options
 from batch_service.store import Artifact, Job, JobFile, LogLine, Setting, Store
 from batch_service.uploads import CheckedInput
 from spawner.profiles import Profile
@@ -78,6 +78,8 @@ class Submission:
     parameters: Any
     priority: int = 0
     group: Any = None
+    report_mode: Any = False
+    args: Any = None
 
 
 @dataclass
@@ -109,6 +111,9 @@ def job_view(job: Job, position: int | None = None, hub_base_url: str = "/") -> 
         "entry_point": job.entry_point,
         "profile": job.profile,
         "parameters": job.parameters,
+        "report_mode": job.report_mode,
+        "args": job.args,
+        "warnings": job.warnings,
         "time_limit": job.time_limit,
         "live_window": job.live_window,
         "priority": job.priority,
@@ -229,7 +234,9 @@ class JobService:
             raise BatchError("priority must be between -1000 and 1000")
         group = self._group(identity, submission.group)
         upload = submission.input
-        parameters = validate_parameters(submission.parameters, upload.parameters, upload.kind)
+        options = run_options(
+            upload, submission.parameters, submission.report_mode, submission.args
+        )
         job = Job(
             id=new_job_id(),
             owner=identity.name,
@@ -238,7 +245,10 @@ class JobService:
             input_name=upload.name,
             entry_point=upload.entry_point,
             profile=profile.name,
-            parameters=parameters,
+            parameters=options.parameters,
+            report_mode=options.report_mode,
+            args=options.args,
+            warnings=options.warnings,
             time_limit=time_limit,
             live_window=profile.live_window,
             priority=priority,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,10 @@ class JobPage(PageHandler):
         job = self.jobs.get(identity, job_id)
         self.finish(
             self.render_page(
-                "job.html", job=job, config=self.page_config(identity, job_id=job["id"])
+                "job.html",
+                job=job,
+                args_shown=shlex.join(job.get("args") or []),
+                config=self.page_config(identity, job_id=job["id"]),
             )
         )
 

@@ -3,11 +3,16 @@
 Types are the ones papermill translates: None, bool, int, float, str, list, dict. A parameter's
 type comes from its annotation (`lr: float = 0.1`) or else from its default's literal; a
 parameter whose default is None or an expression takes any JSON value.
+
+Only an annotated type is enforced (an int passes for a float). Everything else papermill runs
+is accepted, with a warning the API, the page and the CLI show: a value unlike its default, a
+name the parameters cell does not declare, a notebook without a parameters cell.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import keyword
 import math
 from dataclasses import dataclass
@@ -45,6 +50,7 @@ class Parameter:
     default: Any
     default_source: str
     help: str
+    annotated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the page and the API."""
@@ -54,6 +60,7 @@ class Parameter:
             "default": self.default,
             "default_source": self.default_source,
             "help": self.help,
+            "annotated": self.annotated,
         }
 
 
@@ -106,6 +113,7 @@ def notebook_parameters(nb: nbformat.NotebookNode) -> list[Parameter] | None:
         known, value = _literal(raw.default)
         declared = raw.inferred_type_name
         kind = _type_from_annotation(declared) if declared not in ("None", "") else None
+        annotated = kind is not None
         if kind is None:
             kind = _type_of_value(value) if known else "any"
         found.append(
@@ -115,6 +123,7 @@ def notebook_parameters(nb: nbformat.NotebookNode) -> list[Parameter] | None:
                 default=_jsonable(value) if known else None,
                 default_source=raw.default,
                 help=raw.help,
+                annotated=annotated,
             )
         )
     return found
@@ -160,30 +169,64 @@ def check_value(name: str, value: Any, expected: str) -> Any:
     return value
 
 
-def validate_parameters(values: Any, declared: list[Parameter] | None, kind: str) -> dict[str, Any]:
-    """Check names and types against the notebook's parameters cell; return the clean dict."""
+def validate_parameters(
+    values: Any, declared: list[Parameter] | None, kind: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Check names and values as papermill would run them: the clean dict and warnings.
+
+    Refused: a name that is not an identifier, a value that is not plain JSON, a value unlike
+    the type the notebook annotates. Warned: anything else papermill warns about or would run
+    differently than the notebook's defaults suggest.
+    """
     if values in (None, ""):
-        return {}
+        return {}, []
     if not isinstance(values, dict):
         raise BatchError("parameters must be an object of name: value")
     clean: dict[str, Any] = {}
+    warnings: list[str] = []
     if kind in ("script", "module"):
-        # A script has no parameters cell: its parameters become globals before it runs.
+        # A script has no parameters cell unless it marks one: its values are any JSON.
         for name, value in values.items():
             clean[check_name(name)] = check_value(name, value, "any")
-        return clean
+        return clean, warnings
     if declared is None:
-        if values:
-            raise BatchError(
-                "this notebook has no cell tagged 'parameters', so it takes no parameters "
-                f"(got {', '.join(sorted(map(str, values)))})"
+        for name, value in values.items():
+            clean[check_name(name)] = check_value(name, value, "any")
+        if clean:
+            warnings.append(
+                "this notebook has no cell tagged 'parameters': the parameters go into a new "
+                "cell at the top, as papermill puts them, and the notebook's own assignments "
+                "may overwrite them"
             )
-        return clean
+        return clean, warnings
     by_name = {p.name: p for p in declared}
     for name, value in values.items():
         check_name(name)
-        if name not in by_name:
-            allowed = ", ".join(sorted(by_name)) or "none"
-            raise BatchError(f"unknown parameter {name!r}; this notebook's parameters: {allowed}")
-        clean[name] = check_value(name, value, by_name[name].type)
-    return clean
+        parameter = by_name.get(name)
+        if parameter is None:
+            clean[name] = check_value(name, value, "any")
+            known = ", ".join(sorted(by_name)) or "none"
+            warnings.append(
+                f"parameter {name!r} is not in the notebook's parameters cell ({known}); "
+                "it is set all the same, as papermill does"
+            )
+            continue
+        if parameter.annotated:
+            clean[name] = check_value(name, value, parameter.type)
+            continue
+        clean[name] = check_value(name, value, "any")
+        try:
+            check_value(name, value, parameter.type)
+        except BatchError:
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            warnings.append(
+                f"parameter {name!r} is {shown} ({_json_type(value)}) where the notebook's "
+                f"default is {parameter.default_source} ({parameter.type}); annotate it "
+                f"(`{name}: {parameter.type} = ...`) to have other types refused"
+            )
+    return clean, warnings
+
+
+def _json_type(value: Any) -> str:
+    return "None" if value is None else _type_of_value(value)

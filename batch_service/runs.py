@@ -99,6 +99,8 @@ class RunReports:
             "input_name": job.input_name,
             "entry_point": job.entry_point,
             "parameters": job.parameters,
+            "report_mode": job.report_mode,
+            "args": job.args,
             "kernel_name": profile.kernel_name if profile else "python3",
             "time_limit": job.time_limit,
             "live_window": job.live_window,

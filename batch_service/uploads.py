@@ -43,6 +43,8 @@ class CheckedInput:
     entry_point: str | None = None
     parameters: list[Parameter] | None = None
     kernel_name: str | None = None
+    # A script's top-level names it sets again after injection, with the warning for each.
+    reassignments: dict[str, str] | None = None
 
 
 def check_file_name(name: str, what: str = "file name") -> str:
@@ -190,7 +192,13 @@ def check_upload(
         )
     if kind == "script":
         check_script(content, name)
-        return CheckedInput(kind, name, content)
+        from batch_service.scripts import reassignments, script_notebook
+
+        source = content.decode("utf-8")
+        found = reassignments(source, name)
+        # A `# %% tags=["parameters"]` cell is a parameters cell, as in a notebook.
+        declared = notebook_parameters(script_notebook(source))
+        return CheckedInput(kind, name, content, parameters=declared, reassignments=found)
     member = check_zip(content, name, entry_point, max_members, max_bytes)
     return CheckedInput(kind, name, content, entry_point=member)
 
@@ -198,6 +206,12 @@ def check_upload(
 def empty_notebook(kernel_name: str) -> bytes:
     """An empty notebook to start a live kernel with nothing run yet."""
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": kernel_name}
+    nb.metadata["kernelspec"] = {
+        "name": kernel_name,
+        "display_name": kernel_name,
+        "language": "python",
+    }
+    # papermill reads the language to write injected parameters in it.
+    nb.metadata["language_info"] = {"name": "python"}
     nb.cells.append(nbformat.v4.new_code_cell(""))
     return nbformat.writes(nb).encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.conftest import SESSION_VALUES  # noqa: E402
 from tests.hub import HubProcess, deep_update, remove_accounts  # noqa: E402
 
-PREFIX = "bench-"
+# Unique per run: benches of other checkouts on this machine have accounts of their own.
+PREFIX = f"bench{secrets.token_hex(2)}-"
 
 
 @contextmanager

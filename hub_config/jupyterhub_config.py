@@ -143,6 +143,7 @@ else:
     spawner_cfg.isolation = local["isolation"]
     spawner_cfg.account_prefix = local["account_prefix"]
     spawner_cfg.memory_enforcement = local["memory_enforcement"]
+    spawner_cfg.system_path = local["system_path"]
     spawner_cfg.homes_dir = str(state_dir / "home")
     spawner_cfg.gpu_source = get(values, "gpus.source")
     spawner_cfg.gpu_devices = get(values, "gpus.devices", [])

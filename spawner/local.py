@@ -8,6 +8,7 @@ Started without root, isolation is off: every server runs as the invoking accoun
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,15 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
     def _files_dir_default(self) -> str:
         state = os.environ.get("BATCHHUB_STATE_DIR", "state")
         return str(Path(state, "batch", "files").resolve())
+
+    system_path = List(
+        Unicode(),
+        ["/usr/local/bin", "/usr/bin", "/bin"],
+        config=True,
+        help="""Folders of PATH after the server's Python (its bin first, so `python` and `pip`
+        are the kernel's) and the account's ~/.local/bin (what `pip install --user` adds).
+        Nothing of the hub's own PATH reaches a user's server.""",
+    )
 
     @default("homes_dir")
     def _homes_dir_default(self) -> str:
@@ -227,12 +237,21 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         return args
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
-        """HOME, USER and SHELL of the account the server runs as."""
+        """HOME, USER, SHELL and PATH of the account the server runs as."""
         account = self.account or self.resolve_account()
         env["USER"] = env["LOGNAME"] = account.name
         env["HOME"] = account.home
         env["SHELL"] = "/bin/bash"
+        env["PATH"] = self.user_path(account)
         return env
+
+    def user_path(self, account: Account) -> str:
+        """The server's Python's bin, the account's ~/.local/bin, then the system's folders."""
+        command = self.cmd[0] if self.cmd else "jupyterhub-singleuser"
+        found = shutil.which(command) if not os.path.isabs(command) else command
+        python_bin = str(Path(found).parent) if found else str(Path(sys.executable).parent)
+        local_bin = str(Path(account.home, ".local", "bin"))
+        return os.pathsep.join(dict.fromkeys([python_bin, local_bin, *self.system_path]))
 
     def get_env(self) -> dict[str, str]:
         """Batch variables, dedicated GPUs and the memory limit in force."""
@@ -244,7 +263,8 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         env["BATCHHUB_GPU_BARRIER"] = self.device_barrier.mechanism
         env["BATCHHUB_DATA_DIR"] = self.data_dir
         if env.get("BATCHHUB_JOB_ID"):
-            # Enables the runner extension from the work tree, whatever pip installed.
+            # Enables the runner extension from the work tree, whatever pip installed; a batch
+            # server also skips Jupytext's server extension (its start is on every run's clock).
             env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
                 filter(None, [str(RUNNER_CONFIG), env.get("JUPYTER_CONFIG_PATH")])
             )

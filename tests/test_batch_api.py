@@ -86,16 +86,14 @@ def test_the_kill_switch_holds_jobs_until_resumed(people: dict[str, Batch]) -> N
 @pytest.mark.parametrize(
     ("parameters", "message"),
     [
-        ({"unknown": 1}, "unknown parameter 'unknown'"),
         ({"lr": "fast"}, "parameter 'lr' must be of type float"),
-        ({"epochs": 2.5}, "parameter 'epochs' must be of type int"),
-        ({"epochs": True}, "parameter 'epochs' must be of type int, not bool"),
-        ({"name": None}, "parameter 'name' must be of type str"),
+        ({"lr": True}, "parameter 'lr' must be of type float, not bool"),
+        ({"lr": None}, "parameter 'lr' must be of type float, not None"),
         ({"not valid": 1}, "not a valid Python identifier"),
         ({"class": 1}, "not a valid Python identifier"),
     ],
 )
-def test_parameters_are_checked_against_the_parameters_cell(
+def test_parameters_are_refused_only_against_an_annotated_type(
     people: dict[str, Batch], parameters: dict, message: str
 ) -> None:
     frank = people["frank"]
@@ -105,11 +103,98 @@ def test_parameters_are_checked_against_the_parameters_cell(
     assert frank.count() == before
 
 
+NO_PARAMETERS_CELL = notebook("print(msg)", "msg = 'overwritten'")
+
+
+@pytest.mark.parametrize(
+    ("content", "parameters", "warning"),
+    [
+        # papermill injects at the top and warns
+        (NO_PARAMETERS_CELL, {"msg": "Hello"}, "no cell tagged 'parameters'"),
+        # papermill warns: Passed unknown parameter
+        (PARAMETRISED, {"batch_size": 64}, "'batch_size' is not in the notebook's parameters"),
+        # unannotated: the default's type is a hint, not a rule
+        (PARAMETRISED, {"epochs": 0.5}, "parameter 'epochs' is 0.5 (float) where the notebook"),
+        (PARAMETRISED, {"epochs": "text"}, "'epochs' is \"text\" (str)"),
+        (PARAMETRISED, {"name": None}, "'name' is null (None)"),
+        # an int for an annotated float is a widening, fine and silent
+        (PARAMETRISED, {"lr": 1}, None),
+    ],
+)
+def test_what_papermill_runs_is_accepted_with_a_warning(
+    people: dict[str, Batch], content: bytes, parameters: dict, warning: str | None
+) -> None:
+    erin, admin = people["erin"], people["admin"]
+    admin.call("PUT", "queue", json={"paused": True})
+    try:
+        r = erin.submit("train.ipynb", content, parameters=parameters)
+        assert r.status_code == 201, r.text
+        job = r.json()
+        assert job["parameters"] == parameters
+        if warning is None:
+            assert job["warnings"] == []
+        else:
+            assert len(job["warnings"]) == 1 and warning in job["warnings"][0], job["warnings"]
+        assert erin.job(job["id"])["warnings"] == job["warnings"]
+        # /inspect tells the same before anything is stored.
+        seen = erin.call(
+            "POST",
+            "inspect",
+            files={"file": ("train.ipynb", content)},
+            data={"parameters": json.dumps(parameters)},
+        )
+        assert seen.status_code == 200 and seen.json()["warnings"] == job["warnings"]
+        erin.call("POST", f"jobs/{job['id']}/cancel")
+    finally:
+        admin.call("PUT", "queue", json={"paused": False})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"report_mod": "true"}, "unknown field 'report_mod'"),
+        ({"report_mode": "maybe"}, "report_mode must be true or false"),
+        ({"args": "--epochs 3"}, "args must be a JSON list of strings"),
+        ({"args": json.dumps(["--epochs", 3])}, "args must be a list of strings"),
+        ({"args": json.dumps(["-v"])}, "args are for a .py file or a zipped module"),
+    ],
+)
+def test_unknown_or_malformed_fields_are_refused_by_name(
+    people: dict[str, Batch], fields: dict, message: str
+) -> None:
+    frank = people["frank"]
+    before = frank.count()
+    r = frank.submit("train.ipynb", PARAMETRISED, **fields)
+    assert r.status_code == 400 and message in r.json()["message"], r.text
+    assert frank.count() == before
+    empty = frank.call("POST", "jobs", json={"kind": "empty", "profile": "cpu", "colour": "red"})
+    assert empty.status_code == 400 and "unknown field 'colour'" in empty.json()["message"]
+    assert frank.count() == before
+
+
+def test_an_empty_notebook_takes_parameters_into_its_kernel(people: dict[str, Batch]) -> None:
+    frank = people["frank"]
+    r = frank.call(
+        "POST", "jobs", json={"kind": "empty", "profile": "cpu", "parameters": {"seed": 7}}
+    )
+    assert r.status_code == 201, r.text
+    job = frank.wait(r.json()["id"])
+    assert job["state"] == "succeeded" and job["parameters"] == {"seed": 7}
+    assert "no cell tagged 'parameters'" in job["warnings"][0]
+    output = frank.call("GET", f"jobs/{job['id']}/output").json()
+    assert any("seed = 7" in "".join(cell["source"]) for cell in output["cells"])
+    frank.call("POST", f"jobs/{job['id']}/release")
+
+
 def test_inspect_shows_typed_parameters_with_defaults(people: dict[str, Batch]) -> None:
     r = people["erin"].call("POST", "inspect", files={"file": ("t.ipynb", PARAMETRISED)})
     assert r.status_code == 200, r.text
-    found = {p["name"]: (p["type"], p["default"]) for p in r.json()["parameters"]}
-    assert found == {"lr": ("float", 0.1), "epochs": ("int", 3), "name": ("str", "run")}
+    found = {p["name"]: (p["type"], p["default"], p["annotated"]) for p in r.json()["parameters"]}
+    assert found == {
+        "lr": ("float", 0.1, True),
+        "epochs": ("int", 3, False),
+        "name": ("str", "run", False),
+    }
 
 
 def test_every_route_is_in_the_openapi_document(hub: HubProcess) -> None:
@@ -159,5 +244,12 @@ def test_the_cli_submits_and_follows_a_job(hub: HubProcess, tmp_path: Path) -> N
     job_id = result.stdout.splitlines()[0]
     assert json.loads(cli("show", job_id).stdout)["parameters"] == {"lr": 0.01}
     Batch(user).call("POST", f"jobs/{job_id}/release")
-    bad = cli("submit", str(path), "-p", "nope", "1")
-    assert bad.returncode == 1 and "unknown parameter 'nope'" in bad.stderr
+    # papermill would run it (and warn): so does batchhub, saying why before the run.
+    warned = cli("submit", str(path), "-p", "nope", "1", "--report-mode")
+    assert warned.returncode == 0, warned.stderr
+    assert "warning: parameter 'nope' is not in the notebook's parameters cell" in warned.stderr
+    shown = json.loads(cli("show", warned.stdout.split()[0]).stdout)
+    assert shown["report_mode"] is True and shown["parameters"] == {"nope": 1}
+    Batch(user).call("POST", f"jobs/{shown['id']}/cancel")
+    bad = cli("submit", str(path), "-p", "lr", "1", "--", "--epochs", "3")
+    assert bad.returncode == 1 and "args are for a .py file or a zipped module" in bad.stderr

@@ -96,7 +96,7 @@ def test_submitting_from_the_page_lists_the_job_with_its_parameters(
     row = page.locator(f"#job-{job_id}")
     row.wait_for(timeout=10_000)
     assert '"lr":0.5' in row.inner_text().replace(" ", "")
-    # A value of the wrong type is refused with the parameter's name, nothing queued.
+    # A value unlike the annotated type is refused with the parameter's name, nothing queued.
     page.fill("#param-lr", '"fast"')
     page.click("#job-submit")
     page.wait_for_selector("#submit-message.text-danger", timeout=30_000)
@@ -153,3 +153,54 @@ def test_open_live_kernel_after_the_run(hub: HubProcess, browser, case: str) -> 
     assert kernels == {job["kernel_id"]}
     context.close()
     user.api("POST", f"/services/batch/api/v1/jobs/{job_id}/release")
+
+
+def test_arguments_report_mode_and_warnings_on_the_pages(hub: HubProcess, browser) -> None:
+    from tests.test_runs_like_python import PACKAGE
+
+    user = hub.ready_user("br-ivan")
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, hub, user.name)
+    page.goto(f"{hub.url}/services/batch/")
+    # A zipped package: entry point, its command line, report mode.
+    page.set_input_files(
+        "#job-file",
+        files=[{"name": "mlpkg.zip", "mimeType": "application/zip", "buffer": PACKAGE}],
+    )
+    page.wait_for_selector("#args-row:not([hidden])")
+    page.fill("#job-entry-point", "mlpkg")
+    page.fill("#job-args", '--epochs 3 "--note=two words"')
+    page.check("#job-report-mode")
+    page.select_option("#job-profile", "cpu")
+    page.click("#job-submit")
+    page.wait_for_selector("#submit-message.text-success", timeout=30_000)
+    job_id = re.search(r"Queued job (\w+)", page.inner_text("#submit-message")).group(1)
+    job = Batch(user).job(job_id)
+    assert job["args"] == ["--epochs", "3", "--note=two words"] and job["report_mode"] is True
+    page.goto(f"{hub.url}/services/batch/jobs/{job_id}")
+    assert page.inner_text("#job-args") == "--epochs 3 '--note=two words'"
+    assert "code hidden" in page.inner_text("#job-report-mode")
+    Batch(user).call("POST", f"jobs/{job_id}/cancel")
+    # A notebook without a parameters cell: the page says what papermill would do, and a
+    # parameter added anyway is accepted with that warning, shown on the job's page too.
+    page.goto(f"{hub.url}/services/batch/")
+    page.set_input_files(
+        "#job-file",
+        files=[{"name": "plain.ipynb", "mimeType": "application/json", "buffer": notebook("1")}],
+    )
+    page.wait_for_selector("#job-warnings:not([hidden])")
+    assert "no cell tagged 'parameters'" in page.inner_text("#job-warnings")
+    page.click("#param-add")
+    page.fill("#params .param-name", "msg")
+    page.fill("#params .param-value", "Hello")
+    page.select_option("#job-profile", "cpu")
+    page.click("#job-submit")
+    page.wait_for_selector("#submit-message.text-success", timeout=30_000)
+    assert "Mind the warnings below" in page.inner_text("#submit-message")
+    job_id = re.search(r"Queued job (\w+)", page.inner_text("#submit-message")).group(1)
+    assert Batch(user).job(job_id)["parameters"] == {"msg": "Hello"}
+    page.goto(f"{hub.url}/services/batch/jobs/{job_id}")
+    assert "no cell tagged 'parameters'" in page.inner_text("#job-warnings")
+    Batch(user).call("POST", f"jobs/{job_id}/cancel")
+    context.close()

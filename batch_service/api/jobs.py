@@ -13,6 +13,7 @@ from batch_service.checks import CheckPool
 from batch_service.errors import BatchError
 from batch_service.handlers import BaseHandler
 from batch_service.jobs import MAX_PAGE, Submission
+from batch_service.run_options import run_options
 from batch_service.uploads import CheckedInput, empty_notebook
 
 JOB_ID = r"(?P<job_id>[^/]+)"
@@ -40,6 +41,49 @@ def _parameters_field(raw: Any) -> Any:
     if not isinstance(raw, str):
         raise BatchError("parameters must be a JSON object of name: value")
     return parse_json(raw, what="parameters")
+
+
+def _args_field(raw: Any) -> Any:
+    if raw in (None, "") or isinstance(raw, list):
+        return raw
+    if not isinstance(raw, str):
+        raise BatchError('args must be a JSON list of strings, e.g. ["--epochs", "3"]')
+    try:
+        return parse_json(raw, what="args")
+    except BatchError as e:
+        raise BatchError(
+            f'args must be a JSON list of strings, e.g. ["--epochs", "3"] ({e})'
+        ) from None
+
+
+# What a submission may carry; anything else is refused by name rather than dropped unread.
+FORM_FIELDS = frozenset(
+    {
+        "profile",
+        "time_limit",
+        "parameters",
+        "priority",
+        "group",
+        "entry_point",
+        "report_mode",
+        "args",
+    }
+)
+EMPTY_FIELDS = frozenset(
+    {"kind", "profile", "time_limit", "priority", "group", "report_mode", "parameters"}
+)
+INSPECT_FIELDS = frozenset({"entry_point", "parameters", "report_mode", "args"})
+
+
+def refuse_unknown(
+    fields: dict[str, Any], files: dict[str, Any], allowed: frozenset[str], with_file: bool = True
+) -> None:
+    """A field we do not know is a mistake the sender should hear about (a 400 naming it)."""
+    unknown = sorted(set(fields) - allowed - {"_xsrf"}) + sorted(set(files) - {"file"})
+    if unknown:
+        names = ", ".join(repr(name[:64]) for name in unknown[:5])
+        known = ", ".join(sorted(allowed | ({"file"} if with_file else set())))
+        raise BatchError(f"unknown field {names}; known fields: {known}")
 
 
 class UploadHandler(StreamedUploadMixin, BaseHandler):
@@ -98,12 +142,14 @@ class JobsHandler(UploadHandler):
             fields = self.upload_json()
             if not isinstance(fields, dict) or fields.get("kind") != "empty":
                 raise BatchError('JSON submissions are only for {"kind": "empty"}; upload files')
+            refuse_unknown(fields, {}, EMPTY_FIELDS, with_file=False)
             profile_name = str(fields.get("profile") or "")
             profile = self.jobs.profiles.get(profile_name)
             kernel = profile.kernel_name if profile else "python3"
             upload = CheckedInput("empty", "notebook.ipynb", empty_notebook(kernel))
         else:
             fields, files = self.upload_form()
+            refuse_unknown(fields, files, FORM_FIELDS)
             upload = await self.checked_input(fields, files)
         submission = Submission(
             owner=identity.name,
@@ -113,6 +159,8 @@ class JobsHandler(UploadHandler):
             parameters=_parameters_field(fields.get("parameters")),
             priority=optional_number(fields, "priority", -1000, 1000, 0) or 0,
             group=fields.get("group") or None,
+            report_mode=fields.get("report_mode"),
+            args=_args_field(fields.get("args")),
         )
         job = self.jobs.submit(identity, submission)
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{job['id']}")
@@ -130,8 +178,24 @@ class InspectHandler(UploadHandler):
         """Check the upload as a submission would, store nothing, describe it."""
         self.on_body_complete()
         fields, files = self.upload_form()
+        refuse_unknown(fields, files, INSPECT_FIELDS)
         upload = await self.checked_input(fields, files)
         parameters = upload.parameters
+        warnings: list[str] = []
+        if upload.kind == "notebook" and parameters is None:
+            warnings.append(
+                "this notebook has no cell tagged 'parameters': parameters you add go into "
+                "a new cell at the top, as papermill puts them"
+            )
+        if fields.get("parameters") or fields.get("args") or fields.get("report_mode"):
+            # What a submission with these values would be told (nothing is stored).
+            options = run_options(
+                upload,
+                _parameters_field(fields.get("parameters")),
+                fields.get("report_mode"),
+                _args_field(fields.get("args")),
+            )
+            warnings = options.warnings
         self.write_json(
             {
                 "kind": upload.kind,
@@ -139,6 +203,7 @@ class InspectHandler(UploadHandler):
                 "entry_point": upload.entry_point,
                 "parameters": [p.to_dict() for p in parameters] if parameters is not None else None,
                 "kernel_name": upload.kernel_name,
+                "warnings": warnings,
             }
         )
 

@@ -5,6 +5,12 @@ output notebook's path to it, so JupyterLab opening that path attaches to the SA
 the run ends. nbclient runs cells one at a time on the server's loop; the client is given the
 kernel's manager and a client we create, so it neither starts nor shuts the kernel down, and no
 signal handlers or atexit hooks are installed in the server.
+
+The run is papermill's, step by step with papermill's own functions: parameters injected,
+metadata recorded by its NotebookExecutionManager (notebook and per-cell status and times),
+earlier error banners removed, and its verdict (`raise_for_execution_errors`: SystemExit with no
+code or 0 succeeds) with the banners it adds on failure. The executed notebook is what papermill
+would write, so tools that read papermill's output read ours.
 """
 
 from __future__ import annotations
@@ -12,15 +18,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import nbformat
-from nbclient import NotebookClient
+from jupyter_core.utils import ensure_async
 from nbclient.exceptions import CellExecutionError, DeadKernelError
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NotebookExecutionManager
+from papermill.exceptions import PapermillExecutionError
+from papermill.execute import (
+    prepare_notebook_metadata,
+    raise_for_execution_errors,
+    remove_error_markers,
+)
 from papermill.parameterize import parameterize_notebook
 
+from batch_service.runner.artifacts import file_states, keep_artifacts
 from batch_service.runner.inputs import build_notebook
 from batch_service.runner.service_client import EventSender, ServiceClient, ServiceRefused
 
@@ -28,38 +44,11 @@ log = logging.getLogger("batchhub.runner")
 PREVIEW_CHARS = 200
 
 
-def file_states(workdir: Path) -> dict[str, tuple[int, int]]:
-    """Regular files under a folder with their size and change time (links not followed)."""
-    states = {}
-    for path in workdir.rglob("*"):
-        if path.is_symlink() or not path.is_file():
-            continue
-        relative = path.relative_to(workdir).as_posix()
-        if ".ipynb_checkpoints" in relative.split("/"):
-            continue
-        info = path.stat()
-        states[relative] = (info.st_size, info.st_mtime_ns)
-    return states
+class StreamingClient(PapermillNotebookClient):
+    """papermill's nbclient, telling us each output as it arrives (for live output lines)."""
 
-
-def artifact_files(
-    workdir: Path, before: dict[str, tuple[int, int]], skip: set[str]
-) -> list[tuple[str, Path]]:
-    """Files the run wrote (new or changed since it started), smallest first; the job's own
-    input, unpacked module and executed notebook are kept elsewhere or came from the user."""
-    found = [
-        (state[0], relative)
-        for relative, state in file_states(workdir).items()
-        if relative not in skip and before.get(relative) != state
-    ]
-    return [(relative, workdir / relative) for _, relative in sorted(found)]
-
-
-class StreamingClient(NotebookClient):
-    """nbclient, telling us each output as it arrives (for live output lines)."""
-
-    def __init__(self, nb: nbformat.NotebookNode, on_output: Any, **kw: Any) -> None:
-        super().__init__(nb, **kw)
+    def __init__(self, manager: NotebookExecutionManager, on_output: Any, **kw: Any) -> None:
+        super().__init__(manager, **kw)
         self._on_output = on_output
 
     def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
@@ -99,8 +88,8 @@ class BatchRun:
         self.timed_out = False
         self.output_path = ""
         self._partial: dict[int, str] = {}
-        self._watcher: asyncio.Task[None] | None = None
         self._last_save = 0.0
+        self._watcher: asyncio.Task[None] | None = None
 
     # --- output lines ---------------------------------------------------------------
     def on_output(self, cell_index: int, text: str) -> None:
@@ -120,11 +109,22 @@ class BatchRun:
 
     # --- saving -----------------------------------------------------------------------
     async def save(self, nb: nbformat.NotebookNode, force: bool = False) -> None:
-        """Save through the contents manager, at most every save_interval seconds."""
+        """Save at most every save_interval seconds; `force`: through the contents manager.
+
+        While cells run, the notebook's JSON is written straight to its file off the loop: the
+        contents manager validates and signs on the server's loop, which held up the next cell
+        for about half a second on a 200-cell notebook. The forced saves (before the first cell
+        and at the end) go through it, so the final notebook is validated and trusted.
+        """
         now = time.monotonic()
         if not force and now - self._last_save < self.save_interval:
             return
         self._last_save = now
+        if not force:
+            text = json.dumps(nb, ensure_ascii=False, indent=1)
+            path = Path(self.serverapp.root_dir, self.output_path)
+            await asyncio.to_thread(write_replacing, path, text)
+            return
         model = {"type": "notebook", "format": "json", "content": nb}
         result = self.serverapp.contents_manager.save(model, self.output_path)
         if asyncio.iscoroutine(result):
@@ -218,28 +218,60 @@ class BatchRun:
         work_relative = f"batch/{self.job_id}"
         workdir = root / work_relative
         workdir.mkdir(parents=True, exist_ok=True)
-        kernel_name = spec.get("kernel_name") or "python3"
-        nb = build_notebook(
+        profile_kernel = spec.get("kernel_name") or "python3"
+        nb, input_path = build_notebook(
             spec["kind"],
-            workdir / spec["input_name"],
+            workdir,
+            spec["input_name"],
             content,
             spec.get("entry_point"),
-            kernel_name,
+            profile_kernel,
+            list(spec.get("args") or []),
         )
-        kernel_name = nb.metadata.get("kernelspec", {}).get("name") or kernel_name
-        before = file_states(workdir)  # what the run finds; anything else it wrote
-        if spec.get("parameters"):
-            nb = parameterize_notebook(
-                nb,
-                spec["parameters"],
-                report_mode=False,
-                kernel_name=kernel_name,
-                language="python",
-            )
+        # As papermill's CLI: the notebook's own kernel, else the one asked for (the profile's).
+        kernel_name = nb.metadata.get("kernelspec", {}).get("name") or profile_kernel
+        before = file_states(workdir)  # what the run finds; anything else it wrote is kept
         # The service chose the path (it builds the live-kernel link from it).
         self.output_path = spec.get("output_path") or f"{work_relative}/{spec['output_name']}"
+        nb = prepare_notebook(
+            nb,
+            spec.get("parameters") or {},
+            bool(spec.get("report_mode")),
+            kernel_name,
+            str(input_path.relative_to(root)),
+            self.output_path,
+        )
+        manager = NotebookExecutionManager(nb, output_path=None, progress_bar=False)
+        manager.notebook_start()
+        try:
+            stopped = await self._start_and_execute(manager, kernel_name, spec, work_relative)
+        finally:
+            manager.notebook_complete()
+        # papermill's order: the notebook's metadata is complete before its verdict and banners.
+        outcome = stopped or self._outcome(nb)
+        await self.save(nb, force=True)
+        self.state = outcome["state"]
+        await self.client.upload_output(json.dumps(nb).encode())
+        await keep_artifacts(self.client, self.events, workdir, before, {spec["output_name"]})
+        # A kernel that died may have been restarted empty: that is not the run's kernel.
+        alive = outcome["error_name"] != "KernelDied" and await self._kernel_alive()
+        self.events.send("finished", kernel_alive=alive, **outcome)
+
+    async def _start_and_execute(
+        self,
+        manager: NotebookExecutionManager,
+        kernel_name: str,
+        spec: dict[str, Any],
+        work_relative: str,
+    ) -> dict[str, Any] | None:
+        """Start the kernel and its session, run the cells; a failure papermill raises for."""
+        nb = manager.nb
         km = self.serverapp.kernel_manager
-        self.kernel_id = await km.start_kernel(kernel_name=kernel_name, path=work_relative)
+        try:
+            self.kernel_id = await km.start_kernel(kernel_name=kernel_name, path=work_relative)
+        except Exception as e:  # papermill fails the same way (e.g. NoSuchKernel), no kernel
+            log.warning("batch run %s: kernel %r did not start: %s", self.job_id, kernel_name, e)
+            return failure(type(e).__name__, str(e) or repr(e), None)
         session = await self.serverapp.session_manager.create_session(
             path=self.output_path,
             type="notebook",
@@ -247,12 +279,18 @@ class BatchRun:
             name=spec["output_name"],
         )
         await self.save(nb, force=True)
-        code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-        self.total = len(code_cells)
+        self.total = sum(1 for c in nb.cells if c.cell_type == "code")
         kernel = km.get_kernel(self.kernel_id)
         kc = kernel.client()
         kc.start_channels()
         await kc.wait_for_ready(timeout=120)
+        executor = StreamingClient(
+            manager, self.on_output, km=kernel, timeout=None, allow_errors=False, record_timing=True
+        )
+        executor.kc = kc  # our client: nbclient then neither starts nor stops the kernel
+        info = await executor.async_wait_for_reply(await ensure_async(kc.kernel_info()))
+        if info is not None and "language_info" in info["content"]:
+            nb.metadata["language_info"] = info["content"]["language_info"]
         # 'started' once the kernel answers: the run's clock starts with its first cell.
         self.state = "running"
         self.events.send(
@@ -262,44 +300,30 @@ class BatchRun:
             total_cells=self.total,
             output_path=self.output_path,
         )
-        executor = StreamingClient(
-            nb, self.on_output, km=kernel, timeout=None, allow_errors=False, record_timing=True
-        )
-        executor.kc = kc  # our client: nbclient then neither starts nor stops the kernel
         deadline = asyncio.get_running_loop().call_later(
             float(spec["time_limit"]), lambda: asyncio.ensure_future(self._interrupt())
         )
-        outcome: dict[str, Any] = {"state": "succeeded"}
         try:
-            outcome = await self._execute(executor, nb, code_cells)
+            died = await self._execute(executor, manager)
         finally:
             deadline.cancel()
             kc.stop_channels()
-        await self.save(nb, force=True)
-        self.state = outcome["state"]
-        await self.client.upload_output(json.dumps(nb).encode())
-        await self.keep_artifacts(workdir, before, skip={spec["output_name"]})
-        # A kernel that died may have been restarted empty: that is not the run's kernel.
-        alive = outcome["error_name"] != "KernelDied" and await self._kernel_alive()
-        self.events.send("finished", kernel_alive=alive, **outcome)
+        executor.set_widgets_metadata()
+        return died
 
-    async def keep_artifacts(
-        self, workdir: Path, before: dict[str, tuple[int, int]], skip: set[str]
-    ) -> None:
-        """Send the files the run wrote under its job folder; say in the output what was not
-        kept (the service decides, by its cap)."""
-        dropped = 0
-        for relative, path in artifact_files(workdir, before, skip):
-            reason = await self.client.upload_artifact(relative, path)
-            if reason:
-                dropped += 1
-                self.events.send("output", index=None, lines=[f"batchhub: {reason}"])
-        if dropped:
-            self.events.send(
-                "output",
-                index=None,
-                lines=[f"batchhub: {dropped} file(s) of this run were not kept; see the job page"],
-            )
+    def _outcome(self, nb: nbformat.NotebookNode) -> dict[str, Any]:
+        """papermill's verdict (SystemExit with no code or 0 is success) plus its error banners."""
+        try:
+            raise_for_execution_errors(nb, None)
+        except PapermillExecutionError as e:
+            # The cell papermill names (a `raises-exception` cell's error counts too), else ours.
+            cell = code_cell_number(nb, e.exec_count) or self.cell_index
+            if self.timed_out:
+                return timed_out("the run reached its time limit and was interrupted", cell)
+            return failure(e.ename, e.evalue, cell)
+        if self.timed_out:
+            return timed_out("the run reached its time limit", self.cell_index)
+        return {"state": "succeeded", "error_name": "", "error_value": "", "failed_cell": None}
 
     async def _interrupt(self) -> None:
         """The time limit: interrupt the kernel; the run ends as timed out, the kernel lives."""
@@ -309,52 +333,93 @@ class BatchRun:
             await self.serverapp.kernel_manager.interrupt_kernel(self.kernel_id)
 
     async def _execute(
-        self, executor: StreamingClient, nb: nbformat.NotebookNode, code_cells: list[int]
-    ) -> dict[str, Any]:
-        for number, index in enumerate(code_cells, start=1):
-            cell = nb.cells[index]
-            self.cell_index = number
-            preview = cell.source[:PREVIEW_CHARS]
-            self.events.send(
-                "cell", index=number, total=self.total, status="running", source_preview=preview
-            )
+        self, executor: StreamingClient, manager: NotebookExecutionManager
+    ) -> dict[str, Any] | None:
+        """Every cell in order, as papermill's client does; stop at the first error.
+
+        papermill's manager records each cell's status and times; only code cells count as
+        progress. Returns a failure only when the kernel died (papermill raises then too).
+        """
+        nb = manager.nb
+        number = 0
+        for index, cell in enumerate(nb.cells):
+            code = cell.cell_type == "code"
+            if code:
+                number += 1
+                self.cell_index = number
+                preview = cell.source[:PREVIEW_CHARS]
+                self.events.send(
+                    "cell", index=number, total=self.total, status="running", source_preview=preview
+                )
+            manager.cell_start(cell, index)
             try:
-                await executor.async_execute_cell(cell, index, execution_count=number)
+                await executor.async_execute_cell(cell, index)
             except CellExecutionError as e:
+                manager.cell_exception(cell, cell_index=index, exception=e)
                 self.flush_partial(index)
-                await self.save(nb, force=True)
-                if self.timed_out:
-                    return {
-                        "state": "timed_out",
-                        "error_name": "TimeLimit",
-                        "error_value": "the run reached its time limit and was interrupted",
-                        "failed_cell": number,
-                    }
                 self.events.send("cell", index=number, total=self.total, status="error")
-                return {
-                    "state": "failed",
-                    "error_name": e.ename,
-                    "error_value": e.evalue,
-                    "failed_cell": number,
-                }
+                return None
             except DeadKernelError:
                 self.flush_partial(index)
-                return {
-                    "state": "failed",
-                    "error_name": "KernelDied",
-                    "error_value": f"the kernel died while running cell {number}",
-                    "failed_cell": number,
-                }
+                return failure("KernelDied", f"the kernel died while running cell {number}", number)
+            finally:
+                manager.cell_complete(cell, cell_index=index)
+            if not code:
+                continue
             self.flush_partial(index)
             self.events.send(
                 "cell", index=number, total=self.total, status="done", source_preview=preview
             )
             await self.save(nb)
             if self.timed_out:
-                return {
-                    "state": "timed_out",
-                    "error_name": "TimeLimit",
-                    "error_value": "the run reached its time limit",
-                    "failed_cell": number,
-                }
-        return {"state": "succeeded", "error_name": "", "error_value": "", "failed_cell": None}
+                return None
+        return None
+
+
+def write_replacing(path: Path, text: str) -> None:
+    """Write a file whole: readers see the old or the new notebook, never half of one."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def prepare_notebook(
+    nb: nbformat.NotebookNode,
+    parameters: dict[str, Any],
+    report_mode: bool,
+    kernel_name: str,
+    input_path: str,
+    output_path: str,
+) -> nbformat.NotebookNode:
+    """What papermill's execute_notebook does before running: inject, record, clear banners."""
+    if parameters:
+        nb = parameterize_notebook(nb, parameters, report_mode, kernel_name=kernel_name)
+    nb = prepare_notebook_metadata(nb, input_path, output_path, report_mode)
+    # Error banners of an earlier papermill run would point at the wrong cell now.
+    return remove_error_markers(nb)
+
+
+def code_cell_number(nb: nbformat.NotebookNode, exec_count: int | None) -> int | None:
+    """The 1-based number among code cells of the cell with this execution count."""
+    number = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            number += 1
+            if exec_count is not None and cell.get("execution_count") == exec_count:
+                return number
+    return None
+
+
+def failure(name: str, value: str, cell: int | None) -> dict[str, Any]:
+    """A failed run's outcome."""
+    return {"state": "failed", "error_name": name, "error_value": value, "failed_cell": cell}
+
+
+def timed_out(value: str, cell: int | None) -> dict[str, Any]:
+    """A run stopped at its time limit."""
+    return {
+        "state": "timed_out",
+        "error_name": "TimeLimit",
+        "error_value": value,
+        "failed_cell": cell,
+    }

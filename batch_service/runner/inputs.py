@@ -1,32 +1,31 @@
-"""Turning a job's input into the notebook the runner executes.
+"""Turning a job's input into the notebook the runner executes, in the job's own folder.
 
-A notebook runs as is; a .py file becomes code cells (split on `# %%` markers, as Jupytext and
-editors write them) so its globals live in the kernel; a zipped module is unpacked and its entry
-point executed in the kernel's own namespace, so its globals are live afterwards too.
+The job's folder holds the input's files (a zip's members unpacked) and is the kernel's working
+directory, so relative paths work. A notebook runs as is; a .py file is read by Jupytext
+(percent or light format) and runs as `python file.py args...` would; a zipped module's entry
+point runs as `python -m package.module args...` would (runpy's rules: `__spec__`,
+`__package__` for relative imports, `sys.argv`), but in the kernel's own namespace, so its
+globals are live afterwards, also after a failure. Every notebook goes through papermill's
+loader, which adds the metadata and tags papermill's later steps expect.
 """
 
 from __future__ import annotations
 
 import io
-import re
 import zipfile
 from pathlib import Path, PurePosixPath
 
 import nbformat
 from papermill.iorw import load_notebook_node
 
-CELL_MARKER = re.compile(r"^# ?%%.*$", re.MULTILINE)
+from batch_service.scripts import script_notebook
+
+# Shown at the top of the cell batchhub adds, so a reader of the executed notebook knows.
+PRELUDE = "# batchhub: {what}\n"
 
 
-def script_cells(source: str) -> list[str]:
-    """Split a script on `# %%` markers; no markers means one cell."""
-    parts = [part.strip("\n") for part in CELL_MARKER.split(source)]
-    cells = [part for part in parts if part.strip()]
-    return cells or [""]
-
-
-def new_notebook(kernel_name: str, cells: list[str]) -> nbformat.NotebookNode:
-    """A notebook of code cells for a kernel."""
+def empty_notebook(kernel_name: str) -> nbformat.NotebookNode:
+    """A notebook with one empty code cell for a kernel."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": kernel_name,
@@ -34,10 +33,7 @@ def new_notebook(kernel_name: str, cells: list[str]) -> nbformat.NotebookNode:
         "language": "python",
     }
     nb.metadata["language_info"] = {"name": "python"}
-    nb.metadata["papermill"] = {}
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    for cell in nb.cells:
-        cell.metadata["tags"] = []  # papermill's parameterize step reads every cell's tags
+    nb.cells = [nbformat.v4.new_code_cell("")]
     return nb
 
 
@@ -61,31 +57,63 @@ def safe_extract(content: bytes, target: Path) -> None:
                     sink.write(chunk)
 
 
+def module_name(entry_point: str) -> str:
+    """`pkg/train.py` -> `pkg.train`; `pkg/__main__.py` -> `pkg.__main__` (as `-m pkg` runs)."""
+    return str(PurePosixPath(entry_point).with_suffix("")).replace("/", ".")
+
+
+def script_prelude(path: Path, args: list[str]) -> str:
+    """What `python file.py args...` sets before the file's first line."""
+    command = " ".join(["python", path.name, *args])
+    return (
+        PRELUDE.format(what=f"run as `{command}` would")
+        + "import sys as _bh_sys\n"
+        + f"_bh_sys.argv = {[str(path), *args]!r}\n"
+        + f"_bh_sys.path.insert(0, {str(path.parent)!r})\n"
+        + f"__file__ = {str(path)!r}"
+    )
+
+
+def module_runner(folder: Path, name: str, args: list[str]) -> str:
+    """`python -m name args...` (runpy.run_module with alter_sys) in the kernel's namespace."""
+    shown = name.removesuffix(".__main__")
+    command = " ".join(["python -m", shown, *args])
+    return (
+        PRELUDE.format(what=f"run as `{command}` would; its globals stay in this kernel")
+        + "import importlib.util as _bh_util, sys as _bh_sys\n"
+        + f"_bh_sys.path.insert(0, {str(folder)!r})\n"
+        + f"_bh_spec = _bh_util.find_spec({name!r})\n"
+        + f"_bh_sys.argv = [_bh_spec.origin, *{args!r}]\n"
+        + "__spec__, __file__, __cached__, __loader__, __package__ = (\n"
+        + "    _bh_spec, _bh_spec.origin, _bh_spec.cached, _bh_spec.loader, _bh_spec.parent\n"
+        + ")\n"
+        + "exec(_bh_spec.loader.get_code(_bh_spec.name), globals())"
+    )
+
+
 def build_notebook(
-    kind: str, input_path: Path, content: bytes, entry_point: str | None, kernel_name: str
-) -> nbformat.NotebookNode:
-    """The notebook to execute for a job of this kind."""
-    if kind == "notebook":
-        input_path.write_bytes(content)
-        # papermill's loader adds the tags its parameterize step expects.
-        return load_notebook_node(str(input_path))
+    kind: str,
+    folder: Path,
+    input_name: str,
+    content: bytes,
+    entry_point: str | None,
+    kernel_name: str,
+    args: list[str],
+) -> tuple[nbformat.NotebookNode, Path]:
+    """The notebook to execute for a job of this kind, and the input's path in the folder."""
+    path = folder / input_name
+    if kind in ("notebook", "empty"):
+        path.write_bytes(content)
+        return load_notebook_node(str(path)), path
     if kind == "script":
-        input_path.write_bytes(content)
-        return new_notebook(kernel_name, script_cells(content.decode("utf-8")))
+        path.write_bytes(content)
+        nb = script_notebook(content.decode("utf-8"), kernel_name)
+        nb.cells.insert(0, nbformat.v4.new_code_cell(script_prelude(path, args)))
+        return load_notebook_node(nb), path
     if kind == "module":
-        module_dir = input_path.parent / "module"
-        module_dir.mkdir(exist_ok=True)
-        safe_extract(content, module_dir)
+        safe_extract(content, folder)
         entry = str(entry_point or "")
-        setup = (
-            "import os as _os, sys as _sys\n"
-            f"_os.chdir({str(module_dir)!r})\n"
-            f"_sys.path.insert(0, {str(module_dir)!r})"
-        )
-        run = (
-            f"__file__ = {entry!r}\n"
-            "with open(__file__) as _source:\n"
-            "    exec(compile(_source.read(), __file__, 'exec'))"
-        )
-        return new_notebook(kernel_name, [setup, run])
-    return new_notebook(kernel_name, [""])
+        nb = empty_notebook(kernel_name)
+        nb.cells = [nbformat.v4.new_code_cell(module_runner(folder, module_name(entry), args))]
+        return load_notebook_node(nb), folder / entry
+    raise ValueError(f"unknown job kind {kind!r}")

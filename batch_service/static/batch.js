@@ -64,6 +64,10 @@
     const paramsBody = document.querySelector("#params tbody");
     const paramsNote = document.getElementById("params-note");
     const paramAdd = document.getElementById("param-add");
+    const argsRow = document.getElementById("args-row");
+    const argsInput = document.getElementById("job-args");
+    const reportMode = document.getElementById("job-report-mode");
+    const warningsBox = document.getElementById("job-warnings");
     const message = document.getElementById("submit-message");
     let declared = null;
     let offset = 0;
@@ -83,41 +87,50 @@
       const value = el("input", {
         class: "form-control form-control-sm param-value",
         "data-name": p.name, "data-type": p.type, id: "param-" + p.name,
+        "data-annotated": p.annotated ? "true" : null,
       });
       value.value = p.default === null || p.default === undefined
         ? (p.default_source || "") : (typeof p.default === "string" ? p.default : JSON.stringify(p.default));
       const name = free
         ? el("input", { class: "form-control form-control-sm param-name", placeholder: "name" })
         : el("code", { text: p.name });
-      return el("tr", {}, el("td", {}, name), el("td", { text: p.type }), el("td", {}, value),
+      const type = p.annotated ? p.type : (p.type === "any" ? "any" : p.type + " (default's)");
+      return el("tr", {}, el("td", {}, name), el("td", { text: type }), el("td", {}, value),
         el("td", { class: "small text-muted", text: p.help || "" }));
+    }
+
+    function showWarnings(warnings) {
+      warningsBox.replaceChildren(...(warnings || []).map((w) => el("li", { text: w })));
+      warningsBox.hidden = !(warnings && warnings.length);
     }
 
     function showParams(info) {
       paramsBody.replaceChildren();
       declared = info.parameters;
       entryRow.hidden = info.kind !== "module";
-      if (info.kind === "script" || info.kind === "module") {
-        paramsBox.hidden = false;
-        paramAdd.hidden = false;
-        paramsNote.textContent = "A script's parameters become globals before it runs.";
-        return;
-      }
-      paramAdd.hidden = true;
-      if (!info.parameters) {
-        paramsBox.hidden = false;
-        paramsNote.textContent = "This notebook has no cell tagged 'parameters': it takes none.";
-        return;
-      }
+      argsRow.hidden = !(info.kind === "script" || info.kind === "module");
+      showWarnings(info.warnings);
       paramsBox.hidden = false;
-      paramsNote.textContent = "From the notebook's parameters cell; edit the values to run with.";
-      for (const p of info.parameters) paramsBody.append(paramRow(p, false));
+      // Any name may be added: papermill injects it (and warns when the notebook lacks it).
+      paramAdd.hidden = false;
+      if (info.parameters) {
+        paramsNote.textContent = "From the parameters cell; edit the values to run with. "
+          + "Only an annotated type (lr: float = 0.1) is enforced.";
+        for (const p of info.parameters) paramsBody.append(paramRow(p, false));
+      } else if (info.kind === "script" || info.kind === "module") {
+        paramsNote.textContent = "Parameters become globals before the code runs; "
+          + "in a .py file, mark a cell with # %% tags=[\"parameters\"] to put them after it.";
+      } else {
+        paramsNote.textContent = "This notebook has no cell tagged 'parameters': "
+          + "parameters you add go into a new cell at the top, as papermill puts them.";
+      }
     }
     paramAdd.addEventListener("click", () => paramsBody.append(paramRow({ name: "", type: "any" }, true)));
 
     async function inspect() {
       message.textContent = "";
       paramsBox.hidden = true;
+      showWarnings([]);
       const file = fileInput.files[0];
       if (!file) return;
       entryRow.hidden = !file.name.toLowerCase().endsWith(".zip");
@@ -129,13 +142,34 @@
     }
     fileInput.addEventListener("change", inspect);
 
-    function parseValue(raw, type, name) {
+    function parseValue(raw, type, name, annotated) {
       if (type === "str") return raw;
       try { return JSON.parse(raw); }
       catch (e) {
-        if (type === "any") return raw;
+        // Only an annotated type is the notebook's rule; otherwise the text is the value.
+        if (!annotated) return raw;
         throw new Error("parameter '" + name + "' is not a valid " + type + " value");
       }
+    }
+
+    // Shell-like words: spaces split, quotes group, a backslash escapes the next character.
+    function splitArgs(text) {
+      const words = [];
+      let word = null, quote = null;
+      for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (quote) {
+          if (c === quote) quote = null;
+          else if (c === "\\" && quote === '"' && i + 1 < text.length) word += text[++i];
+          else word += c;
+        } else if (c === '"' || c === "'") { quote = c; word = word || ""; }
+        else if (c === "\\" && i + 1 < text.length) { word = (word || "") + text[++i]; }
+        else if (/\s/.test(c)) { if (word !== null) words.push(word); word = null; }
+        else word = (word || "") + c;
+      }
+      if (quote) throw new Error("the arguments have an unclosed " + quote);
+      if (word !== null) words.push(word);
+      return words;
     }
 
     function collectParameters() {
@@ -145,7 +179,7 @@
         const free = row.querySelector(".param-name");
         const name = free ? free.value.trim() : input.dataset.name;
         if (!name) continue;
-        values[name] = parseValue(input.value, input.dataset.type, name);
+        values[name] = parseValue(input.value, input.dataset.type, name, input.dataset.annotated === "true");
       }
       return values;
     }
@@ -164,6 +198,7 @@
         if (empty.checked) {
           job = await api(config, "POST", "jobs", {
             kind: "empty", profile: profile.value, time_limit: timeLimit, group: groupChoice(),
+            report_mode: reportMode.checked,
           });
         } else {
           const file = fileInput.files[0];
@@ -176,10 +211,16 @@
           data.append("parameters", JSON.stringify(collectParameters()));
           const entry = document.getElementById("job-entry-point").value.trim();
           if (entry) data.append("entry_point", entry);
+          if (reportMode.checked) data.append("report_mode", "true");
+          if (!argsRow.hidden && argsInput.value.trim()) {
+            data.append("args", JSON.stringify(splitArgs(argsInput.value)));
+          }
           job = await api(config, "POST", "jobs", data);
         }
-        message.textContent = "Queued job " + job.id + ".";
+        message.textContent = "Queued job " + job.id + "."
+          + (job.warnings && job.warnings.length ? " Mind the warnings below." : "");
         message.className = "ms-3 text-success";
+        showWarnings(job.warnings);
         offset = 0;
         refresh();
       } catch (e) {
@@ -221,12 +262,17 @@
       const state = el("span", { class: "badge bg-secondary job-state", text: job.state + (job.live ? " (live)" : "") });
       const params = Object.keys(job.parameters || {}).length
         ? el("div", { class: "small text-muted job-parameters", text: JSON.stringify(job.parameters) }) : null;
+      const argv = (job.args || []).length
+        ? el("div", { class: "small text-muted job-args font-monospace", text: job.args.join(" ") }) : null;
+      const warned = (job.warnings || []).length
+        ? el("div", { class: "small text-warning-emphasis job-warned", title: job.warnings.join("\n"),
+          text: job.warnings.length + " warning" + (job.warnings.length > 1 ? "s" : "") }) : null;
       const cells = [
         el("td", {}, el("a", { href: config.prefix + "jobs/" + job.id }, el("code", { text: job.id }))),
       ];
       if (config.read_all) cells.push(el("td", { text: job.owner }));
       cells.push(
-        el("td", {}, el("span", { text: job.input_name }), params),
+        el("td", {}, el("span", { text: job.input_name }), params, argv, warned),
         el("td", { title: job.reason || "" }, state),
         el("td", { class: "job-position", text: job.position || "" }),
         el("td", { text: job.profile }),

@@ -43,6 +43,12 @@ class Job(Base):
     entry_point: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     profile: Mapped[str] = mapped_column(String(255))
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # papermill's --report-mode: the executed notebook's code cells have their inputs hidden.
+    report_mode: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Command-line arguments of a .py file or zipped module (its sys.argv[1:]).
+    args: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # What the submission was told: things papermill would run, but maybe not as meant.
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     time_limit: Mapped[int] = mapped_column(Integer)
     live_window: Mapped[int] = mapped_column(Integer)
     priority: Mapped[int] = mapped_column(Integer, default=0)
