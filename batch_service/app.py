@@ -24,9 +24,11 @@ from traitlets.config import Application, Config
 
 from batch_service.admission import Admission
 from batch_service.api import api_routes
+from batch_service.events import Events
 from batch_service.fair_share import FairSharePolicy
 from batch_service.hub_client import HubClient, HubError, HubUnreachable
 from batch_service.jobs import JobService, StopRequest, server_name
+from batch_service.notify import Notifier
 from batch_service.pages import page_routes, render, template_environment
 from batch_service.scheduler import Capacity, Scheduler, SchedulerLoop
 from batch_service.store import Store
@@ -40,7 +42,7 @@ class BatchServiceApp(Application):
     """The batch service."""
 
     name = "batchhub-batch"
-    classes = [FairSharePolicy]
+    classes = [FairSharePolicy, Notifier]
     description = "batchhub's batch service: queue notebooks, run them, hand over live kernels."
 
     config_file = Unicode(
@@ -84,6 +86,16 @@ class BatchServiceApp(Application):
     ).tag(config=True)
     isolation_note = Unicode(
         "", help="A note shown on the Batch page when servers are not isolated per user."
+    ).tag(config=True)
+    nav_services = List(
+        Unicode(),
+        help="""Names of the services the hub's nav bar lists: the Batch pages show the same
+        nav bar as the hub's own pages (written by the hub config).""",
+    ).tag(config=True)
+    native_auth = Bool(
+        False,
+        help="The hub logs people in with NativeAuthenticator: show its Change Password and "
+        "Authorize Users links in the nav bar, as the hub's pages do.",
     ).tag(config=True)
     ip = Unicode(help="Address to listen on (default: from JUPYTERHUB_SERVICE_URL).").tag(
         config=True
@@ -161,6 +173,11 @@ class BatchServiceApp(Application):
             paused_default=self.paused,
         )
         self.loop = SchedulerLoop(self.scheduler, self.scheduler_interval)
+        # Starts and ends of runs, and GPU turns, told to those who asked (e-mail, webhook).
+        self.notifier = Notifier(self.store, parent=self)
+        self.events = Events(self.store)
+        self.events.listeners.append(self.notifier)
+        self.job_service.events = self.turn_service.events = self.events
 
     def make_app(self) -> web.Application:
         """The tornado application: pages, API and the OAuth callback."""
@@ -176,6 +193,7 @@ class BatchServiceApp(Application):
             batch_app=self,
             batch_jobs=self.job_service,
             batch_turns=self.turn_service,
+            batch_notifier=self.notifier,
             batch_prefix=prefix,
             batch_render=render,
             batch_templates=template_environment(),
@@ -201,6 +219,7 @@ class BatchServiceApp(Application):
         server = HTTPServer(app, max_body_size=app.settings["max_body_size"], xheaders=True)
         server.listen(self.port, self.ip)
         log.info("batch service on http://%s:%s%s", self.ip, self.port, self.service_prefix)
+        self.events.start()
         self.loop.start()
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -209,6 +228,7 @@ class BatchServiceApp(Application):
         await done.wait()
         self.loop.stop()
         server.stop()
+        await self.events.stop()
         self.store.dispose()
 
     def start(self) -> None:

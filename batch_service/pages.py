@@ -39,6 +39,14 @@ def template_environment() -> jinja2.Environment:
     return jinja2.Environment(loader=loader, autoescape=True)
 
 
+class NavService:
+    """A service in the hub's nav bar (what the hub's page.html reads: name and href)."""
+
+    def __init__(self, name: str, href: str) -> None:
+        self.name = name
+        self.href = href
+
+
 class PageUser:
     """What the hub's page.html reads about the logged-in user."""
 
@@ -60,7 +68,11 @@ def render(handler: BaseHandler, name: str, **context: Any) -> str:
         "static_url": lambda path, include_version=True: f"{hub_prefix}static/{path}",
         "user": PageUser(model["name"]) if model else None,
         "parsed_scopes": scopes,
-        "services": [],
+        "services": [
+            NavService(name, f"{handler.app.hub_base_url}services/{name}/")
+            for name in handler.app.nav_services
+        ],
+        "batchhub_native_auth": handler.app.native_auth,
         "logo_url": "",
         "login_url": handler.hub_auth.login_url,
         "logout_url": f"{hub_prefix}logout",

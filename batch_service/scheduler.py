@@ -137,6 +137,7 @@ class Scheduler:
                         job.id, [job.state], state=FAILED, finished_at=t, live=False, reason=reason
                     ):
                         report.failed.append(job.id)
+                        self.jobs.events.job_ended(job.id)
                     continue
                 overrun = (
                     job.state == RUNNING
@@ -163,6 +164,7 @@ class Scheduler:
                     self.jobs.mark(
                         job.id, [was], state=state, finished_at=t, live=False, reason=reason
                     )
+                    self.jobs.events.job_ended(job.id)
                     continue
                 needed.add((job.owner, name))
             elif job.live:
@@ -219,6 +221,7 @@ class Scheduler:
         """A job whose server cannot start ends as failed, with the reason shown to its owner."""
         if self.jobs.mark(job_id, [STARTING], state=FAILED, finished_at=now(), reason=reason):
             report.failed.append(job_id)
+            self.jobs.events.job_ended(job_id)
 
     async def start(self, job_id: str, report: PassReport) -> None:
         """Ask the hub for the job's server; a refusal fails the job with the hub's message."""

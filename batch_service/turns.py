@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from batch_service.clock import now
 from batch_service.errors import BatchError, NotFound
+from batch_service.events import Events
 from batch_service.identity import Identity
 from batch_service.store import Store, Turn
 from spawner.profiles import Profile
@@ -53,6 +54,8 @@ class TurnService:
         self.profiles = profiles
         # Written by each scheduler pass: place among everything waiting for that GPU type.
         self.line_positions: dict[str, int] = {}
+        # Where an admitted turn is told (notifications); set by the app.
+        self.events = Events()
 
     def ask(self, identity: Identity, server: Any, profile_name: Any) -> dict[str, Any]:
         """Join the line for one of the caller's own servers."""
@@ -139,6 +142,7 @@ class TurnService:
                 turn.state = ADMITTED
                 turn.admitted_at = now()
                 turn.reason = ""
+                self.events.turn_admitted(turn.id)
 
     def set_reason(self, turn_id: str, reason: str) -> None:
         """Say why a turn still waits."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batch_service.api import jobs, queue, runner, turns
+from batch_service.api import jobs, notifications, queue, runner, turns
 
 API_PREFIX = "api/v1/"
 
@@ -14,6 +14,6 @@ def api_routes(service_prefix: str) -> list[tuple[str, Any]]:
     base = service_prefix + API_PREFIX
     return [
         (base + pattern, handler)
-        for module in (jobs, runner, turns, queue)
+        for module in (jobs, runner, turns, queue, notifications)
         for pattern, handler in module.routes
     ]

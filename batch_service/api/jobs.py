@@ -6,9 +6,12 @@ import json
 from typing import Any
 
 from tornado import web
+from tornado.ioloop import IOLoop
 
 from batch_service.api.uploads import StreamedUploadMixin
-from batch_service.errors import BatchError
+from batch_service.durations import DurationError, parse_duration
+from batch_service.errors import BatchError, NotFound
+from batch_service.failure import failing_cell
 from batch_service.handlers import BaseHandler
 from batch_service.identity import Identity
 from batch_service.jobs import Submission
@@ -28,6 +31,21 @@ def _int_field(fields: dict[str, Any], name: str, default: int | None = None) ->
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
     raise BatchError(f"{name} must be a whole number, not {value!r}")
+
+
+def _time_limit_field(fields: dict[str, Any]) -> int | None:
+    """Seconds as a number, or text with a unit (90m, 2h, 3600s; plain digits are seconds)."""
+    value = fields.get("time_limit")
+    if value in (None, ""):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_duration(value, plain_unit="s")
+        except DurationError as e:
+            raise BatchError(f"time_limit: {e}") from None
+    raise BatchError("time_limit must be seconds, or a duration such as 90m or 2h")
 
 
 def _parameters_field(raw: Any) -> Any:
@@ -102,7 +120,7 @@ class JobsHandler(UploadHandler):
             owner=identity.name,
             input=upload,
             profile=str(fields.get("profile") or ""),
-            time_limit=_int_field(fields, "time_limit"),
+            time_limit=_time_limit_field(fields),
             parameters=parameters,
             priority=_int_field(fields, "priority", 0) or 0,
             group=fields.get("group") or None,
@@ -222,6 +240,23 @@ class JobLogsHandler(BaseHandler):
         self.write_json(page)
 
 
+class JobFailureHandler(BaseHandler):
+    """GET where a failed run stopped: the failing cell's source and its whole traceback."""
+
+    async def get(self, job_id: str) -> None:
+        """Read from the executed notebook (parsed off the event loop)."""
+        identity = self.identity
+        job = self.jobs.get(identity, job_id)
+        cell = (job.get("error") or {}).get("cell")
+        if not isinstance(cell, int) or not job.get("has_output"):
+            raise NotFound(f"job {job_id} has no failing cell recorded")
+        _, content = self.jobs.file(identity, job_id, "output")
+        found = await IOLoop.current().run_in_executor(None, failing_cell, content, cell)
+        if found is None:
+            raise NotFound(f"the executed notebook of job {job_id} has no cell {cell}")
+        self.write_json({**found, "error": job["error"]})
+
+
 routes = [
     (r"jobs", JobsHandler),
     (r"inspect", InspectHandler),
@@ -229,4 +264,5 @@ routes = [
     (rf"jobs/{JOB_ID}/(?P<action>cancel|release)", JobActionHandler),
     (rf"jobs/{JOB_ID}/(?P<what>input|output|output\.html)", JobFileHandler),
     (rf"jobs/{JOB_ID}/logs", JobLogsHandler),
+    (rf"jobs/{JOB_ID}/failure", JobFailureHandler),
 ]

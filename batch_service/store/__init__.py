@@ -1,13 +1,24 @@
 """The batch service's store: SQLAlchemy models, engine and migrations."""
 
 from batch_service.store.db import Store, make_engine, migrate
-from batch_service.store.orm import Base, Job, JobFile, LogLine, Setting, Turn, Usage, Weight
+from batch_service.store.orm import (
+    Base,
+    Job,
+    JobFile,
+    LogLine,
+    NotificationSetting,
+    Setting,
+    Turn,
+    Usage,
+    Weight,
+)
 
 __all__ = [
     "Base",
     "Job",
     "JobFile",
     "LogLine",
+    "NotificationSetting",
     "Setting",
     "Store",
     "Turn",

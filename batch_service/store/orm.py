@@ -1,4 +1,4 @@
-"""The service's tables: jobs, their input and output files, log lines, queue settings, turns.
+"""The service's tables: jobs, their files, log lines, queue settings, turns, notifications.
 
 The service is the system of record; a server's disk is only a working copy. Times are epoch
 seconds (floats) so SQLite and PostgreSQL store them the same way.
@@ -154,3 +154,19 @@ class Turn(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
     __table_args__ = (Index("ix_turns_state", "state", "submitted_at"),)
+
+
+class NotificationSetting(Base):
+    """How one user wants to hear about their jobs and GPU turns beyond the browser."""
+
+    __tablename__ = "notification_settings"
+
+    owner: Mapped[str] = mapped_column(String(255), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), default="")
+    webhook_url: Mapped[str] = mapped_column(String(2048), default="")
+    # Webhook bodies are signed with it (HMAC-SHA256), so a receiver knows they are ours.
+    webhook_secret: Mapped[str] = mapped_column(String(64))
+    on_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    on_end: Mapped[bool] = mapped_column(Boolean, default=True)
+    on_turn: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[float] = mapped_column(Float)
