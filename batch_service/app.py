@@ -26,6 +26,7 @@ from batch_service.admission import Admission
 from batch_service.api import api_routes
 from batch_service.events import Events
 from batch_service.fair_share import FairSharePolicy
+from batch_service.housekeeping import Housekeeping
 from batch_service.hub_client import HubClient, HubError, HubUnreachable
 from batch_service.jobs import JobService, StopRequest, server_name
 from batch_service.notify import Notifier
@@ -76,6 +77,9 @@ class BatchServiceApp(Application):
     ).tag(config=True)
     start_timeout = Float(
         300.0, help="Seconds a batch server may take to start before its job fails."
+    ).tag(config=True)
+    housekeeping_interval = Float(
+        600.0, help="Seconds between removals of stopped batch servers the hub still lists."
     ).tag(config=True)
     paused = Bool(
         False, help="Start with the queue paused (admins resume it on the Batch page)."
@@ -221,12 +225,15 @@ class BatchServiceApp(Application):
         log.info("batch service on http://%s:%s%s", self.ip, self.port, self.service_prefix)
         self.events.start()
         self.loop.start()
+        housekeeping = Housekeeping(self.hub, self.housekeeping_interval)
+        housekeeping.start()
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
         await done.wait()
         self.loop.stop()
+        housekeeping.stop()
         server.stop()
         await self.events.stop()
         self.store.dispose()

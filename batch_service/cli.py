@@ -180,8 +180,9 @@ def follow(api: Api, job_id: str, out: Any = sys.stdout) -> dict[str, Any]:
                 )
             if job.get("reason"):
                 print(f"[batchhub] {job['reason']}", file=sys.stderr)
-            if job.get("live_kernel_url"):
-                print(f"[batchhub] live kernel: {job['live_kernel_url']}", file=sys.stderr)
+            if job.get("live"):
+                link = f"{api.base.removesuffix('api/v1/')}jobs/{job_id}/live"
+                print(f"[batchhub] live kernel: {link}", file=sys.stderr)
             return job
         time.sleep(1)
 

@@ -164,7 +164,8 @@
         "Cancel job", "POST", "jobs/" + job.id + "/cancel"), "cancel-" + job.id));
     }
     if (job.live && job.live_kernel_url && (mine || config.admin)) {
-      box.append(el("a", { class: "btn btn-sm btn-success", id: "live-" + job.id, href: job.live_kernel_url, target: "_blank", rel: "noopener", text: "Open live kernel" }));
+      // Through the service, which checks that the kernel still lives before opening it.
+      box.append(el("a", { class: "btn btn-sm btn-success", id: "live-" + job.id, href: config.prefix + "jobs/" + job.id + "/live", target: "_blank", rel: "noopener", text: "Open live kernel" }));
       box.append(button("Release", "btn-outline-secondary", confirmed(
         "Release the live kernel of job " + job.id + "? Its variables are lost; the executed notebook stays.",
         "Release kernel", "POST", "jobs/" + job.id + "/release"), "release-" + job.id));

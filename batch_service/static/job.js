@@ -55,7 +55,7 @@
     if (job.error && job.error.cell !== null && job.has_output && !failureShown) showFailure();
     const live = $("open-live-kernel");
     live.hidden = !job.live_kernel_url;
-    if (job.live_kernel_url) live.href = job.live_kernel_url;
+    live.href = config.prefix + "jobs/" + id + "/live"; // checks the kernel still lives first
     const mine = job.owner === config.user || config.admin;
     $("release").hidden = !(job.live && mine);
     $("cancel").hidden = !(B.ACTIVE.includes(job.state) && mine);
