@@ -29,6 +29,7 @@ from batch_service.fair_share import FairSharePolicy
 from batch_service.housekeeping import Housekeeping
 from batch_service.hub_client import HubClient, HubError, HubUnreachable
 from batch_service.jobs import JobService, StopRequest, server_name
+from batch_service.metrics import Metrics, metrics_routes
 from batch_service.notify import Notifier
 from batch_service.pages import page_routes, render, template_environment
 from batch_service.scheduler import Capacity, Scheduler, SchedulerLoop
@@ -182,11 +183,18 @@ class BatchServiceApp(Application):
         self.events = Events(self.store)
         self.events.listeners.append(self.notifier)
         self.job_service.events = self.turn_service.events = self.events
+        # Prometheus: the queue read at each scrape, events counted, each decision timed.
+        self.metrics = Metrics(
+            self.store, self.job_service.profiles, gpu_capacity, lambda: bool(self.paused)
+        )
+        self.events.listeners.append(self.metrics)
+        self.admission.decide = self.metrics.timed(self.admission.decide)  # type: ignore[method-assign]
 
     def make_app(self) -> web.Application:
         """The tornado application: pages, API and the OAuth callback."""
         prefix = self.service_prefix
         routes: list[Any] = [(pattern, handler) for pattern, handler in api_routes(prefix)]
+        routes += metrics_routes(prefix)
         for pattern, handler, kwargs in page_routes(prefix):
             routes.append((pattern, handler, kwargs) if kwargs else (pattern, handler))
         cookie_secret = os.urandom(32)
@@ -198,6 +206,7 @@ class BatchServiceApp(Application):
             batch_jobs=self.job_service,
             batch_turns=self.turn_service,
             batch_notifier=self.notifier,
+            batch_metrics=self.metrics,
             batch_prefix=prefix,
             batch_render=render,
             batch_templates=template_environment(),

@@ -253,6 +253,7 @@ service_config = {
         "zip_max_uncompressed_bytes": parse_bytes(get(values, "batch.zip_max_uncompressed_bytes")),
         "max_concurrent_jobs": get(values, "batch.max_concurrent_jobs"),
         "scheduler_interval": get(values, "batch.scheduler_interval"),
+        "housekeeping_interval": get(values, "batch.housekeeping_interval"),
         "start_timeout": get(values, "batch.start_timeout"),
         "paused": get(values, "batch.paused"),
         "capacity": gpu_capacity,

@@ -34,7 +34,7 @@
     if (!option) return;
     limit.value = Math.round(Number(option.dataset.default) / 60) + "m";
     limitHelp.textContent = "e.g. 90m, 2h or 1h30m (a plain number means minutes); at most " +
-      duration(Number(option.dataset.max)).trim() + " for this profile";
+      duration(Number(option.dataset.max)) + " for this profile";
   }
   profile.addEventListener("change", syncLimit);
   syncLimit();
@@ -195,14 +195,18 @@
   }
 
   function timesFor(job) {
-    const lines = [el("div", { text: "submitted " + when(job.submitted_at) })];
-    if (job.started_at) lines.push(el("div", { class: "bh-muted", text: "started " + when(job.started_at) }));
-    if (job.duration !== null && job.duration !== undefined) lines.push(el("div", { class: "bh-muted", text: (job.finished_at ? "took " : "for ") + duration(job.duration) }));
+    const lines = [el("div", { class: "text-nowrap", text: "submitted " + when(job.submitted_at) })];
+    if (job.started_at) lines.push(el("div", { class: "bh-muted text-nowrap", text: "started " + when(job.started_at) }));
+    if (job.duration !== null && job.duration !== undefined) lines.push(el("div", { class: "bh-muted text-nowrap", text: (job.finished_at ? "ran " : "running for ") + duration(job.duration) }));
     return lines;
   }
 
   function jobRow(job) {
-    const cell = (label, attrs, ...children) => el("td", { "data-label": label, ...(attrs || {}) }, ...children);
+    // One wrapper per cell, so that on phones (label: content) the content stays one block.
+    const cell = (label, attrs, ...children) => {
+      const { text, ...rest } = attrs || {};
+      return el("td", { "data-label": label, ...rest }, el("div", { class: "bh-cell", text }, ...children));
+    };
     const params = Object.keys(job.parameters || {}).length
       ? el("div", { class: "bh-params job-parameters", text: JSON.stringify(job.parameters) }) : null;
     const reason = B.reasonText(job);

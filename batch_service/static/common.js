@@ -33,18 +33,21 @@
     return data;
   }
 
+  // A time of day, with the date when it is not today.
   function when(t) {
     if (!t) return "";
     const d = new Date(t * 1000);
     const today = new Date().toDateString() === d.toDateString();
-    return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })
+    return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
       : d.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
   }
+  // 1h 30m, 45m, 12s: the units that are not zero.
   function duration(s) {
     if (s === null || s === undefined) return "";
     s = Math.round(s);
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-    return (h ? h + "h " : "") + (h || m ? m + "m " : "") + r + "s";
+    const parts = [h ? h + "h" : "", m ? m + "m" : "", r || !(h || m) ? r + "s" : ""];
+    return parts.filter(Boolean).join(" ");
   }
   const STATE_WORDS = { timed_out: "timed out" };
   const stateWord = (state) => STATE_WORDS[state] || state;

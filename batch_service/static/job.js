@@ -31,16 +31,18 @@
 
   function show() {
     const finished = B.FINISHED.includes(job.state);
-    $("job-state-box").replaceChildren(...B.stateBadge(job));
+    const badges = B.stateBadge(job);
+    badges[0].id = "job-state";
+    $("job-state-box").replaceChildren(...badges);
     $("job-reason").textContent = B.reasonText(job);
     const p = job.progress || {};
     const running = job.state === "running";
     $("job-progress").textContent = B.progressText(job) || (job.state === "queued" ? "not started" : "");
-    const bar = $("job-progress-bar");
-    bar.style.width = p.total ? (100 * p.index / p.total) + "%" : "0%";
-    bar.classList.toggle("progress-bar-striped", running);
-    bar.classList.toggle("progress-bar-animated", running);
-    bar.parentElement.setAttribute("aria-valuenow", p.total ? Math.round(100 * p.index / p.total) : 0);
+    $("job-progress-bar").style.width = p.total ? (100 * p.index / p.total) + "%" : "0%";
+    // The cell at work shows as a moving stripe after the cells done (a one-cell run: all of it).
+    const atWork = running && p.total && p.index < p.total;
+    $("job-progress-running").style.width = atWork ? (100 / p.total) + "%" : "0%";
+    $("job-progress-box").setAttribute("aria-valuenow", p.total ? Math.round(100 * p.index / p.total) : 0);
     $("job-elapsed").textContent = job.duration !== null ? "(" + B.duration(job.duration) + ")" : "";
     const current = $("job-current-cell");
     current.textContent = running ? (p.current_cell || "") : "";
