@@ -109,6 +109,20 @@ class HubProcess:
 
     def start(self, timeout: float = 90, wait_service: bool = True) -> HubProcess:
         """Start the hub and wait until the hub and the batch service answer."""
+        self.launch()
+        try:
+            wait_for_http(f"{self.url}/hub/api/", timeout=timeout)
+            if wait_service:
+                wait_for_http(
+                    f"{self.url}/services/batch/api/v1/", timeout=timeout, ok=(200, 401, 403)
+                )
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"hub did not start; log:\n{self.log_tail()}") from None
+        return self
+
+    def launch(self) -> HubProcess:
+        """Start the hub's process (in a session of its own, like a terminal's job)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.values_path.write_text(yaml.safe_dump(self.values))
         env = dict(os.environ)
@@ -128,15 +142,6 @@ class HubProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        try:
-            wait_for_http(f"{self.url}/hub/api/", timeout=timeout)
-            if wait_service:
-                wait_for_http(
-                    f"{self.url}/services/batch/api/v1/", timeout=timeout, ok=(200, 401, 403)
-                )
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"hub did not start; log:\n{self.log_tail()}") from None
         return self
 
     def service_pid(self) -> int:

@@ -121,7 +121,7 @@ def test_open_live_kernel_after_the_run(hub: HubProcess, browser, case: str) -> 
         timeout=120_000,
     )
     progress = page.inner_text("#job-progress")
-    done, total = re.search(r"cell (\d+) of (\d+)", progress).groups()
+    done, total = re.search(r"(\d+) of (\d+) cells done", progress).groups()
     assert done == total or final_state == "failed"
     if final_state == "failed":
         assert "ValueError: boom" in page.inner_text("#job-error")
@@ -153,3 +153,39 @@ def test_open_live_kernel_after_the_run(hub: HubProcess, browser, case: str) -> 
     assert kernels == {job["kernel_id"]}
     context.close()
     user.api("POST", f"/services/batch/api/v1/jobs/{job_id}/release")
+
+
+def test_each_live_kernel_opens_in_a_workspace_of_its_own_job(hub: HubProcess, browser) -> None:
+    user = hub.ready_user("br-workspaces")
+    batch = Batch(user)
+    jobs = {}
+    for name in ("first", "second"):
+        job_id = batch.submit(f"{name}.py", f"which = {name!r}\n".encode()).json()["id"]
+        jobs[name] = batch.wait(job_id)
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, hub, user.name)
+    labs = {}
+    for name, job in jobs.items():
+        user.wait_server(job["server_name"], ready=True)
+        page.goto(f"{hub.url}/services/batch/")
+        with context.expect_page() as opened:
+            page.click(f"#live-{job['id']}")
+        lab = opened.value
+        lab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+        labs[name] = lab
+    second, job = labs["second"], jobs["second"]
+    assert f"/lab/workspaces/{job['server_name']}/" in second.url
+    # Only the second run's executed notebook is open: no tab restored from the first run.
+    tabs = second.locator("#jp-main-dock-panel .lm-TabBar-tab").all_inner_texts()
+    assert [t.strip() for t in tabs] == ["second.output.ipynb"], tabs
+    second.locator(".jp-Notebook .jp-Cell").last.click()
+    second.keyboard.press("Escape")
+    second.keyboard.press("b")
+    second.keyboard.press("Enter")
+    second.keyboard.type("print('it is', which)")
+    second.keyboard.press("Shift+Enter")
+    second.wait_for_selector(".jp-OutputArea-output:has-text('it is second')", timeout=60_000)
+    context.close()
+    for job in jobs.values():
+        batch.call("POST", f"jobs/{job['id']}/release")

@@ -94,9 +94,10 @@ def test_prometheus_can_scrape_the_batch_metrics_with_a_token_kept_in_a_secret()
     assert values["metrics"]["api_token_from_env"] == "BATCHHUB_METRICS_TOKEN"
     hub = by[("Deployment", "test-batchhub-hub")]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in hub["env"]}
-    assert env["BATCHHUB_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == secret[
-        "metadata"
-    ]["name"]
+    assert (
+        env["BATCHHUB_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]
+        == secret["metadata"]["name"]
+    )
     service = by[("Service", "test-batchhub-hub")]
     assert service["metadata"]["annotations"]["prometheus.io/path"] == "/services/batch/metrics"
     assert service["metadata"]["annotations"]["prometheus.io/port"] == "10101"
