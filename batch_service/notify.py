@@ -118,40 +118,49 @@ class Notifier(LoggingConfigurable):
             return self.settings_view(session.get(NotificationSetting, identity.name))
 
     async def put_settings(self, identity: Identity, body: Any) -> dict[str, Any]:
-        """Check and store the caller's settings; bad input stores nothing."""
+        """Check and store the caller's settings (keys left out keep their value); bad input
+        stores nothing."""
         assert self.store is not None
         allowed = {"email", "webhook_url", "on_start", "on_end", "on_turn"}
         if not isinstance(body, dict) or not set(body) <= allowed:
             raise BatchError(f"send an object with some of: {', '.join(sorted(allowed))}")
-        email = body.get("email", "")
-        if not isinstance(email, str) or len(email) > 254:
-            raise BatchError("email must be an address of at most 254 characters")
-        email = email.strip()
-        if email and not self.email:
-            raise BatchError("this batchhub sends no e-mail (no SMTP server is set up)")
-        if email and not EMAIL.fullmatch(email):
-            raise BatchError(f"{email[:254]!r} is not an e-mail address")
-        url = body.get("webhook_url", "")
-        if not isinstance(url, str) or len(url) > 2048:
-            raise BatchError("webhook_url must be a URL of at most 2048 characters")
-        url = url.strip()
-        if url:
-            if not self.webhooks:
-                raise BatchError("webhooks are switched off on this batchhub")
-            await self.check_webhook(url)
-        flags = {}
+        changes: dict[str, Any] = {}
+        if "email" in body:
+            email = body["email"]
+            if not isinstance(email, str) or len(email) > 254:
+                raise BatchError("email must be an address of at most 254 characters")
+            email = email.strip()
+            if email and not self.email:
+                raise BatchError("this batchhub sends no e-mail (no SMTP server is set up)")
+            if email and not EMAIL.fullmatch(email):
+                raise BatchError(f"{email!r} is not an e-mail address")
+            changes["email"] = email
+        if "webhook_url" in body:
+            url = body["webhook_url"]
+            if not isinstance(url, str) or len(url) > 2048:
+                raise BatchError("webhook_url must be a URL of at most 2048 characters")
+            url = url.strip()
+            if url:
+                if not self.webhooks:
+                    raise BatchError("webhooks are switched off on this batchhub")
+                await self.check_webhook(url)
+            changes["webhook_url"] = url
         for name in ("on_start", "on_end", "on_turn"):
-            value = body.get(name, name != "on_start")
-            if not isinstance(value, bool):
-                raise BatchError(f"{name} must be true or false")
-            flags[name] = value
+            if name in body:
+                if not isinstance(body[name], bool):
+                    raise BatchError(f"{name} must be true or false")
+                changes[name] = body[name]
         with self.store.session() as session:
             row = session.get(NotificationSetting, identity.name)
             if row is None:
-                row = NotificationSetting(owner=identity.name, webhook_secret=secrets.token_hex(32))
+                defaults = self.settings_view(None)
+                row = NotificationSetting(
+                    owner=identity.name,
+                    webhook_secret=secrets.token_hex(32),
+                    **{k: defaults[k] for k in ("email", "webhook_url", *WANTS.values())},
+                )
                 session.add(row)
-            row.email, row.webhook_url, row.updated_at = email, url, now()
-            for name, value in flags.items():
+            for name, value in {**changes, "updated_at": now()}.items():
                 setattr(row, name, value)
             session.flush()
             return self.settings_view(row)

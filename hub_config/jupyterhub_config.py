@@ -17,9 +17,11 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from jupyterhub.app import JupyterHub  # noqa: E402
+
 from hub_config.logs import quiet_routine_polls  # noqa: E402
 from hub_config.ports import resolve_ports, write_endpoints  # noqa: E402
-from hub_config.shutdown import stop_cleanly_during_startup  # noqa: E402
+from hub_config.shutdown import stop_cleanly_during_startup, stop_once  # noqa: E402
 from hub_config.startup import summary  # noqa: E402
 from hub_config.values import ValuesError, get, load_values, parse_bytes  # noqa: E402
 
@@ -30,8 +32,11 @@ except ValuesError as e:
     sys.exit(2)
 
 c = get_config()  # noqa: F821
-# Ctrl-C before the hub has started stops it (and what it started) at once.
+# Ctrl-C before the hub has started stops it (and what it started) at once; later, one
+# clean shutdown however often it is pressed.
 stop_cleanly_during_startup()
+if JupyterHub.initialized():
+    stop_once(JupyterHub.instance())
 state_dir = Path(os.environ.get("BATCHHUB_STATE_DIR", ROOT / "state")).resolve()
 os.environ["BATCHHUB_STATE_DIR"] = str(state_dir)
 hub_state = state_dir / "hub"

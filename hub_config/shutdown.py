@@ -4,7 +4,12 @@ JupyterHub installs its own SIGINT/SIGTERM handlers only once start-up is over; 
 Ctrl-C was lost (the hub went on starting) and whatever it had started stayed behind. From the
 moment the config is read until JupyterHub takes over, the first signal ends start-up and the
 hub's own cleanup stops what was started (services, servers, the proxy), on the hub's own event
-loop; a second one leaves at once. Afterwards JupyterHub's handlers are in force unchanged.
+loop; a second one leaves at once.
+
+Afterwards JupyterHub's own handlers stop everything, with two guards: the periodic checks
+(the services' health among them) stop first, so none runs against a service already stopped,
+and a second Ctrl-C while stopping is noted instead of starting a second, overlapping shutdown
+that cancels the first midway.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import atexit
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 
 def _run(loop: asyncio.AbstractEventLoop, awaitable: object) -> None:
@@ -86,3 +92,20 @@ def stop_cleanly_during_startup() -> None:
     """Install the start-up handlers (JupyterHub replaces them once it runs)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupted)
+
+
+def stop_once(app: Any) -> None:
+    """Make the hub's shutdown (its signal handlers call it) run once, periodic checks first."""
+    original = app.shutdown_cancel_tasks
+    stopping: list[bool] = []
+
+    async def shutdown_once(sig: signal.Signals | None = None) -> None:
+        if stopping:
+            app.log.warning("already stopping; %s noted", getattr(sig, "name", "request"))
+            return
+        stopping.append(True)
+        for callback in getattr(app, "_periodic_callbacks", {}).values():
+            callback.stop()
+        await original(sig)
+
+    app.shutdown_cancel_tasks = shutdown_once

@@ -201,6 +201,10 @@ async def test_e_mail_and_signed_webhook_reach_a_real_smtp_server_and_receiver(
             ALICE, {"email": "alice@example.org", "webhook_url": url}
         )
         assert (await notifier.test(ALICE))["sent"] == ["e-mail", "webhook"]
+        # Changing one choice keeps the others.
+        changed = await notifier.put_settings(ALICE, {"on_start": True})
+        assert changed["on_start"] and changed["email"] == "alice@example.org"
+        assert changed["webhook_secret"] == settings["webhook_secret"]
     finally:
         receiver.shutdown()
         store.dispose()
