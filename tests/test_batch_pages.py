@@ -105,6 +105,9 @@ def test_cancel_release_and_delete_ask_first_and_an_ended_kernel_says_so(
     row.wait_for(timeout=10_000)
     assert row.locator("a[href$='/output'], a[href$='/output.html']").count() == 0
     assert page.locator(f"#job-{done['id']} a[href$='/output.html']").count() == 1
+    # Its live-kernel link says why there is none.
+    gone = user.session.get(f"{hub.url}/services/batch/jobs/{slow['id']}/live")
+    assert gone.status_code == 410 and "Cancelled by pg-confirm" in gone.text
     # Release asks too; afterwards the kernel's link explains that it ended.
     page.click(f"#release-{done['id']}")
     assert "Its variables are lost" in page.inner_text("#confirm-dialog")
