@@ -190,7 +190,9 @@ class Admission:
                         started_at=turn.admitted_at or 0.0,
                     )
                 )
-        return requests, allocations, len(holding)
+        # Live kernels are counted apart from running work: they never take a run's slot.
+        active = sum(1 for row in holding if row.state in ACTIVE_STATES)
+        return requests, allocations, active
 
     def load_usage(self) -> Usage:
         """Decayed usage as last saved."""
@@ -260,7 +262,9 @@ class Admission:
             usage = settle(usage, turn.owner, group, INTERACTIVE_CHARGE_SECONDS, held, gpus)
         return usage, watermark, [t.id for t in turns]
 
-    def decide(self, max_servers: int, now: float) -> tuple[Decision, dict[str, str]]:
+    def decide(
+        self, max_servers: int, now: float, max_live: int | None = None
+    ) -> tuple[Decision, dict[str, str]]:
         """One decision; returns it with each request's kind."""
         config = self.config()
         requests, allocations, servers = self.snapshot(config)
@@ -273,6 +277,7 @@ class Admission:
             config,
             now,
             batch_slots=max(0, max_servers - servers),
+            live_slots=max_live,
         )
         if decision.start or settled_until is not None or settled_turns:
             # Usage and what it settled are saved together: nothing is charged twice or lost.

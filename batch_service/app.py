@@ -28,10 +28,14 @@ from batch_service.api import api_routes
 from batch_service.artifacts import ArtifactService
 from batch_service.checks import CheckPool
 from batch_service.datasets import DatasetService
+from batch_service.events import Events
 from batch_service.fair_share import FairSharePolicy
 from batch_service.files import FileStore
+from batch_service.housekeeping import Housekeeping
 from batch_service.hub_client import HubClient, ServerLookup
 from batch_service.jobs import JobService, StopRequest
+from batch_service.metrics import Metrics, metrics_routes
+from batch_service.notify import Notifier
 from batch_service.pages import page_routes, render, template_environment
 from batch_service.quotas import QuotaLimits, QuotaService
 from batch_service.runs import RunReports
@@ -49,7 +53,7 @@ class BatchServiceApp(Application):
     """The batch service."""
 
     name = "batchhub-batch"
-    classes = [FairSharePolicy]
+    classes = [FairSharePolicy, Notifier]
     description = "batchhub's batch service: queue notebooks, run them, hand over live kernels."
 
     config_file = Unicode(
@@ -104,13 +108,23 @@ class BatchServiceApp(Application):
         1024 * 2**20, help="Most bytes a zipped module may unpack to (zip bombs are refused)."
     ).tag(config=True)
     max_concurrent_jobs = Integer(
-        8, help="Most batch servers (starting, running or holding a live kernel) at once."
+        8,
+        help="""Most batch runs (starting or running) at once. Live kernels after runs are
+        counted apart (max_live_kernels): they never keep a run from starting.""",
+    ).tag(config=True)
+    max_live_kernels = Integer(
+        16,
+        help="""Most live kernels kept after runs at once. Beyond it, those whose windows end
+        soonest end after the policy's grace period, and their owners are told why.""",
     ).tag(config=True)
     scheduler_interval = Float(
         5.0, help="Seconds between scheduler passes (submits and run ends also start one)."
     ).tag(config=True)
     start_timeout = Float(
         300.0, help="Seconds a batch server may take to start before its job fails."
+    ).tag(config=True)
+    housekeeping_interval = Float(
+        600.0, help="Seconds between removals of stopped batch servers the hub still lists."
     ).tag(config=True)
     paused = Bool(
         False, help="Start with the queue paused (admins resume it on the Batch page)."
@@ -137,6 +151,16 @@ class BatchServiceApp(Application):
     ).tag(config=True)
     isolation_note = Unicode(
         "", help="A note shown on the Batch page when servers are not isolated per user."
+    ).tag(config=True)
+    nav_services = List(
+        Unicode(),
+        help="""Names of the services the hub's nav bar lists: the Batch pages show the same
+        nav bar as the hub's own pages (written by the hub config).""",
+    ).tag(config=True)
+    native_auth = Bool(
+        False,
+        help="The hub logs people in with NativeAuthenticator: show its Change Password and "
+        "Authorize Users links in the nav bar, as the hub's pages do.",
     ).tag(config=True)
     ip = Unicode(help="Address to listen on (default: from JUPYTERHUB_SERVICE_URL).").tag(
         config=True
@@ -248,18 +272,30 @@ class BatchServiceApp(Application):
             self.turn_service,
             self.hub,
             self.admission,
-            Capacity(self.max_concurrent_jobs, gpu_capacity),
+            Capacity(self.max_concurrent_jobs, gpu_capacity, self.max_live_kernels),
             start_timeout=self.start_timeout,
             paused_default=self.paused,
             signing_key=self.signing_key,
         )
         self.loop = SchedulerLoop(self.scheduler, self.scheduler_interval)
         self.checks = CheckPool(self.check_workers)
+        # Starts and ends of runs, and GPU turns, told to those who asked (e-mail, webhook).
+        self.notifier = Notifier(self.store, parent=self)
+        self.events = Events(self.store)
+        self.events.listeners.append(self.notifier)
+        self.job_service.events = self.turn_service.events = self.runs.events = self.events
+        # Prometheus: the queue read at each scrape, events counted, each decision timed.
+        self.metrics = Metrics(
+            self.store, self.job_service.profiles, gpu_capacity, lambda: bool(self.paused)
+        )
+        self.events.listeners.append(self.metrics)
+        self.admission.decide = self.metrics.timed(self.admission.decide)  # type: ignore[method-assign]
 
     def make_app(self) -> web.Application:
         """The tornado application: pages, API and the OAuth callback."""
         prefix = self.service_prefix
         routes: list[Any] = [(pattern, handler) for pattern, handler in api_routes(prefix)]
+        routes += metrics_routes(prefix)
         for pattern, handler, kwargs in page_routes(prefix):
             routes.append((pattern, handler, kwargs) if kwargs else (pattern, handler))
         cookie_secret = os.urandom(32)
@@ -276,6 +312,8 @@ class BatchServiceApp(Application):
             batch_datasets=self.datasets,
             batch_quotas=self.quotas,
             batch_uploads=self.uploads,
+            batch_notifier=self.notifier,
+            batch_metrics=self.metrics,
             batch_prefix=prefix,
             batch_render=render,
             batch_templates=template_environment(),
@@ -313,11 +351,14 @@ class BatchServiceApp(Application):
         server.listen(self.port, self.ip)
         log.info("batch service on http://%s:%s%s", self.ip, self.port, self.service_prefix)
         self.checks.warm_up()
+        self.events.start()
         self.loop.start()
         sweep = PeriodicCallback(
             self.sweep_uploads, 1000 * min(300.0, max(self.upload_expiry_seconds / 4, 1.0))
         )
         sweep.start()
+        housekeeping = Housekeeping(self.hub, self.housekeeping_interval)
+        housekeeping.start()
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -338,8 +379,10 @@ class BatchServiceApp(Application):
             watch.stop()
         self.loop.stop()
         sweep.stop()
+        housekeeping.stop()
         server.stop()
         self.checks.shutdown()
+        await self.events.stop()
         self.store.dispose()
 
     def start(self) -> None:

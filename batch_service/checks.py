@@ -28,6 +28,12 @@ def _check_notebook(content: bytes, name: str) -> None:
     read_notebook(content, name)
 
 
+def _failing_cell(content: bytes, cell: int) -> dict | None:
+    from batch_service.failure import failing_cell
+
+    return failing_cell(content, cell)
+
+
 def _render_html(content: bytes) -> str:
     from batch_service.render import notebook_html
 
@@ -56,6 +62,10 @@ class CheckPool:
     async def check_notebook(self, content: bytes, name: str) -> None:
         """Refuse what is not a valid notebook (BatchError)."""
         await self._run(_check_notebook, content, name)
+
+    async def failing_cell(self, content: bytes, cell: int) -> dict | None:
+        """Where a failed run stopped, read from its executed notebook."""
+        return await self._run(_failing_cell, content, cell)
 
     async def render_html(self, content: bytes) -> str:
         """An executed notebook as HTML."""

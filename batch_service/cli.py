@@ -1,14 +1,17 @@
 """`batchhub`: submit and follow batch jobs from a terminal with a hub API token.
 
-    batchhub submit train.ipynb -p lr 0.01 --profile gpu-1 --follow
+    batchhub submit train.ipynb -p lr 0.01 --profile gpu-1 --time-limit 2h --follow
     batchhub submit pkg.zip --entry-point pkg -- --epochs 3
     batchhub list | show ID | logs ID [--follow] | cancel ID | release ID | download ID
     batchhub data upload ./cifar --name cifar | data list | data delete NAME
 
-The hub's public URL comes from --url or BATCHHUB_URL (default http://127.0.0.1:8000), the token
-from --token or JUPYTERHUB_API_TOKEN. `-p NAME VALUE` reads the value as papermill's CLI does;
-`-y NAME YAML` takes any YAML value (a list, a dict). After `--`, the arguments of a .py file or
-a zipped module (its sys.argv[1:]).
+The hub's public URL comes from --url, else BATCHHUB_URL, else `url:` in the config file
+(~/.config/batchhub.yaml, or $XDG_CONFIG_HOME/batchhub.yaml), else http://127.0.0.1:8000. The
+token comes from --token, else JUPYTERHUB_API_TOKEN, else `token:` in the config file (read
+only when nobody else may read the file: chmod 600). `-p NAME VALUE` reads the value as
+papermill's CLI does; `-y NAME YAML` takes any YAML value (a list, a dict). A time limit is
+written like on the Batch page: 90m, 2h, 1h30m, 3600s; a plain number means minutes.
+After `--`, the arguments of a .py file or a zipped module (its sys.argv[1:]).
 """
 
 from __future__ import annotations
@@ -28,7 +31,12 @@ from typing import Any
 import yaml
 from papermill.cli import _resolve_type
 
+from batch_service.durations import DurationError, parse_duration
+
 FINISHED = ("succeeded", "failed", "timed_out", "cancelled")
+DEFAULT_URL = "http://127.0.0.1:8000"
+CONFIG_KEYS = ("url", "token")
+MAX_CONFIG_BYTES = 64 * 1024
 
 
 class CliError(Exception):
@@ -40,7 +48,10 @@ class Api:
 
     def __init__(self, url: str, token: str) -> None:
         if not token:
-            raise CliError("no token: pass --token or set JUPYTERHUB_API_TOKEN (hub page: Token)")
+            raise CliError(
+                "no token: pass --token, set JUPYTERHUB_API_TOKEN or put 'token:' in "
+                f"{config_path()} (hub page: Token)"
+            )
         self.base = url.rstrip("/") + "/services/batch/api/v1/"
         self.token = token
 
@@ -93,12 +104,63 @@ def multipart(fields: dict[str, str], file_name: str, content: bytes) -> tuple[b
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
+def _clock(epoch: Any) -> str:
+    """A time of day (or date and time if not today), local time."""
+    if not isinstance(epoch, (int, float)):
+        return ""
+    moment = time.localtime(epoch)
+    same_day = time.strftime("%Y-%m-%d", moment) == time.strftime("%Y-%m-%d")
+    return time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", moment)
+
+
+def why(job: dict[str, Any]) -> str:
+    """Why a job waits or ended as it did: its reason code and words, and any expected start."""
+    code = job.get("reason_code") or ""
+    words = job.get("reason") or ""
+    text = f"{code}: {words}" if code and words else code or words
+    if job.get("state") == "queued" and job.get("estimated_start"):
+        text = f"{text} (expected start {_clock(job['estimated_start'])})".strip()
+    return text
+
+
 def describe(job: dict[str, Any]) -> str:
     """One line about a job."""
     progress = job.get("progress") or {}
     where = f" cell {progress['index']}/{progress['total']}" if progress.get("total") else ""
     position = f" #{job['position']} in line" if job.get("position") else ""
-    return f"{job['id']}  {job['state']}{position}{where}  {job['profile']}  {job['input_name']}"
+    live = f" live kernel until {_clock(job.get('live_until'))}" if job.get("live") else ""
+    line = f"{job['id']}  {job['state']}{position}{where}{live}  {job['profile']}  "
+    line += job["input_name"]
+    reason = why(job)
+    return f"{line}  ({reason})" if reason else line
+
+
+def job_table(jobs: list[dict[str, Any]]) -> str:
+    """Jobs as columns, like squeue: a LIVE column for live kernels, REASON last."""
+    header = ("JOB", "STATE", "LIVE", "POS", "PROFILE", "INPUT", "REASON")
+    rows = [header]
+    for job in jobs:
+        progress = job.get("progress") or {}
+        state = job["state"]
+        if state == "running" and progress.get("total"):
+            state += f" {progress['index']}/{progress['total']}"
+        live = f"until {_clock(job.get('live_until'))}" if job.get("live") else "-"
+        rows.append(
+            (
+                job["id"],
+                state,
+                live,
+                str(job.get("position") or "-"),
+                job["profile"],
+                job["input_name"],
+                why(job),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        for row in rows
+    )
 
 
 def follow(api: Api, job_id: str, out: Any = sys.stdout) -> dict[str, Any]:
@@ -122,8 +184,9 @@ def follow(api: Api, job_id: str, out: Any = sys.stdout) -> dict[str, Any]:
                 )
             if job.get("reason"):
                 print(f"[batchhub] {job['reason']}", file=sys.stderr)
-            if job.get("live_kernel_url"):
-                print(f"[batchhub] live kernel: {job['live_kernel_url']}", file=sys.stderr)
+            if job.get("live"):
+                link = f"{api.base.removesuffix('api/v1/')}jobs/{job_id}/live"
+                print(f"[batchhub] live kernel: {link}", file=sys.stderr)
             return job
         time.sleep(0.25 if job.get("live_pending") else 1)
 
@@ -148,7 +211,7 @@ def submit(api: Api, args: argparse.Namespace) -> int:
         raise CliError(f"no such file: {path}")
     fields = {"profile": args.profile or "", "parameters": json.dumps(parameters_from(args))}
     if args.time_limit:
-        fields["time_limit"] = str(args.time_limit)
+        fields["time_limit"] = str(args.time_limit)  # seconds, already parsed
     if args.entry_point:
         fields["entry_point"] = args.entry_point
     if args.group:
@@ -169,11 +232,57 @@ def submit(api: Api, args: argparse.Namespace) -> int:
     return 0 if job["state"] == "succeeded" else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `batchhub` command."""
-    parser = argparse.ArgumentParser(prog="batchhub", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=os.environ.get("BATCHHUB_URL", "http://127.0.0.1:8000"))
-    parser.add_argument("--token", default=os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+def config_path() -> Path:
+    """Where the CLI's settings live (XDG_CONFIG_HOME, else ~/.config)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "batchhub.yaml"
+
+
+def load_config(path: Path) -> dict[str, str]:
+    """The config file's settings; a missing file is no settings."""
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise CliError(f"{path} is over {MAX_CONFIG_BYTES} bytes: not a batchhub config")
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"cannot read {path}: {e}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise CliError(f"{path} is not YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise CliError(f"{path} must be a mapping such as 'url: http://host:8000'")
+    unknown = sorted(str(k) for k in data if k not in CONFIG_KEYS)
+    if unknown:
+        raise CliError(f"{path}: unknown key {unknown[0]!r}; allowed: {', '.join(CONFIG_KEYS)}")
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise CliError(f"{path}: {key} must be text")
+    if data.get("token") and path.stat().st_mode & 0o077:
+        raise CliError(f"{path} holds a token but others may read it: run 'chmod 600 {path}'")
+    return data
+
+
+def time_limit(text: str) -> int:
+    """argparse type: a duration as on the Batch page (a plain number means minutes)."""
+    try:
+        return parse_duration(text, plain_unit="m")
+    except DurationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="batchhub",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--url", help="the hub's public URL (else BATCHHUB_URL, else config)")
+    parser.add_argument("--token", help="a hub API token (else JUPYTERHUB_API_TOKEN)")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("submit", help="queue a notebook, .py file or zipped module")
     p.add_argument("file")
@@ -189,14 +298,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("NAME", "YAML"),
     )
     p.add_argument("--profile", default="")
-    p.add_argument("--time-limit", type=int, help="seconds")
+    p.add_argument(
+        "--time-limit",
+        type=time_limit,
+        metavar="DURATION",
+        help="90m, 2h, 1h30m or 3600s; a plain number means minutes (as on the Batch page)",
+    )
     p.add_argument("--entry-point", help="for a .zip: path.py or package.module to run")
     p.add_argument("--group", help="one of your groups to count this job's GPU time in")
     p.add_argument("--follow", action="store_true", help="print progress and output to the end")
     p.add_argument(
         "--report-mode", action="store_true", help="hide code inputs in the executed notebook"
     )
-    p = commands.add_parser("list", help="your jobs, newest first")
+    p = commands.add_parser("list", help="your jobs, newest first: state, live kernel, reason")
     p.add_argument("--state")
     p.add_argument("--limit", type=int, default=20)
     for name, text in (
@@ -216,19 +330,35 @@ def main(argv: list[str] | None = None) -> int:
     from batch_service import cli_data
 
     cli_data.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `batchhub` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
     # Everything after `--` is the run's own command line, never batchhub's options.
     run_args = argv[argv.index("--") + 1 :] if "--" in argv else []
-    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    cli_parser = parser()
+    args = cli_parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     args.args = run_args
     if run_args and args.command != "submit":
-        parser.error("arguments after -- go with submit (a .py file's or module's sys.argv)")
+        cli_parser.error("arguments after -- go with submit (a .py file's or module's sys.argv)")
     try:
-        api = Api(args.url, args.token)
+        config = load_config(config_path())
+        url = args.url or os.environ.get("BATCHHUB_URL") or config.get("url") or DEFAULT_URL
+        token = args.token or os.environ.get("JUPYTERHUB_API_TOKEN") or config.get("token")
+        api = Api(url, token or "")
         return run(api, args)
     except CliError as e:
         print(f"batchhub: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`batchhub list | head`): nothing more to say, and no
+        # complaint from the final flush of stdout either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 def run(api: Api, args: argparse.Namespace) -> int:
@@ -242,8 +372,8 @@ def run(api: Api, args: argparse.Namespace) -> int:
         return submit(api, args)
     if command == "list":
         query = f"jobs?limit={args.limit}" + (f"&state={args.state}" if args.state else "")
-        for job in api.json("GET", query)["jobs"]:
-            print(describe(job))
+        jobs = api.json("GET", query)["jobs"]
+        print(job_table(jobs) if jobs else "no jobs")
         return 0
     if command == "show":
         print(json.dumps(api.json("GET", f"jobs/{args.job_id}"), indent=2))

@@ -51,7 +51,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             except UserNotAllowed:
                 self._hub_auth_user_cache = None
                 self._not_allowed = model
-        if self.json_errors and not getattr(self, "allow_all", False):
+        if (
+            self.json_errors
+            and not getattr(self, "allow_all", False)
+            and self.request.method != "OPTIONS"  # discovery (tus) carries no credentials
+        ):
             # 401/403 now, before the body is looked at.
             if not self.identity.uses_batch:
                 raise web.HTTPError(

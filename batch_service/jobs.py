@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from batch_service.clock import now
 from batch_service.errors import BatchError, Conflict, NotFound
+from batch_service.events import Events
 from batch_service.files import FileStore
 from batch_service.identity import Identity
 from batch_service.job_files import JobFiles, StoredFile
@@ -90,18 +91,31 @@ class StopRequest:
     job_id: str
 
 
-def job_view(job: Job, position: int | None = None, hub_base_url: str = "/") -> dict[str, Any]:
-    """The API form of a job."""
+def live_kernel_url(job: Job, hub_base_url: str = "/") -> str:
+    """JupyterLab on the run's kernel, in a workspace of the job's own.
+
+    JupyterLab keeps workspaces in the user's home, shared by all their servers: in the default
+    workspace, a tab restored from another run would attach to a fresh kernel. `?reset` empties
+    the job's workspace on every open, so it holds only the executed notebook.
+    """
+    server = server_name(job.id)
+    # Every part is the service's own choice, each path segment quoted: it cannot leave the server.
+    return (
+        f"{hub_base_url}user/{quote(job.owner, safe='@~')}/{server}/lab/workspaces/{server}"
+        f"/tree/{url_path(job.output_path or '')}?reset"
+    )
+
+
+def job_view(
+    job: Job,
+    position: int | None = None,
+    hub_base_url: str = "/",
+    has_output: bool | None = None,
+) -> dict[str, Any]:
+    """The API form of a job (`has_output`: whether its executed notebook is stored)."""
     duration = None
     if job.started_at is not None:
         duration = (job.finished_at or now()) - job.started_at
-    live_kernel_url = None
-    if job.live and job.output_path:
-        # Every part is the service's own choice, quoted: the link cannot leave the server.
-        live_kernel_url = (
-            f"{hub_base_url}user/{quote(job.owner, safe='')}/{server_name(job.id)}"
-            f"/lab/tree/{url_path(job.output_path)}"
-        )
     return {
         "id": job.id,
         "owner": job.owner,
@@ -127,10 +141,14 @@ def job_view(job: Job, position: int | None = None, hub_base_url: str = "/") -> 
         # The run kept its kernel; it becomes `live` once the hub can reach its server.
         "live_pending": bool(job.live_pending),
         "live_until": job.live_until,
-        "live_kernel_url": live_kernel_url,
+        "live_kernel_url": live_kernel_url(job, hub_base_url)
+        if job.live and job.output_path
+        else None,
+        "has_output": has_output,
         "kernel_id": job.kernel_id,
         "output_path": job.output_path,
         "server_name": server_name(job.id),
+        # index: cells done; while a run goes, the cell after them is the one running.
         "progress": {
             "index": job.progress_index,
             "total": job.progress_total,
@@ -170,6 +188,8 @@ class JobService:
         self.policy_positions: dict[str, int] = {}
         # Groups with a fair share of their own (the policy's named groups); set by the app.
         self.fair_groups: Callable[[], frozenset[str]] = frozenset
+        # Where starts and ends of runs are told (notifications, metrics); set by the app.
+        self.events = Events()
 
     # --- profiles ---------------------------------------------------------------------
     def profiles_for(self, identity: Identity) -> list[Profile]:
@@ -278,14 +298,12 @@ class JobService:
     # --- reading ----------------------------------------------------------------------
     def view(self, job: Job, session: Session | None = None) -> dict[str, Any]:
         """A job's API form, with its queue position when queued."""
-        position = None
-        if job.state == QUEUED:
-            if session is None:
-                with self.store.session() as own:
-                    position = self.positions(own).get(job.id)
-            else:
-                position = self.positions(session).get(job.id)
-        return job_view(job, position, self.hub_base_url)
+        if session is None:
+            with self.store.session() as own:
+                return self.view(job, own)
+        position = self.positions(session).get(job.id) if job.state == QUEUED else None
+        has_output = job.id in _with_output(session, [job.id])
+        return job_view(job, position, self.hub_base_url, has_output)
 
     def positions(self, session: Session) -> dict[str, int]:
         """1-based positions of queued jobs (the policy's, else first come first served)."""
@@ -350,7 +368,10 @@ class JobService:
                 .offset(offset)
             ).all()
             positions = self.positions(session) if any(j.state == QUEUED for j in rows) else {}
-            jobs = [job_view(j, positions.get(j.id), self.hub_base_url) for j in rows]
+            outputs = _with_output(session, [j.id for j in rows])
+            jobs = [
+                job_view(j, positions.get(j.id), self.hub_base_url, j.id in outputs) for j in rows
+            ]
         return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
 
     def file(self, identity: Identity, job_id: str, role: str) -> StoredFile:
@@ -389,6 +410,7 @@ class JobService:
             job.finished_at = now()
             job.live = False
             job.reason = f"cancelled by {identity.name}"
+            self.events.job_ended(job.id)
             return self.view(job, session), stop
 
     def release(self, identity: Identity, job_id: str) -> tuple[dict[str, Any], StopRequest]:
@@ -465,3 +487,14 @@ class JobService:
                 update(Job).where(Job.id == job_id, Job.state.in_(list(expected))).values(**changes)
             )
             return result.rowcount == 1
+
+
+def _with_output(session: Session, job_ids: list[str]) -> set[str]:
+    """Which of these jobs have an executed notebook stored (without reading the files)."""
+    if not job_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(JobFile.job_id).where(JobFile.job_id.in_(job_ids), JobFile.role == "output")
+        )
+    )

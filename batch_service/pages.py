@@ -19,7 +19,9 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
 from batch_service.handlers import BaseHandler
+from batch_service.hub_client import HubError, HubUnreachable
 from batch_service.identity import Identity
+from batch_service.jobs import FINISHED_STATES
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -38,6 +40,14 @@ def template_environment() -> jinja2.Environment:
         ]
     )
     return jinja2.Environment(loader=loader, autoescape=True)
+
+
+class NavService:
+    """A service in the hub's nav bar (what the hub's page.html reads: name and href)."""
+
+    def __init__(self, name: str, href: str) -> None:
+        self.name = name
+        self.href = href
 
 
 class PageUser:
@@ -61,7 +71,11 @@ def render(handler: BaseHandler, name: str, **context: Any) -> str:
         "static_url": lambda path, include_version=True: f"{hub_prefix}static/{path}",
         "user": PageUser(model["name"]) if model else None,
         "parsed_scopes": scopes,
-        "services": [],
+        "services": [
+            NavService(name, f"{handler.app.hub_base_url}services/{name}/")
+            for name in handler.app.nav_services
+        ],
+        "batchhub_native_auth": handler.app.native_auth,
         "logo_url": "",
         "login_url": handler.hub_auth.login_url,
         "logout_url": f"{hub_prefix}logout",
@@ -161,12 +175,40 @@ def node_modules() -> Path:
     return ROOT / "node_modules"
 
 
+class LiveKernelPage(PageHandler):
+    """The link behind "Open live kernel": JupyterLab if the kernel still lives, else why not.
+
+    A batch server that is gone has been removed from the hub, which would then take its URL
+    for the user's default server; this page checks first and, when the kernel has ended,
+    says so and links the executed notebook.
+    """
+
+    @web.authenticated
+    async def get(self, job_id: str) -> None:
+        """Redirect to the live kernel, or explain that it ended."""
+        identity = self.identity
+        job = self.jobs.get(identity, job_id)
+        ready = False
+        if job["live"] and job["live_kernel_url"]:
+            try:
+                servers = await self.app.hub.servers(job["owner"]) or {}
+            except (HubError, HubUnreachable):
+                servers = {job["server_name"]: {"ready": True}}  # let the hub answer itself
+            ready = bool((servers.get(job["server_name"]) or {}).get("ready"))
+        if ready:
+            self.redirect(job["live_kernel_url"])
+            return
+        self.set_status(410 if job["state"] in FINISHED_STATES else 409)
+        self.finish(self.render_page("kernel_ended.html", job=job))
+
+
 def page_routes(prefix: str) -> list[tuple[str, Any, dict[str, Any] | None]]:
     """Pages, the OAuth callback, the page scripts and the npm libraries they use."""
     return [
         (prefix, BatchPage, None),
         (prefix + r"jobs/(?P<job_id>[a-z0-9]{1,16})", JobPage, None),
         (prefix + "data", DataPage, None),
+        (prefix + r"jobs/(?P<job_id>[a-z0-9]{1,16})/live", LiveKernelPage, None),
         (prefix + "oauth_callback", HubOAuthCallbackHandler, None),
         (prefix + r"static/(.*)", web.StaticFileHandler, {"path": str(HERE / "static")}),
         # Only the browser bundle of tus-js-client, pinned by package-lock.json; never a CDN.

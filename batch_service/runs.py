@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from batch_service.clock import now
 from batch_service.errors import BatchError, Conflict, NotFound
+from batch_service.events import Events
 from batch_service.hub_client import HubError, HubUnreachable
 from batch_service.job_files import JobFiles, StoredFile
 from batch_service.jobs import (
@@ -59,6 +60,8 @@ class RunReports:
         self.signing_key = signing_key
         self.hub_server = hub_server
         self.job_files = job_files
+        # Where a run's start and end are told (notifications, metrics); set by the app.
+        self.events = Events()
 
     async def runner_job(
         self, owner: str, job_id: str, presented_key: str | None, after_run: bool = False
@@ -150,11 +153,16 @@ class RunReports:
             if job.state == STARTING:
                 job.state = RUNNING
                 job.started_at = received
+                self.events.job_started(job.id)
             kernel_id = _text(event.get("kernel_id"), 64)
             job.kernel_id = kernel_id if KERNEL_ID.match(kernel_id) else None
             job.progress_total = _bounded(event.get("total_cells"), MAX_CELLS)
         elif kind == "cell":
-            job.progress_index = _bounded(event.get("index"), MAX_CELLS)
+            # progress_index counts cells done: a cell still running is not done yet.
+            done = event.get("status") == "done"
+            job.progress_index = max(
+                _bounded(event.get("index"), MAX_CELLS) - (0 if done else 1), 0
+            )
             job.progress_total = _bounded(event.get("total"), MAX_CELLS) or job.progress_total
             job.current_cell = _text(event.get("source_preview"), 500)
         elif kind == "output":
@@ -176,6 +184,7 @@ class RunReports:
                 raise BatchError(f"unknown finished state {str(state)[:40]!r}")
             job.state = state
             job.finished_at = received
+            self.events.job_ended(job.id)
             job.started_at = job.started_at or received
             job.error_name = _text(event.get("error_name"), 255)
             job.error_value = _text(event.get("error_value"), 4000)

@@ -41,12 +41,19 @@ from batch_service.jobs import (
     output_path,
     server_name,
 )
+from batch_service.policy.decide import CUT_FOR_GPUS, CUT_FOR_LIVE_CAP
 from batch_service.store import Job
 from batch_service.turns import TurnService
 from spawner.credentials import sign_ticket
 from spawner.profiles import Profile
 
 log = logging.getLogger("batchhub.scheduler")
+# What the owner of a live kernel whose window was cut short reads on the job.
+CUT_REASONS = {
+    CUT_FOR_GPUS: "others wait for this GPU type: the live kernel ends soon",
+    CUT_FOR_LIVE_CAP: "more live kernels are kept than this batchhub allows: the one ending "
+    "soonest, this one, ends soon",
+}
 SERVER_PREFIX = "batch-"
 
 
@@ -56,6 +63,8 @@ class Capacity:
 
     max_servers: int
     gpus: dict[str, int] = field(default_factory=dict)
+    # Live kernels kept at once (counted apart from running work); None: no bound.
+    max_live: int | None = None
 
 
 @dataclass
@@ -153,12 +162,12 @@ class Scheduler:
                     self.jobs.mark(job.id, [job.state], live_pending=False, live_ended_at=t)
                 elif server.get("ready"):
                     # Reachable through the hub now: the kernel can be opened.
+                    # Its window starts now, unless the line already cut it shorter.
+                    until = t + job.live_window
+                    if job.live_until is not None:
+                        until = min(until, job.live_until)
                     self.jobs.mark(
-                        job.id,
-                        [job.state],
-                        live_pending=False,
-                        live=True,
-                        live_until=t + job.live_window,
+                        job.id, [job.state], live_pending=False, live=True, live_until=until
                     )
                     needed.add((job.owner, name))
                 else:
@@ -203,6 +212,7 @@ class Scheduler:
                 job.id, [job.state], state=FAILED, finished_at=t, live=False, reason=reason
             ):
                 report.failed.append(job.id)
+                self.jobs.events.job_ended(job.id)
             return False
         admitted = job.admitted_at or job.started_at
         overrun = (
@@ -223,7 +233,8 @@ class Scheduler:
             return True
         # Its server is not needed any more, so reconcile stops it.
         was, state, reason = ended
-        self.jobs.mark(job.id, [was], state=state, finished_at=t, live=False, reason=reason)
+        if self.jobs.mark(job.id, [was], state=state, finished_at=t, live=False, reason=reason):
+            self.jobs.events.job_ended(job.id)
         return False
 
     def reconcile_turns(
@@ -237,7 +248,9 @@ class Scheduler:
     async def admit(self, report: PassReport) -> None:
         """Ask the policy, then start what it admits (one hub call per batch job)."""
         t = now()
-        decision, kinds = self.admission.decide(self.capacity.max_servers, t)
+        decision, kinds = self.admission.decide(
+            self.capacity.max_servers, t, self.capacity.max_live
+        )
         self.turns.line_positions = {
             i: p for i, p in decision.positions.items() if kinds.get(i) == "interactive"
         }
@@ -245,12 +258,8 @@ class Scheduler:
             i: p for i, p in decision.positions.items() if kinds.get(i) == "batch"
         }
         for job_id, until in decision.cut_live:
-            if self.jobs.mark(
-                job_id,
-                FINISHED_STATES,
-                live_until=until,
-                reason="others wait for this GPU type: the live kernel ends soon",
-            ):
+            why = CUT_REASONS.get(decision.cut_reasons.get(job_id, CUT_FOR_GPUS), "")
+            if self.jobs.mark(job_id, FINISHED_STATES, live_until=until, reason=why):
                 log.info("live window of %s cut to %s", job_id, until)
         for request_id in decision.start:
             if kinds[request_id] == "interactive":
@@ -263,6 +272,7 @@ class Scheduler:
         """A job whose server cannot start ends as failed, with the reason shown to its owner."""
         if self.jobs.mark(job_id, [STARTING], state=FAILED, finished_at=now(), reason=reason):
             report.failed.append(job_id)
+            self.jobs.events.job_ended(job_id)
 
     async def start(self, job_id: str, report: PassReport) -> None:
         """Ask the hub for the job's server with a signed start ticket; a refusal fails the job

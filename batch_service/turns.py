@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from batch_service.clock import now
 from batch_service.errors import BatchError, NotFound
+from batch_service.events import Events
 from batch_service.hub_client import HubError, HubUnreachable
 from batch_service.identity import Identity
 from batch_service.runs import HubServerLookup
@@ -66,6 +67,8 @@ class TurnService:
         self.hub_server = hub_server
         # Written by each scheduler pass: place among everything waiting for that GPU type.
         self.line_positions: dict[str, int] = {}
+        # Where an admitted turn is told (notifications); set by the app.
+        self.events = Events()
 
     def check_key(self, identity: Identity, server: str, presented: str | None) -> None:
         """Only the hub's spawner of that server, with that server's token, speaks for it."""
@@ -191,6 +194,7 @@ class TurnService:
                 turn.state = ADMITTED
                 turn.admitted_at = now()
                 turn.reason = ""
+                self.events.turn_admitted(turn.id)
 
     def set_reason(self, turn_id: str, reason: str) -> None:
         """Say why a turn still waits."""

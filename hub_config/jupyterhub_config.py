@@ -17,6 +17,12 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from jupyterhub.app import JupyterHub  # noqa: E402
+
+from hub_config.logs import quiet_routine_polls  # noqa: E402
+from hub_config.ports import resolve_ports, write_endpoints  # noqa: E402
+from hub_config.shutdown import stop_cleanly_during_startup, stop_once  # noqa: E402
+from hub_config.startup import summary  # noqa: E402
 from hub_config.values import ValuesError, get, load_values, parse_bytes  # noqa: E402
 
 try:
@@ -26,6 +32,11 @@ except ValuesError as e:
     sys.exit(2)
 
 c = get_config()  # noqa: F821
+# Ctrl-C before the hub has started stops it (and what it started) at once; later, one
+# clean shutdown however often it is pressed.
+stop_cleanly_during_startup()
+if JupyterHub.initialized():
+    stop_once(JupyterHub.instance())
 state_dir = Path(os.environ.get("BATCHHUB_STATE_DIR", ROOT / "state")).resolve()
 os.environ["BATCHHUB_STATE_DIR"] = str(state_dir)
 hub_state = state_dir / "hub"
@@ -40,9 +51,23 @@ for folder, mode in (
     os.chmod(folder, mode)
 
 # --- hub and proxy ---------------------------------------------------------------------
+# Ports left null follow from bind_url's (or are free-picked): a second batchhub on this
+# machine needs only another bind_url. Resolved once, written back for the code below.
+ports = resolve_ports(
+    get(values, "hub.bind_url"),
+    {
+        "hub": get(values, "hub.hub_port"),
+        "proxy_api": get(values, "hub.proxy_api_port"),
+        "batch": get(values, "batch.port"),
+    },
+    {"hub": get(values, "hub.hub_ip"), "proxy_api": "127.0.0.1", "batch": get(values, "batch.ip")},
+    kubernetes=get(values, "spawner.kind") == "kubernetes",
+)
+values["hub"]["hub_port"], values["hub"]["proxy_api_port"] = ports.hub, ports.proxy_api
+values["batch"]["port"] = ports.batch
 c.JupyterHub.bind_url = get(values, "hub.bind_url")
 c.JupyterHub.hub_ip = get(values, "hub.hub_ip")
-c.JupyterHub.hub_port = get(values, "hub.hub_port")
+c.JupyterHub.hub_port = ports.hub
 c.JupyterHub.db_url = get(values, "hub.db_url") or f"sqlite:///{hub_state / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(hub_state / "jupyterhub_cookie_secret")
 c.JupyterHub.log_level = get(values, "hub.log_level")
@@ -51,12 +76,14 @@ c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 0
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.cleanup_proxy = True
-c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{get(values, 'hub.proxy_api_port')}"
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports.proxy_api}"
 c.ConfigurableHTTPProxy.pid_file = str(hub_state / "proxy.pid")
 proxy_bin = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 if proxy_bin.exists():
     c.ConfigurableHTTPProxy.command = [str(proxy_bin)]
 c.JupyterHub.template_paths = [str(HERE / "templates")]
+# The batch service's routine reads of the hub API are logged at DEBUG, not INFO.
+quiet_routine_polls()
 c.JupyterHub.load_groups = {
     name: {"users": members} for name, members in get(values, "hub.extra_groups", {}).items()
 }
@@ -94,7 +121,7 @@ from spawner.profiles import load_profiles  # noqa: E402
 profiles = load_profiles(get(values, "profiles"))
 profile_dicts = [p.to_dict() for p in profiles]
 spawner_kind = get(values, "spawner.kind")
-batch_port = get(values, "batch.port")
+batch_port = ports.batch
 batch_ip = get(values, "batch.ip")
 batch_prefix = "/services/batch/"
 service_url_for_servers = f"http://{batch_ip}:{batch_port}{batch_prefix}"
@@ -130,6 +157,9 @@ if spawner_kind == "kubernetes":
     )
     gpu_capacity: dict[str, int] = {}
     isolation_note = ""
+    isolation_summary = "Kubernetes pods, one per server"
+    gpu_source_summary = "node labels (nvidia.com/gpu)"
+    memory_summary = "Kubernetes resource limits"
 else:
     c.JupyterHub.spawner_class = "spawner.local.LocalBatchSpawner"
     local = get(values, "spawner.local", {})
@@ -162,14 +192,37 @@ else:
     for gpu in inventory:
         gpu_capacity[gpu.type] = gpu_capacity.get(gpu.type, 0) + 1
     isolation_note = ""
+    isolation_summary = f"on: one system account per user ({local['account_prefix']}<name>)"
     if not isolation_enabled(local["isolation"]):
         isolation_note = (
             "Isolation is off: batchhub was not started as root, so every server runs as "
             f"the account '{os.environ.get('USER', 'of this process')}' and users can read "
             "each other's files. Start batchhub as root for one system account per user."
         )
-        print(f"batchhub: {isolation_note}", file=sys.stderr)
-c.JupyterHub.template_vars = {"batchhub_isolation_note": isolation_note}
+        isolation_summary = "OFF: " + isolation_note
+    gpu_source_summary = (
+        "the list in gpus.devices"
+        if get(values, "gpus.source") == "list"
+        or (get(values, "gpus.source") == "auto" and get(values, "gpus.devices", []))
+        else "the NVIDIA driver, NVML"
+    )
+    from spawner.limits import MemoryEnforcer
+
+    try:
+        mechanism = MemoryEnforcer(local["memory_enforcement"]).mechanism
+    except RuntimeError as e:
+        print(f"batchhub cannot start: {e}", file=sys.stderr)
+        sys.exit(2)
+    memory_summary = (
+        "cgroup v2 (the whole process tree of each server)"
+        if mechanism == "cgroup"
+        else "per-process rlimits (cgroup v2 is not writable here)"
+    )
+native_auth = get(values, "auth.type") != "oauth"
+c.JupyterHub.template_vars = {
+    "batchhub_isolation_note": isolation_note,
+    "batchhub_native_auth": native_auth,
+}
 
 # --- authorization: custom scopes the batch service checks itself -------------------------
 c.JupyterHub.custom_scopes = {
@@ -177,8 +230,9 @@ c.JupyterHub.custom_scopes = {
     "custom:batch:read-all": {"description": "Read everyone's batch jobs, logs and outputs."},
     "custom:batch:admin": {
         "description": "Administer the batch queue: cancel any job, pause, priorities, weights.",
-        "subscopes": ["custom:batch:read-all"],
+        "subscopes": ["custom:batch:read-all", "custom:batch:metrics"],
     },
+    "custom:batch:metrics": {"description": "Read the batch service's Prometheus metrics."},
 }
 batch_admin_groups = list(get(values, "auth.oauth.batch_admin_groups", []) or [])
 if get(values, "auth.type") == "oauth":
@@ -225,7 +279,9 @@ service_config = {
         "zip_max_members": get(values, "batch.zip_max_members"),
         "zip_max_uncompressed_bytes": parse_bytes(get(values, "batch.zip_max_uncompressed_bytes")),
         "max_concurrent_jobs": get(values, "batch.max_concurrent_jobs"),
+        "max_live_kernels": get(values, "batch.max_live_kernels"),
         "scheduler_interval": get(values, "batch.scheduler_interval"),
+        "housekeeping_interval": get(values, "batch.housekeeping_interval"),
         "start_timeout": get(values, "batch.start_timeout"),
         "paused": get(values, "batch.paused"),
         "capacity": gpu_capacity,
@@ -240,8 +296,23 @@ service_config = {
         "group_quotas": {k: parse_bytes(v) for k, v in get(values, "data.group_quotas").items()},
         "dataset_max_files": get(values, "data.max_files_per_dataset"),
         "dataset_group_prefix": get(values, "data.group_prefix"),
+        # The Batch pages draw the hub's nav bar: the same services and login links.
+        "nav_services": ["batch"],
+        "native_auth": native_auth,
     },
     "FairSharePolicy": get(values, "policy", {}),
+    "Notifier": {
+        "public_url": get(values, "notifications.public_url") or get(values, "hub.bind_url"),
+        "timeout": get(values, "notifications.timeout_seconds"),
+        "smtp_host": get(values, "notifications.email.smtp_host") or "",
+        "smtp_port": get(values, "notifications.email.smtp_port"),
+        "smtp_starttls": get(values, "notifications.email.starttls"),
+        "smtp_ssl": get(values, "notifications.email.ssl"),
+        "smtp_username": get(values, "notifications.email.username") or "",
+        "from_address": get(values, "notifications.email.from_address"),
+        "webhooks": get(values, "notifications.webhooks.enabled"),
+        "webhook_allow_private": get(values, "notifications.webhooks.allow_private_addresses"),
+    },
 }
 service_config_path = batch_state / "service_config.json"
 service_config_path.write_text(json.dumps(service_config, indent=2))
@@ -250,6 +321,10 @@ service_env = {
     "BATCHHUB_STATE_DIR": str(state_dir),
     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
 }
+# The SMTP password reaches the service through its environment, never a file.
+smtp_password_env = get(values, "notifications.email.password_from_env")
+if smtp_password_env and os.environ.get(smtp_password_env):
+    service_env["BATCHHUB_SMTP_PASSWORD"] = os.environ[smtp_password_env]
 c.JupyterHub.services = [
     {
         "name": "batch",
@@ -262,9 +337,29 @@ c.JupyterHub.services = [
             "custom:batch:submit",
             "custom:batch:read-all",
             "custom:batch:admin",
+            # only so the Batch pages show the Admin link to those the hub shows it to
+            "admin-ui",
         ],
     }
 ]
+
+# --- metrics: Prometheus reads /services/batch/metrics with a token of its own -----------
+metrics_token = get(values, "metrics.api_token") or os.environ.get(
+    get(values, "metrics.api_token_from_env") or "", ""
+)
+if metrics_token:
+    if len(metrics_token) < 32:
+        print("batchhub cannot start: the metrics token needs 32 characters", file=sys.stderr)
+        sys.exit(2)
+    c.JupyterHub.services.append({"name": "batch-metrics", "api_token": metrics_token})
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "batch-metrics",
+            "description": "Reads the batch service's metrics, nothing else.",
+            "scopes": ["custom:batch:metrics", "access:services!service=batch"],
+            "services": ["batch-metrics"],
+        }
+    )
 
 # --- idle culler for interactive servers ------------------------------------------------
 if get(values, "culler.enabled"):
@@ -288,3 +383,28 @@ if get(values, "culler.enabled"):
             "services": ["idle-culler"],
         }
     )
+
+# --- where this batchhub answers, and one summary of what it is -------------------------
+public_url = get(values, "hub.bind_url").rstrip("/")
+endpoints = {
+    "public": public_url + "/",
+    "hub_api": f"http://{get(values, 'hub.hub_ip')}:{ports.hub}/hub/api/",
+    "batch": f"http://{batch_ip}:{batch_port}{batch_prefix}",
+    "proxy_api": f"http://127.0.0.1:{ports.proxy_api}/api/routes",
+}
+write_endpoints(state_dir / "batchhub.json", ports, endpoints)
+print(
+    summary(
+        endpoints,
+        isolation_summary,
+        sorted(gpu_capacity.items()),
+        gpu_source_summary,
+        memory_summary,
+        str(state_dir),
+        {
+            "hub database": get(values, "hub.db_url") and "hub.db_url" or f"{hub_state}/",
+            "batch database": get(values, "batch.db_url") and "batch.db_url" or f"{batch_state}/",
+        },
+    ),
+    file=sys.stderr,
+)

@@ -29,6 +29,9 @@ CHROMIUM_ARGS = [
 # System accounts the tests' hubs create carry this prefix and are removed afterwards.
 ACCOUNT_PREFIX = f"bt{secrets.token_hex(2)}-"
 
+# Prometheus's token for the batch service's metrics (the hub service batch-metrics).
+METRICS_TOKEN = secrets.token_hex(24)
+
 # Two listed fake GPUs: enough to show dedicated assignment and refusal of a third.
 FAKE_GPUS = [
     {"uuid": "GPU-00000000-fake-0000-0000-000000000001", "type": "fake", "index": 0},
@@ -55,6 +58,7 @@ SESSION_VALUES = {
     "batch": {"max_upload_bytes": "1M", "zip_max_members": 20, "zip_max_uncompressed_bytes": "2M"},
     # A live kernel holding a GPU others wait for ends this soon (seconds).
     "policy": {"grace_period_seconds": 5, "group_weights": {"lab-a": 1, "lab-b": 1}},
+    "metrics": {"api_token": METRICS_TOKEN},
     "profiles": [
         {
             "name": "cpu",

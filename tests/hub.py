@@ -114,6 +114,20 @@ class HubProcess:
 
     def start(self, timeout: float = 90, wait_service: bool = True) -> HubProcess:
         """Start the hub and wait until the hub and the batch service answer."""
+        self.launch()
+        try:
+            wait_for_http(f"{self.url}/hub/api/", timeout=timeout)
+            if wait_service:
+                wait_for_http(
+                    f"{self.url}/services/batch/api/v1/", timeout=timeout, ok=(200, 401, 403)
+                )
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"hub did not start; log:\n{self.log_tail()}") from None
+        return self
+
+    def launch(self) -> HubProcess:
+        """Start the hub's process (in a session of its own, like a terminal's job)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.values_path.write_text(yaml.safe_dump(self.values))
         env = dict(os.environ)
@@ -133,15 +147,6 @@ class HubProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        try:
-            wait_for_http(f"{self.url}/hub/api/", timeout=timeout)
-            if wait_service:
-                wait_for_http(
-                    f"{self.url}/services/batch/api/v1/", timeout=timeout, ok=(200, 401, 403)
-                )
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"hub did not start; log:\n{self.log_tail()}") from None
         return self
 
     def service_pid(self) -> int:
@@ -271,7 +276,8 @@ class HubUser:
         xsrf = self.session.cookies.get("_xsrf") or self._xsrf("/hub/token")
         r = self.session.post(
             f"{self.hub.url}/hub/api/users/{self.name}/tokens",
-            json={"note": note, "expires_in": 3600},
+            # no expiry: the session's hub outlives an hour of tests
+            json={"note": note},
             headers={"X-XSRFToken": xsrf, "Referer": f"{self.hub.url}/hub/token"},
         )
         if r.status_code != 201:

@@ -51,6 +51,9 @@ def call(case, hub: HubProcess, token: str) -> None:  # type: ignore[no-untyped-
     )
 
 
+# tus PATCH bodies are raw bytes, as octet-stream ones are.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
+
 # The document in the package is the one the service serves (test_batch_api checks they agree).
 schema = schemathesis.openapi.from_path(
     str(OPENAPI),

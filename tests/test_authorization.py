@@ -35,13 +35,16 @@ RESTRICTED = ("access_only", "server_token", "service")  # may not use the batch
 
 @dataclass(frozen=True)
 class Operation:
-    """One request of the matrix: method, path (with {queued}, {finished}, {fresh}), body."""
+    """One request of the matrix: method, the documented path, the path sent (with {queued},
+    {finished}, {fresh}, {dataset}, {fresh_dataset}), a body, headers."""
 
     method: str
+    doc: str
     path: str
     expected: dict[str, int]
     json: Any = None
     upload: bool = False
+    headers: dict[str, str] | None = None
 
 
 def statuses(
@@ -67,55 +70,138 @@ READ_OWN = statuses(200, 404, 200, 200)
 USE = statuses(200, 200, 200, 200)
 ADMIN_ONLY = statuses(403, 403, 200, 200)
 RUNNER = statuses(404, 404, 404, 404, restricted=404)  # no runner key: unknown job
+TUS = {"Tus-Resumable": "1.0.0"}
+J = "/jobs/{job_id}"
 
 OPERATIONS = [
-    Operation("GET", "", EVERYONE),
-    Operation("GET", "openapi.yaml", EVERYONE),
-    Operation("GET", "jobs", USE),
-    Operation("POST", "jobs", statuses(201, 201, 201, 201), json={"kind": "empty"}),
-    Operation("POST", "inspect", USE, upload=True),
-    Operation("GET", "jobs/{finished}", READ_OWN),
-    Operation("GET", "jobs/nosuchjob1", statuses(404, 404, 404, 404)),
-    Operation("PATCH", "jobs/{queued}", statuses(403, 404, 200, 200), json={"priority": 1}),
-    Operation("DELETE", "jobs/{queued}", statuses(409, 404, 409, 409)),
-    Operation("POST", "jobs/{fresh}/cancel", statuses(200, 404, 200, 200)),
-    Operation("POST", "jobs/{finished}/release", statuses(409, 404, 409, 409)),
-    Operation("GET", "jobs/{finished}/input", READ_OWN),
-    Operation("GET", "jobs/{finished}/output", READ_OWN),
-    Operation("GET", "jobs/{finished}/output.html", READ_OWN),
-    Operation("GET", "jobs/{finished}/logs", READ_OWN),
-    Operation("GET", "jobs/{queued}/runner/spec", RUNNER),
-    Operation("GET", "jobs/{queued}/runner/input", RUNNER),
-    Operation("POST", "jobs/{queued}/runner/events", RUNNER, json={"events": []}),
-    Operation("PUT", "jobs/{queued}/runner/output", RUNNER, json={"cells": []}),
+    Operation("GET", "/", "", EVERYONE),
+    Operation("GET", "/openapi.yaml", "openapi.yaml", EVERYONE),
+    Operation("GET", "/jobs", "jobs", USE),
+    Operation("POST", "/jobs", "jobs", statuses(201, 201, 201, 201), json={"kind": "empty"}),
+    Operation("POST", "/inspect", "inspect", USE, upload=True),
+    Operation("GET", J, "jobs/{finished}", READ_OWN),
+    Operation("GET", J, "jobs/nosuchjob1", statuses(404, 404, 404, 404)),
+    Operation("PATCH", J, "jobs/{queued}", statuses(403, 404, 200, 200), json={"priority": 1}),
+    Operation("DELETE", J, "jobs/{queued}", statuses(409, 404, 409, 409)),
+    Operation("POST", J + "/cancel", "jobs/{fresh}/cancel", statuses(200, 404, 200, 200)),
+    Operation("POST", J + "/release", "jobs/{finished}/release", statuses(409, 404, 409, 409)),
+    Operation("GET", J + "/input", "jobs/{finished}/input", READ_OWN),
+    Operation("GET", J + "/output", "jobs/{finished}/output", READ_OWN),
+    Operation("GET", J + "/output.html", "jobs/{finished}/output.html", READ_OWN),
+    Operation("GET", J + "/logs", "jobs/{finished}/logs", READ_OWN),
+    Operation("GET", J + "/failure", "jobs/{finished}/failure", READ_OWN),
+    Operation("GET", J + "/artifacts", "jobs/{finished}/artifacts", READ_OWN),
+    Operation("GET", J + "/artifacts.zip", "jobs/{finished}/artifacts.zip", READ_OWN),
+    Operation("GET", J + "/artifacts/{path}", "jobs/{finished}/artifacts/out.txt", READ_OWN),
+    Operation("GET", J + "/runner/spec", "jobs/{queued}/runner/spec", RUNNER),
+    Operation("GET", J + "/runner/input", "jobs/{queued}/runner/input", RUNNER),
+    Operation(
+        "POST", J + "/runner/events", "jobs/{queued}/runner/events", RUNNER, json={"events": []}
+    ),
+    Operation(
+        "PUT", J + "/runner/output", "jobs/{queued}/runner/output", RUNNER, json={"cells": []}
+    ),
+    Operation(
+        "PUT",
+        J + "/runner/artifacts/{path}",
+        "jobs/{queued}/runner/artifacts/x.txt",
+        RUNNER,
+        json={"x": 1},
+    ),
     Operation(
         "POST",
+        "/turns",
         "turns",
         statuses(403, 403, 403, 403, restricted=403),
         json={"server": "g", "profile": "gpu-1"},
     ),
-    Operation("GET", "turns/tnosuchturn0", statuses(404, 404, 404, 404, restricted=404)),
-    Operation("DELETE", "turns/tnosuchturn0", statuses(404, 404, 404, 404, restricted=404)),
-    Operation("GET", "profiles", USE),
-    Operation("GET", "queue", USE),
-    Operation("PUT", "queue", ADMIN_ONLY, json={"paused": True}),
-    Operation("GET", "weights", USE),
-    Operation("PUT", "weights", ADMIN_ONLY, json={"kind": "user", "name": "az-x", "weight": 1}),
-    Operation("GET", "usage", USE),
+    Operation(
+        "GET",
+        "/turns/{turn_id}",
+        "turns/tnosuchturn0",
+        statuses(404, 404, 404, 404, restricted=404),
+    ),
+    Operation(
+        "DELETE",
+        "/turns/{turn_id}",
+        "turns/tnosuchturn0",
+        statuses(404, 404, 404, 404, restricted=404),
+    ),
+    Operation("GET", "/profiles", "profiles", USE),
+    Operation("GET", "/queue", "queue", USE),
+    Operation("PUT", "/queue", "queue", ADMIN_ONLY, json={"paused": True}),
+    Operation("GET", "/weights", "weights", USE),
+    Operation(
+        "PUT", "/weights", "weights", ADMIN_ONLY, json={"kind": "user", "name": "az-x", "weight": 1}
+    ),
+    Operation("GET", "/usage", "usage", USE),
+    Operation("GET", "/datasets", "datasets", USE),
+    Operation(
+        "POST",
+        "/datasets",
+        "datasets",
+        statuses(201, 201, 201, 201),
+        json={"name": "{caller}", "readers": "owner"},
+    ),
+    Operation("GET", "/datasets/{name}", "datasets/{dataset}", READ_OWN),
+    Operation(
+        "DELETE", "/datasets/{name}", "datasets/{fresh_dataset}", statuses(204, 404, 204, 204)
+    ),
+    Operation(
+        "POST",
+        "/datasets/{name}/complete",
+        "datasets/{dataset}/complete",
+        statuses(400, 404, 400, 400),
+    ),
+    Operation("OPTIONS", "/uploads", "uploads", dict.fromkeys(CALLERS, 204)),
+    Operation("POST", "/uploads", "uploads", statuses(412, 412, 412, 412)),
+    Operation(
+        "HEAD",
+        "/uploads/{upload_id}",
+        "uploads/unosuchupload",
+        statuses(404, 404, 404, 404),
+        headers=TUS,
+    ),
+    Operation(
+        "PATCH",
+        "/uploads/{upload_id}",
+        "uploads/unosuchupload",
+        statuses(404, 404, 404, 404),
+        headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+    ),
+    Operation(
+        "DELETE",
+        "/uploads/{upload_id}",
+        "uploads/unosuchupload",
+        statuses(404, 404, 404, 404),
+        headers=TUS,
+    ),
+    Operation("GET", "/quotas", "quotas", USE),
+    Operation(
+        "PUT", "/quotas", "quotas", ADMIN_ONLY, json={"kind": "user", "name": "az-x", "bytes": None}
+    ),
+    Operation("GET", "/notifications", "notifications", USE),
+    Operation("PUT", "/notifications", "notifications", USE, json={"on_end": True}),
+    Operation("POST", "/notifications/test", "notifications/test", statuses(400, 400, 400, 400)),
 ]
 
 
 @pytest.fixture(scope="module")
 def world(hub: HubProcess) -> dict[str, Any]:
-    """The callers' tokens and the owner's jobs (a finished one, a queued one)."""
+    """The callers' tokens and the owner's jobs (a failed one with a file, a queued one) and
+    datasets."""
     owner = hub.ready_user("az-owner")
     other, boss, admin = hub.ready_user("az-other"), hub.ready_user("az-boss"), hub.admin()
     mine = Batch(owner)
-    finished = mine.wait(mine.submit("done.ipynb", notebook("print('hi')")).json()["id"])
+    failing = notebook("open('out.txt', 'w').write('kept')", "raise ValueError('stop here')")
+    finished = mine.wait(mine.submit("done.ipynb", failing).json()["id"])
+    assert finished["state"] == "failed", finished
     mine.call("POST", f"jobs/{finished['id']}/release")
     owner.wait_server(finished["server_name"], ready=False)
     Batch(admin).call("PUT", "queue", json={"paused": True})
     queued = mine.submit("wait.ipynb", notebook("x = 1")).json()["id"]
+    created = mine.call("POST", "datasets", json={"name": "az-data", "readers": "owner"})
+    assert created.status_code == 201, created.text
     tokens = {
         "owner": owner.token,
         "other": other.token,
@@ -126,7 +212,13 @@ def world(hub: HubProcess) -> dict[str, Any]:
         "server_token": mint(owner, [f"access:servers!server=az-owner/batch-{queued}"]),
         "service": hub.service_token("idle-culler"),
     }
-    yield {"owner": mine, "tokens": tokens, "finished": finished["id"], "queued": queued}
+    yield {
+        "owner": mine,
+        "tokens": tokens,
+        "finished": finished["id"],
+        "queued": queued,
+        "dataset": "az-data",
+    }
     for job in mine.call("GET", "jobs?state=queued&limit=500").json()["jobs"]:
         mine.call("POST", f"jobs/{job['id']}/cancel")
     Batch(admin).call("PUT", "queue", json={"paused": False})
@@ -137,19 +229,25 @@ def request(
     world: dict[str, Any],
     operation: Operation,
     caller: str,
-    fresh: Callable[[], str],
+    fresh: Callable[[str], str],
 ) -> requests.Response:
     path = operation.path.format(
         finished=world["finished"],
         queued=world["queued"],
-        fresh=fresh() if "{fresh}" in operation.path else "",
+        dataset=world["dataset"],
+        fresh=fresh("job") if "{fresh}" in operation.path else "",
+        fresh_dataset=fresh("dataset") if "{fresh_dataset}" in operation.path else "",
     )
     token = world["tokens"][caller]
     headers = {"Authorization": f"token {token}"} if token else {}
+    headers.update(operation.headers or {})
     url = f"{hub.url}/services/batch/api/v1/{path}"
     files = {"file": ("t.ipynb", notebook("x = 1"))} if operation.upload else None
+    body = operation.json
+    if isinstance(body, dict) and body.get("name") == "{caller}":
+        body = {**body, "name": "az-" + caller.replace("_", "-")}
     return requests.request(
-        operation.method, url, headers=headers, json=operation.json, files=files, timeout=60
+        operation.method, url, headers=headers, json=body, files=files, timeout=60
     )
 
 
@@ -157,38 +255,32 @@ def test_the_matrix_covers_every_documented_operation(hub: HubProcess) -> None:
     document = yaml.safe_load(
         requests.get(f"{hub.url}/services/batch/api/v1/openapi.yaml", timeout=30).text
     )
+    methods = ("get", "post", "put", "patch", "delete", "head", "options")
     documented = {
         (method.upper(), path)
         for path, item in document["paths"].items()
         for method in item
-        if method in ("get", "post", "put", "patch", "delete")
+        if method in methods
     }
-    covered = set()
-    for op in OPERATIONS:
-        path = "/" + op.path
-        for name, placeholder in (
-            ("finished", "{job_id}"),
-            ("queued", "{job_id}"),
-            ("fresh", "{job_id}"),
-        ):
-            path = path.replace("{" + name + "}", placeholder)
-        path = path.replace("nosuchjob1", "{job_id}").replace("tnosuchturn0", "{turn_id}")
-        covered.add((op.method, path))
-    assert covered == documented
+    assert {(op.method, op.doc) for op in OPERATIONS} == documented
 
 
 @pytest.mark.parametrize("caller", CALLERS)
 def test_each_caller_gets_exactly_what_it_may(
     hub: HubProcess, world: dict[str, Any], caller: str
 ) -> None:
-    def fresh() -> str:
-        return world["owner"].submit("fresh.ipynb", notebook("x = 1")).json()["id"]
+    def fresh(kind: str) -> str:
+        if kind == "job":
+            return world["owner"].submit("fresh.ipynb", notebook("x = 1")).json()["id"]
+        name = "az-gone-" + caller.replace("_", "-")
+        world["owner"].call("POST", "datasets", json={"name": name, "readers": "owner"})
+        return name
 
     seen = {}
     for operation in OPERATIONS:
         r = request(hub, world, operation, caller, fresh)
         seen[(operation.method, operation.path)] = r.status_code
-        if r.status_code >= 400:
+        if r.status_code >= 400 and operation.method != "HEAD":
             assert r.headers.get("Content-Type", "").startswith("application/json"), (
                 operation,
                 r.status_code,

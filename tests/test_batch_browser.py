@@ -40,6 +40,24 @@ CASES = {
 }
 
 
+def run_in_lab(lab, code: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    """In a JupyterLab tab opened on a live kernel: add a cell at the end, run it, see output.
+
+    Waits until JupyterLab has settled (a reset workspace reloads once, dropping ?reset from
+    the URL) and the notebook's kernel is idle, so no keystroke goes to a page about to go.
+    """
+    lab.wait_for_url(lambda url: "reset" not in url, timeout=90_000)
+    lab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    lab.wait_for_selector(".jp-NotebookPanel-toolbar [data-status='idle']", timeout=90_000)
+    lab.locator(".jp-Notebook .jp-Cell").last.click()
+    lab.keyboard.press("Escape")
+    lab.keyboard.press("b")
+    lab.keyboard.press("Enter")
+    lab.keyboard.type(code)
+    lab.keyboard.press("Shift+Enter")
+    lab.wait_for_selector(f".jp-OutputArea-output:has-text('{expected}')", timeout=60_000)
+
+
 def submit_from_page(  # type: ignore[no-untyped-def]
     page, hub: HubProcess, name: str, content: bytes, values: dict, reload: bool = True
 ) -> str:
@@ -121,7 +139,7 @@ def test_open_live_kernel_after_the_run(hub: HubProcess, browser, case: str) -> 
         timeout=120_000,
     )
     progress = page.inner_text("#job-progress")
-    done, total = re.search(r"cell (\d+) of (\d+)", progress).groups()
+    done, total = re.search(r"(\d+) of (\d+) cells done", progress).groups()
     assert done == total or final_state == "failed"
     if final_state == "failed":
         assert "ValueError: boom" in page.inner_text("#job-error")
@@ -132,14 +150,7 @@ def test_open_live_kernel_after_the_run(hub: HubProcess, browser, case: str) -> 
     with context.expect_page() as opened:
         link.click()
     lab = opened.value
-    lab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    lab.locator(".jp-Notebook .jp-Cell").last.click()
-    lab.keyboard.press("Escape")
-    lab.keyboard.press("b")
-    lab.keyboard.press("Enter")
-    lab.keyboard.type(code)
-    lab.keyboard.press("Shift+Enter")
-    lab.wait_for_selector(f".jp-OutputArea-output:has-text('{expected}')", timeout=60_000)
+    run_in_lab(lab, code, expected)
     # JupyterLab's session for the notebook is the run's own kernel.
     sessions = lab.evaluate(
         """async (url) => {
@@ -204,3 +215,36 @@ def test_arguments_report_mode_and_warnings_on_the_pages(hub: HubProcess, browse
     assert "no cell tagged 'parameters'" in page.inner_text("#job-warnings")
     Batch(user).call("POST", f"jobs/{job_id}/cancel")
     context.close()
+
+
+def test_each_live_kernel_opens_in_a_workspace_of_its_own_job(hub: HubProcess, browser) -> None:
+    user = hub.ready_user("br-workspaces")
+    batch = Batch(user)
+    jobs = {}
+    for name in ("first", "second"):
+        job_id = batch.submit(f"{name}.py", f"which = {name!r}\n".encode()).json()["id"]
+        jobs[name] = batch.wait(job_id)
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, hub, user.name)
+    labs = {}
+    for name, job in jobs.items():
+        user.wait_server(job["server_name"], ready=True)
+        page.goto(f"{hub.url}/services/batch/")
+        with context.expect_page() as opened:
+            page.click(f"#live-{job['id']}")
+        lab = opened.value
+        lab.wait_for_url(lambda url: "reset" not in url, timeout=90_000)
+        lab.wait_for_selector(".jp-NotebookPanel-toolbar [data-status='idle']", timeout=90_000)
+        labs[name] = lab
+    second, job = labs["second"], jobs["second"]
+    assert f"/lab/workspaces/{job['server_name']}/" in second.url
+    # Only the second run's executed notebook is open: no tab restored from the first run.
+    tabs = second.locator("#jp-main-dock-panel .lm-TabBar-tab").all_inner_texts()
+    assert [t.strip() for t in tabs] == ["second.output.ipynb"], tabs
+    labs["first"].close()
+    second.bring_to_front()
+    run_in_lab(second, "print('it is', which)", "it is second")
+    context.close()
+    for job in jobs.values():
+        batch.call("POST", f"jobs/{job['id']}/release")

@@ -79,3 +79,51 @@ def test_single_user_pods_reach_only_hub_proxy_batch_and_dns() -> None:
     assert ports == {8000, 8081, 10101, 53}
     hub_only = policy["spec"]["egress"][0]["to"][0]["podSelector"]["matchLabels"]
     assert hub_only["app.kubernetes.io/component"] == "hub"
+
+
+def test_prometheus_can_scrape_the_batch_metrics_with_a_token_kept_in_a_secret() -> None:
+    token = "m" * 40
+    objects = render({"metrics": {"api_token": token}})
+    by = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    secret = by[("Secret", "test-batchhub-metrics")]
+    assert secret["stringData"]["token"] == token
+    # The values the hub reads name the environment variable, not the token itself.
+    configmap = by[("ConfigMap", "test-batchhub-values")]
+    assert token not in configmap["data"]["values.yaml"]
+    values = yaml.safe_load(configmap["data"]["values.yaml"])
+    assert values["metrics"]["api_token_from_env"] == "BATCHHUB_METRICS_TOKEN"
+    hub = by[("Deployment", "test-batchhub-hub")]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in hub["env"]}
+    assert (
+        env["BATCHHUB_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]
+        == secret["metadata"]["name"]
+    )
+    service = by[("Service", "test-batchhub-hub")]
+    assert service["metadata"]["annotations"]["prometheus.io/path"] == "/services/batch/metrics"
+    assert service["metadata"]["annotations"]["prometheus.io/port"] == "10101"
+    scrape = yaml.safe_load(
+        by[("ConfigMap", "test-batchhub-prometheus-scrape")]["data"]["scrape-config.yaml"]
+    )[0]
+    assert scrape["metrics_path"] == "/services/batch/metrics"
+    assert scrape["authorization"]["credentials_file"].endswith("test-batchhub-metrics/token")
+    # The hub's NetworkPolicy lets Prometheus reach the batch port, and nothing more.
+    policy = by[("NetworkPolicy", "test-batchhub-hub")]
+    prometheus = policy["spec"]["ingress"][-1]
+    assert prometheus["ports"] == [{"port": "batch"}]
+    assert prometheus["from"][0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "prometheus"
+    }
+    for manifest in objects:
+        kubernetes_validate.validate(manifest, VERSIONS[0], strict=True)
+
+
+def test_without_a_metrics_token_no_secret_or_scrape_job_is_rendered() -> None:
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in render()}
+    assert ("Secret", "test-batchhub-metrics") not in kinds
+    assert ("ConfigMap", "test-batchhub-prometheus-scrape") not in kinds
+
+
+def test_a_short_metrics_token_is_refused_by_the_schema() -> None:
+    with pytest.raises(helm_python.HelmError) as failure:
+        render({"metrics": {"api_token": "short"}})
+    assert "api_token" in str(failure.value)

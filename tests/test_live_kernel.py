@@ -45,7 +45,13 @@ async def test_a_finished_run_leaves_its_kernel_live_with_every_variable(hub: Hu
     assert r.status_code == 201, r.text
     job = batch.wait(r.json()["id"])
     assert job["state"] == "succeeded", job
-    assert job["live"] is True and job["live_kernel_url"].endswith(job["output_path"])
+    assert job["live"] is True
+    # JupyterLab in a workspace of the job's own, emptied on each open, showing the output.
+    server = job["server_name"]
+    assert (
+        f"/{server}/lab/workspaces/{server}/tree/{job['output_path']}?reset"
+        in (job["live_kernel_url"])
+    )
     # parameters cell, papermill's injected cell, and the two cells of the notebook
     assert job["progress"]["index"] == job["progress"]["total"] == 4
     assert "y is 42" in batch.logs(job["id"]) and "line 2" in batch.logs(job["id"])

@@ -88,6 +88,22 @@ def test_live_kernels_are_cut_to_the_grace_period_only_when_someone_waits() -> N
     assert waiting.start == () and waiting.cut_live == (("done", NOW + 300),)
 
 
+def test_live_kernels_beyond_the_cap_end_soonest_first_and_others_keep_their_windows() -> None:
+    kept = [
+        Allocation(f"k{i}", "ann", gpus=0, gpu_type=None, live=True, live_until=NOW + 600 * i)
+        for i in range(1, 5)
+    ]
+    under = decide([], kept, {}, Usage(), CONFIG, NOW, live_slots=4)
+    assert under.cut_live == ()
+    over = decide([], kept, {}, Usage(), CONFIG, NOW, live_slots=2)
+    # The two whose windows end soonest go after the grace period, and say why.
+    assert over.cut_live == (("k1", NOW + 300), ("k2", NOW + 300))
+    assert set(over.cut_reasons.values()) == {"live_cap"}
+    # A window already ending within the grace period counts as going: nothing more is cut.
+    soon = [Allocation("k0", "ben", 0, None, live=True, live_until=NOW + 60), *kept]
+    assert decide([], soon, {}, Usage(), CONFIG, NOW, live_slots=4).cut_live == ()
+
+
 def test_usage_decays_with_the_half_life() -> None:
     usage = decay(Usage({"ann": 800.0}, {"g": 400.0}, 0.0), 7200.0, 3600)
     assert usage.by_user["ann"] == 200.0 and usage.by_group["g"] == 100.0

@@ -157,3 +157,58 @@ def test_the_positions_shown_are_the_order_turns_come_in(queue, used) -> None:  
     # With room for everyone, the order of admission is the order of the line.
     admitted = decide(queue, [], {"a100": 10**6}, usage, config, NOW)
     assert list(admitted.start) == shown
+
+
+@st.composite
+def lines_with_live_kernels(draw):  # type: ignore[no-untyped-def]
+    """A line as above, some of whose allocations are live kernels with long windows."""
+    capacity, running, queue, usage = draw(lines())
+    running = [
+        Allocation(
+            a.id,
+            a.user,
+            a.gpus,
+            a.gpu_type,
+            expected_end=a.expected_end,
+            live=draw(st.booleans()),
+            live_until=NOW + draw(st.integers(0, 50_000)),
+        )
+        for a in running
+    ]
+    return capacity, running, queue, usage, draw(st.integers(0, 10))
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines_with_live_kernels())
+def test_no_live_kernel_holds_what_a_waiting_request_needs_past_the_grace_period(
+    line,  # type: ignore[no-untyped-def]
+) -> None:
+    capacity, running, queue, usage, live_cap = line
+    decision = decide(queue, running, capacity, usage, CONFIG, NOW, live_slots=live_cap)
+    started = set(decision.start)
+    cut = dict(decision.cut_live)
+    grace_end = NOW + CONFIG.grace_period_seconds
+    ends = {a.id: min(a.live_until, cut.get(a.id, a.live_until)) for a in running if a.live}
+    for kind in TYPES:
+        waiting = [r for r in queue if r.id not in started and r.gpus and r.gpu_type == kind]
+        fit = [r.gpus for r in waiting if r.gpus <= capacity[kind]]
+        if not fit:
+            continue
+        # Someone waits for this type: once the grace period is over, live kernels hold none
+        # of the GPUs the smallest waiting request needs (runs may still hold theirs).
+        runs = sum(a.gpus for a in running if a.gpu_type == kind and not a.live)
+        runs += sum(r.gpus for r in queue if r.id in started and r.gpu_type == kind)
+        lasting = sum(
+            a.gpus for a in running if a.live and a.gpu_type == kind and ends[a.id] > grace_end
+        )
+        room_without_live = max(capacity[kind] - runs, 0)
+        assert room_without_live - lasting >= min(min(fit), room_without_live), (
+            kind,
+            decision.cut_live,
+        )
+    # Never more live kernels than the cap past the grace period.
+    lasting = [i for i, end in ends.items() if end > grace_end]
+    assert len(lasting) <= max(live_cap, 0)
+    # Live kernels never take a run's slot: CPU batch runs start whatever is live.
+    cpu_batch = [r for r in queue if r.kind == "batch" and r.gpus == 0]
+    assert all(r.id in started for r in cpu_batch)

@@ -75,3 +75,36 @@ def test_short_runs_keep_moving_in_the_rush(deadline_rush: dict[str, dict[str, f
     short = "p95 wait 1 GPU <=10 min (min)"
     assert ours[short] <= fifo[short] / 5
     assert ours["idle GPU-h while a job fit"] == 0.0
+
+
+def test_on_a_virtual_clock_live_kernels_give_way_within_the_grace_period() -> None:
+    """Runs end, keep their kernels for hours, and a stream of newcomers waits for GPUs: each
+    newcomer starts at most a grace period (plus one decision step) after it could have."""
+    from batch_service.policy import Allocation, PolicyConfig, Request, Usage, decide
+
+    config = PolicyConfig(grace_period_seconds=300, half_life_seconds=3600)
+    step, clock = 60.0, 0.0
+    live = {
+        f"k{i}": Allocation(f"k{i}", "ann", 1, "a100", live=True, live_until=4 * HOUR)
+        for i in range(2)
+    }
+    waits = []
+    for n in range(6):
+        arrival = clock
+        request = Request(f"r{n}", f"user{n}", 1, "a100", submitted_at=arrival)
+        while True:
+            decision = decide([request], live.values(), {"a100": 2}, Usage(), config, clock)
+            for job, until in decision.cut_live:
+                old = live[job]
+                live[job] = Allocation(job, old.user, 1, "a100", live=True, live_until=until)
+            if request.id in decision.start:
+                break
+            clock += step
+            live = {k: a for k, a in live.items() if a.live_until > clock}
+        waits.append(clock - arrival)
+        # The run ends at once and keeps its kernel for hours, holding its GPU.
+        live[request.id] = Allocation(
+            request.id, request.user, 1, "a100", live=True, live_until=clock + 4 * HOUR
+        )
+        clock += step
+    assert max(waits) <= config.grace_period_seconds + step, waits

@@ -166,9 +166,11 @@ def test_a_kernel_that_reports_for_its_run_moves_no_clock_path_or_charge(
     assert job["finished_at"] <= time.time()
     assert job["live"] is True and job["live_until"] <= time.time() + job["live_window"]
     # Paths and links are the service's own choice.
-    base = f"/user/tr-eve/{job['server_name']}/lab/tree/"
+    server = job["server_name"]
     assert job["output_path"] == f"batch/{job['id']}/forge.output.ipynb"
-    assert job["live_kernel_url"] == base + job["output_path"]
+    assert job["live_kernel_url"] == (
+        f"/user/tr-eve/{server}/lab/workspaces/{server}/tree/{job['output_path']}?reset"
+    )
     assert job["kernel_id"] is None  # "../../../hub/admin" is no kernel id
     # Charged for the GPU time the service saw her hold: at least the 8 s she slept.
     deadline = time.monotonic() + 30

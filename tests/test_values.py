@@ -29,7 +29,7 @@ def test_defaults_load_and_give_a_cpu_profile_first() -> None:
 def test_override_merges_key_by_key(tmp_path: Path) -> None:
     values = load_values(write(tmp_path, {"hub": {"bind_url": "http://127.0.0.1:9999"}}))
     assert get(values, "hub.bind_url") == "http://127.0.0.1:9999"
-    assert get(values, "hub.hub_port") == 8081  # untouched default survives
+    assert get(values, "hub.hub_ip") == "127.0.0.1"  # untouched default survives
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from batch_service.api import (
     artifacts,
     datasets,
     jobs,
+    notifications,
     queue,
     runner,
     runner_files,
@@ -23,6 +24,16 @@ def api_routes(service_prefix: str) -> list[tuple[str, Any]]:
     base = service_prefix + API_PREFIX
     return [
         (base + pattern, handler)
-        for module in (jobs, artifacts, datasets, tus, runner, runner_files, turns, queue)
+        for module in (
+            jobs,
+            artifacts,
+            datasets,
+            tus,
+            runner,
+            runner_files,
+            turns,
+            queue,
+            notifications,
+        )
         for pattern, handler in module.routes
     ]

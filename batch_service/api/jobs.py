@@ -10,7 +10,8 @@ from batch_service.api.downloads import send_file
 from batch_service.api.uploads import StreamedUploadMixin
 from batch_service.bounded import parse_json, whole_number
 from batch_service.checks import CheckPool
-from batch_service.errors import BatchError
+from batch_service.durations import DurationError, parse_duration
+from batch_service.errors import BatchError, NotFound
 from batch_service.handlers import BaseHandler
 from batch_service.jobs import MAX_PAGE, Submission
 from batch_service.run_options import run_options
@@ -31,6 +32,34 @@ def optional_number(
     if value is None or value == "":
         return default
     return whole_number(value, name, minimum, maximum)
+
+
+def _time_limit_field(fields: dict[str, Any]) -> int | None:
+    """Seconds as a number, or text with a unit (90m, 2h, 3600s; plain digits are seconds)."""
+    value = fields.get("time_limit")
+    if value in (None, ""):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_duration(value, plain_unit="s")
+        except DurationError as e:
+            raise BatchError(f"time_limit: {e}") from None
+    raise BatchError("time_limit must be seconds, or a duration such as 90m or 2h")
+
+
+def _time_limit_field(fields: dict[str, Any]) -> int | None:
+    """Seconds as a number, or text with a unit (90m, 2h, 3600s; plain digits are seconds)."""
+    value = fields.get("time_limit")
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = parse_duration(value, plain_unit="s")
+        except DurationError as e:
+            raise BatchError(f"time_limit: {e}") from None
+    return whole_number(value, "time_limit", 1, MAX_TIME_LIMIT)
 
 
 def _parameters_field(raw: Any) -> Any:
@@ -155,7 +184,7 @@ class JobsHandler(UploadHandler):
             owner=identity.name,
             input=upload,
             profile=str(fields.get("profile") or ""),
-            time_limit=optional_number(fields, "time_limit", 1, MAX_TIME_LIMIT),
+            time_limit=_time_limit_field(fields),
             parameters=_parameters_field(fields.get("parameters")),
             priority=optional_number(fields, "priority", -1000, 1000, 0) or 0,
             group=fields.get("group") or None,
@@ -287,6 +316,24 @@ class JobLogsHandler(BaseHandler):
         self.write_json(page)
 
 
+class JobFailureHandler(BaseHandler):
+    """GET where a failed run stopped: the failing cell's source and its whole traceback."""
+
+    async def get(self, job_id: str) -> None:
+        """Read from the executed notebook (parsed off the event loop)."""
+        identity = self.identity
+        job = self.jobs.get(identity, job_id)
+        cell = (job.get("error") or {}).get("cell")
+        if not isinstance(cell, int) or not job.get("has_output"):
+            raise NotFound(f"job {job_id} has no failing cell recorded")
+        stored = self.jobs.file(identity, job_id, "output")
+        # The executed notebook is the run's: read it in a worker process.
+        found = await self.settings["batch_checks"].failing_cell(stored.read(), cell)
+        if found is None:
+            raise NotFound(f"the executed notebook of job {job_id} has no cell {cell}")
+        self.write_json({**found, "error": job["error"]})
+
+
 routes = [
     (r"jobs", JobsHandler),
     (r"inspect", InspectHandler),
@@ -294,4 +341,5 @@ routes = [
     (rf"jobs/{JOB_ID}/(?P<action>cancel|release)", JobActionHandler),
     (rf"jobs/{JOB_ID}/(?P<what>input|output|output\.html)", JobFileHandler),
     (rf"jobs/{JOB_ID}/logs", JobLogsHandler),
+    (rf"jobs/{JOB_ID}/failure", JobFailureHandler),
 ]

@@ -49,7 +49,7 @@ class TusBase(BaseHandler):
                 self.set_header("Tus-Version", TUS_VERSION)
                 raise BatchError(f"send Tus-Resumable: {TUS_VERSION}", status=412)
 
-    def options(self, *args: Any) -> None:
+    def options(self, *args: Any, **kwargs: Any) -> None:
         """What this server supports."""
         self.set_header("Tus-Version", TUS_VERSION)
         self.set_header("Tus-Extension", EXTENSIONS)

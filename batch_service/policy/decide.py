@@ -139,6 +139,11 @@ def _free_at(
     return when, available - needed
 
 
+# Why a live window is cut short (Decision.cut_reasons).
+CUT_FOR_GPUS = "gpus"
+CUT_FOR_LIVE_CAP = "live_cap"
+
+
 def decide(
     queue: Iterable[Request],
     running: Iterable[Allocation],
@@ -148,6 +153,7 @@ def decide(
     now: float,
     batch_slots: int | None = None,
     cpu_slots: int | None = None,
+    live_slots: int | None = None,
 ) -> Decision:
     """Which requests start now, which live windows to cut, and positions of the rest."""
     running = list(running)
@@ -309,6 +315,11 @@ def decide(
         if n > 0 and kind not in needed and free.get(kind, 0) < smallest[kind]:
             needed[kind] = smallest[kind]
     cut_live = _cut_live_windows(needed, running, free, config, now)
+    cut_reasons = dict.fromkeys((job for job, _ in cut_live), CUT_FOR_GPUS)
+    if live_slots is not None:
+        for job, until in _cut_over_live_cap(running, live_slots, set(cut_reasons), config, now):
+            cut_live.append((job, until))
+            cut_reasons[job] = CUT_FOR_LIVE_CAP
     line = _Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)])
     return Decision(
         tuple(r.id for r in started),
@@ -316,7 +327,32 @@ def decide(
         _Positions(line),
         _Reasons(line, why),
         Usage(usage_user, usage_group, usage.as_of),
+        cut_reasons,
     )
+
+
+def _by_window_end(a: Allocation) -> tuple[float, str]:
+    return (math.inf if a.live_until is None else a.live_until, a.id)
+
+
+def _cut_over_live_cap(
+    running: list[Allocation], cap: int, already: set[str], config: PolicyConfig, now: float
+) -> list[tuple[str, float]]:
+    """Beyond `cap` live kernels, those whose windows end soonest end after the grace period.
+
+    Live kernels do not take the batch slots runs need (they are counted apart); this bound
+    keeps the servers they hold in check. Windows already cut or within the grace count too.
+    """
+    live = sorted((a for a in running if a.live), key=_by_window_end)
+    over = len(live) - max(cap, 0)
+    if over <= 0:
+        return []
+    new_end = now + config.grace_period_seconds
+    cuts = []
+    for a in live[:over]:
+        if a.id not in already and (a.live_until is None or a.live_until > new_end):
+            cuts.append((a.id, new_end))
+    return cuts
 
 
 def _cut_live_windows(
@@ -334,7 +370,7 @@ def _cut_live_windows(
     cuts = []
     live = [a for a in running if a.live and _kind(a) in short]
     # Windows that end soonest come back first; those already within the grace period count.
-    for a in sorted(live, key=lambda a: (math.inf if a.live_until is None else a.live_until, a.id)):
+    for a in sorted(live, key=_by_window_end):
         kind = _kind(a)
         if short[kind] <= 0:
             continue

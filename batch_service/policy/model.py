@@ -74,3 +74,5 @@ class Decision:
     positions: Mapping[str, int]
     reasons: Mapping[str, str]
     usage: Usage
+    # Why each cut live window is cut: GPU (others wait for its GPUs) or LIVE_CAP.
+    cut_reasons: Mapping[str, str] = field(default_factory=dict)

@@ -1,5 +1,5 @@
 """The service's tables: jobs, their files and artifacts, log lines, queue settings, turns,
-datasets and the resumable uploads that fill them, quotas.
+datasets and the resumable uploads that fill them, quotas, notification settings.
 
 The service is the system of record; a server's disk is only a working copy. The bytes of every
 file live in the file store (batch_service.files); these tables hold what is known about them.
@@ -253,3 +253,19 @@ class Quota(Base):
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class NotificationSetting(Base):
+    """How one user wants to hear about their jobs and GPU turns beyond the browser."""
+
+    __tablename__ = "notification_settings"
+
+    owner: Mapped[str] = mapped_column(String(255), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), default="")
+    webhook_url: Mapped[str] = mapped_column(String(2048), default="")
+    # Webhook bodies are signed with it (HMAC-SHA256), so a receiver knows they are ours.
+    webhook_secret: Mapped[str] = mapped_column(String(64))
+    on_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    on_end: Mapped[bool] = mapped_column(Boolean, default=True)
+    on_turn: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -14,7 +14,7 @@ from kubernetes_asyncio.config import kube_config
 from spawner.kube import BatchKubeSpawner
 from spawner.rbac import HUB_ROLE_RULES
 from tests.k8s.controlplane import ControlPlane
-from tests.k8s.stand_ins import hub_side
+from tests.k8s.stand_ins import as_batch_service, hub_side
 
 pytestmark = pytest.mark.k8s
 # KubeSpawner loads the kubeconfig once per process: every module uses the hub's own identity
@@ -94,6 +94,7 @@ def spawner_for(files: Path, user: str, server: str, options: dict) -> BatchKube
     side["user"].groups = [SimpleNamespace(name="lab-a")]
     spawner = BatchKubeSpawner(
         **side,
+        **as_batch_service(user, server, options),
         namespace=NAMESPACE,
         profiles=[{"name": "cpu", "cpu_limit": 1, "mem_limit": "1G"}],
         image="quay.io/jupyter/base-notebook:latest",
