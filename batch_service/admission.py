@@ -85,8 +85,15 @@ class Admission:
         profile = self.profiles.get(profile_name)
         return (profile.gpus, profile.gpu_type) if profile else (0, None)
 
-    def snapshot(self, config: PolicyConfig) -> tuple[list[Request], list[Allocation], int]:
-        """The line, what holds GPUs, and how many batch servers exist."""
+    def snapshot(
+        self, config: PolicyConfig, stopping: Mapping[str, str] | None = None
+    ) -> tuple[list[Request], list[Allocation], int]:
+        """The line, what holds GPUs, and how many batch servers exist.
+
+        stopping: job id -> owner of every batch server the hub still has; one whose job no
+        longer holds anything is stopping, and its GPUs count as held until the hub has let
+        it go (its spawner gives them back at the very end of the stop).
+        """
         with self.store.session() as session:
             queued = session.execute(
                 select(
@@ -163,6 +170,7 @@ class Admission:
                     live_until=live_until,
                 )
             )
+        allocations.extend(self._stopping(stopping or {}, {row.id for row in holding}))
         for turn in self.turns.all():
             gpus, gpu_type = self._gpus(turn.profile)
             group = fair_group(None, turn.owner_groups, config)
@@ -193,6 +201,19 @@ class Admission:
         # Live kernels are counted apart from running work: they never take a run's slot.
         active = sum(1 for row in holding if row.state in ACTIVE_STATES)
         return requests, allocations, active
+
+    def _stopping(self, servers: Mapping[str, str], holding: set[str]) -> list[Allocation]:
+        gone = [job_id for job_id in servers if job_id not in holding]
+        if not gone:
+            return []
+        with self.store.session() as session:
+            profiles = session.execute(select(Job.id, Job.profile).where(Job.id.in_(gone))).all()
+        held = []
+        for job_id, profile in profiles:
+            gpus, gpu_type = self._gpus(profile)
+            if gpus:
+                held.append(Allocation(f"{job_id}:stopping", servers[job_id], gpus, gpu_type))
+        return held
 
     def load_usage(self) -> Usage:
         """Decayed usage as last saved."""
@@ -263,11 +284,15 @@ class Admission:
         return usage, watermark, [t.id for t in turns]
 
     def decide(
-        self, max_servers: int, now: float, max_live: int | None = None
+        self,
+        max_servers: int,
+        now: float,
+        max_live: int | None = None,
+        stopping: Mapping[str, str] | None = None,
     ) -> tuple[Decision, dict[str, str]]:
         """One decision; returns it with each request's kind."""
         config = self.config()
-        requests, allocations, servers = self.snapshot(config)
+        requests, allocations, servers = self.snapshot(config, stopping)
         usage, settled_until, settled_turns = self.settle_finished(self.load_usage(), config)
         decision = decide(
             requests,

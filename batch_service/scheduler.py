@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +132,7 @@ class Scheduler:
         await self.reconcile(active, report)
         self.reconcile_turns(active, snapshot_time)
         if not self.jobs.paused(self.paused_default):
-            await self.admit(report)
+            await self.admit(report, batch_servers(active))
         return report
 
     async def reconcile(
@@ -245,11 +245,15 @@ class Scheduler:
             if turn.submitted_at < snapshot_time and turn.server not in active.get(turn.owner, {}):
                 self.turns.forget(turn.id)
 
-    async def admit(self, report: PassReport) -> None:
-        """Ask the policy, then start what it admits (one hub call per batch job)."""
+    async def admit(self, report: PassReport, servers: Mapping[str, str] | None = None) -> None:
+        """Ask the policy, then start what it admits (one hub call per batch job).
+
+        servers: the batch servers the hub has (job id -> owner); GPUs of those still
+        stopping are not handed to anyone yet.
+        """
         t = now()
         decision, kinds = self.admission.decide(
-            self.capacity.max_servers, t, self.capacity.max_live
+            self.capacity.max_servers, t, self.capacity.max_live, servers
         )
         self.turns.line_positions = {
             i: p for i, p in decision.positions.items() if kinds.get(i) == "interactive"
@@ -334,6 +338,17 @@ class Scheduler:
                 now(),
             )
         return options
+
+
+def batch_servers(active: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Job id -> owner of every batch server in the hub's list (running or stopping)."""
+    prefix = server_name("")
+    return {
+        name[len(prefix) :]: owner
+        for owner, servers in active.items()
+        for name in servers
+        if name.startswith(prefix)
+    }
 
 
 def batch_user_options(job: Job, profile: Profile) -> dict[str, Any]:

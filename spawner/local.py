@@ -7,15 +7,18 @@ Started without root, isolation is off: every server runs as the invoking accoun
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
-from traitlets import Dict, List, Unicode, default
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from traitlets import Dict, Float, List, Unicode, default
 
 from .accounts import Account, account_name, current_account, ensure_account
 from .devices import DeviceBarrier, device_of
@@ -50,6 +53,29 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         help="""'on': each hub user runs as their own system account (needs root);
         'off': every server runs as the account batchhub runs as;
         'auto': on when batchhub runs as root.""",
+    )
+
+    gpu_return_timeout = Float(
+        60,
+        config=True,
+        help="""Seconds a server the batch service admitted (a run, or a GPU server whose turn
+        came) waits for its GPUs to come back from a server that is still stopping, before
+        its start fails.""",
+    )
+
+    batch_stop_timeout = Float(
+        3,
+        config=True,
+        help="""Seconds a batch server gets to stop after each signal (interrupt, then
+        terminate) before it is killed: its run has ended or was cancelled, and its GPUs go
+        to whoever waits once it is gone.""",
+    )
+
+    ready_check_interval = Float(
+        0.05,
+        config=True,
+        help="""Seconds between checks that a starting server answers, before the hub is told
+        where it is (the hub's own checks back off to seconds apart).""",
     )
 
     account_prefix = Unicode(
@@ -282,7 +308,7 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         profile = request.profile
         await self.take_turn()
         try:
-            self.gpu_uuids = self.gpu_pool.allocate(self.owner_key, profile.gpus, profile.gpu_type)
+            self.gpu_uuids = await self.allocate_gpus(request)
         except GpuUnavailable as e:
             await self.leave_turn()
             raise web.HTTPError(409, f"profile {profile.name!r}: {e}") from None
@@ -301,11 +327,51 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
                 self.device_barrier.note,
             )
             self.notebook_dir = self.notebook_dir or self.account.home
-            return await super().start()
+            address = await super().start()
+            await self.until_answering(*address)
+            return address
         except BaseException:
             self._release()
             await self.leave_turn()
             raise
+
+    async def allocate_gpus(self, request: ServerRequest) -> list[str]:
+        """The server's GPUs; a start the service admitted waits for them to come back.
+
+        The service admits a run or a GPU-line turn once the hub no longer runs what held its
+        GPUs, but a stopping server hands them back at the very end of its stop: such a start
+        waits (up to gpu_return_timeout) instead of failing and losing its place.
+        """
+        profile = request.profile
+        admitted = request.is_batch or self.uses_gpu_line
+        deadline = time.monotonic() + (self.gpu_return_timeout if admitted else 0)
+        while True:
+            try:
+                return self.gpu_pool.allocate(self.owner_key, profile.gpus, profile.gpu_type)
+            except GpuUnavailable:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def until_answering(self, ip: str, port: int) -> None:
+        """Return once the server answers HTTP, its process ends, or http_timeout passes.
+
+        The hub checks a started server with a growing back-off (up to seconds between
+        checks); answering for the first check cuts that wait from every start.
+        """
+        url = f"http://{ip or '127.0.0.1'}:{port}{self.server.base_url}api"
+        client = AsyncHTTPClient()
+        deadline = time.monotonic() + self.http_timeout
+        while time.monotonic() < deadline and self.proc is not None and self.proc.poll() is None:
+            try:
+                await client.fetch(url, request_timeout=5, follow_redirects=False)
+                return
+            except HTTPClientError as e:
+                if e.code != 599:  # any HTTP answer: the server is up
+                    return
+            except OSError:
+                pass  # not listening yet
+            await asyncio.sleep(self.ready_check_interval)
 
     @property
     def data_dir(self) -> str:
@@ -348,6 +414,9 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
 
     async def stop(self, now: bool = False) -> None:
         """Stop the process tree and give its GPUs back."""
+        request = self.server_request
+        if request is not None and request.is_batch:
+            self.interrupt_timeout = self.term_timeout = int(max(1, self.batch_stop_timeout))
         await super().stop(now=now)
         self._release()
         await self.leave_turn()

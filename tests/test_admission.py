@@ -185,3 +185,21 @@ def test_an_interactive_server_is_charged_for_as_long_as_it_held_its_gpus(
         assert session.get(Turn, turn["id"]) is None  # settled once, then gone
     admission.decide(max_servers=4, now=time.time())
     assert round(admission.load_usage().by_user["erin"]) == 2 * 7200
+
+
+def test_gpus_of_a_server_still_stopping_go_to_no_one_until_the_hub_lets_it_go(
+    tmp_path: Path,
+) -> None:
+    jobs, admission = line(tmp_path, 1, {})
+    alice, bob = member("alice"), member("bob")
+    first = queue(jobs, alice)
+    assert admission.decide(max_servers=4, now=1000.0)[0].start == (first,)
+    jobs.mark(first, ["queued"], state=STARTING, started_at=1000.0)
+    jobs.cancel(alice, first)  # its server is asked to stop; stopping takes a while
+    waiting = queue(jobs, bob)
+    stopping = {first: "alice"}  # the hub still lists the server
+    decision, _ = admission.decide(max_servers=4, now=1010.0, stopping=stopping)
+    assert decision.start == ()
+    assert waiting in decision.positions
+    # Gone from the hub: its GPU is really back, so the next in line starts.
+    assert admission.decide(max_servers=4, now=1020.0, stopping={})[0].start == (waiting,)

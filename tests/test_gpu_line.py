@@ -44,3 +44,29 @@ def test_admins_set_fair_share_weights(hub: HubProcess) -> None:
     ok = admin.call("PUT", "weights", json={"kind": "group", "name": "staff", "weight": 3})
     assert ok.status_code == 200 and ok.json()["group"]["staff"] == 3.0
     assert person.call("GET", "weights").json()["group"]["staff"] == 3.0
+
+
+def test_a_gpu_server_in_line_starts_when_the_live_kernel_before_it_is_released(
+    hub: HubProcess,
+) -> None:
+    owner, holder, waiter = (hub.ready_user(n) for n in ("line-eve", "line-fay", "line-gus"))
+    eve = Batch(owner)
+    done = eve.wait(eve.submit("gpu.ipynb", notebook("kept = 1"), profile="gpu-1").json()["id"])
+    assert done["live"] is True
+    assert holder.start_server("g", {"profile": "gpu-1"}).status_code in (201, 202)
+    try:
+        path = f"/hub/api/users/{waiter.name}/servers/w"
+        r = waiter.api("POST", path, json={"profile": "gpu-1"})
+        assert r.status_code == 202, r.text  # waits in the line
+        time.sleep(1)
+        # Released by hand, or already cut to the grace period because gus waits: either
+        # way the live kernel's server stops while gus's turn is due.
+        released = eve.call("POST", f"jobs/{done['id']}/release")
+        assert released.status_code == 200 or "no live kernel" in released.json()["message"]
+        # The turn comes once the live kernel's server has really let its GPU go; the
+        # start then finds it free (never "only 0 of 1 are free now") and keeps its place.
+        waiter.wait_server("w", ready=True, timeout=90)
+        assert owner.server_model(done["server_name"]) is None
+        waiter.stop_server("w")
+    finally:
+        holder.stop_server("g")

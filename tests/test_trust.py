@@ -5,6 +5,7 @@ nothing the service observes (docs/trust.md). Each test reproduces a way a user 
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -225,3 +226,26 @@ def test_a_user_cannot_end_the_turn_of_a_gpu_server_that_runs(hub: HubProcess) -
     done = wait.wait(job["id"], timeout=120)
     assert done["state"] == "succeeded"
     wait.call("POST", f"jobs/{job['id']}/release")
+
+
+def test_a_cookie_request_needs_the_xsrf_token_whatever_authorization_header_it_carries(
+    hub: HubProcess,
+) -> None:
+    person = hub.ready_user("tr-xsrf")
+    batch = Batch(person)
+    job = batch.submit("held.ipynb", notebook("x = 1"), profile="gpu-1", time_limit="1m").json()
+    page = person.session.get(f"{hub.url}/services/batch/")  # logs in to the service (OAuth)
+    assert page.status_code == 200
+    token = re.search(r'"?xsrf_token"?:\s*"([^"]+)"', page.text)
+    assert token, "the Batch page carries the hub's XSRF token"
+    cancel = f"{hub.url}/services/batch/api/v1/jobs/{job['id']}/cancel"
+    # A page on another site can make the browser send the cookie and any header it likes,
+    # but not the XSRF token: a bogus Authorization header must not stand in for it.
+    for headers in ({}, {"Authorization": "token not-a-real-token"}, {"Authorization": "x"}):
+        r = person.session.post(cancel, headers=headers)
+        assert r.status_code == 403, (headers, r.status_code, r.text)
+        assert "xsrf" in r.text.lower()
+        assert batch.job(job["id"])["state"] in ("queued", "starting", "running")
+    r = person.session.post(cancel, headers={"X-XSRFToken": token.group(1)})
+    assert r.status_code == 200, r.text
+    assert batch.job(job["id"])["state"] == "cancelled"

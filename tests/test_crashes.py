@@ -1,0 +1,203 @@
+"""A crash matrix: SIGKILL each part of batchhub while jobs are queued, starting, running, live.
+
+For each part (the batch service, the hub, the proxy, the jobs' batch servers, their kernels)
+one user holds a job in every state when the part is killed. A supervisor brings back what it
+would (the hub restarts its service and proxy; the hub itself is started again here, as systemd
+would). Afterwards: no job is lost, none stays starting for more than 30 s, every GPU comes back
+(a job asking for both GPUs runs), and no server is left without a job.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.batch import Batch, notebook
+from tests.conftest import SESSION_VALUES, state_folder
+from tests.hub import HubProcess, HubUser
+from tests.test_faults import pids_with_env
+
+STUCK_LIMIT = 30.0
+PARTS = ["service", "hub", "proxy", "batch-servers", "kernels"]
+
+
+@pytest.fixture(scope="module")
+def crash_hub() -> Iterator[HubProcess]:
+    """A hub of this module's own (it is killed and started again), with a two-GPU profile."""
+    values = copy.deepcopy(SESSION_VALUES)
+    # Live windows stay open while the two-GPU job waits: the test ends them itself.
+    values["policy"]["grace_period_seconds"] = 600
+    values["profiles"].append(
+        {"name": "gpu-2", "display_name": "2 GPUs", "gpus": 2, "gpu_type": "fake"}
+    )
+    with state_folder() as path:
+        process = HubProcess.configure(path, values)
+        process.start()
+        try:
+            yield process
+        finally:
+            process.stop()
+
+
+def answering(call: Callable[[], requests.Response], timeout: float = 120) -> requests.Response:
+    """The answer of call once the hub, proxy and service answer it again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            r = call()
+            if r.status_code < 500 and r.status_code != 404 or time.monotonic() > deadline:
+                return r
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.3)
+
+
+def proxy_pids(hub: HubProcess) -> list[int]:
+    """The configurable-http-proxy of this hub (found by its API port)."""
+    port = str(hub.values["hub"]["proxy_api_port"]).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(b"configurable-http-proxy" in part for part in cmdline) and port in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def job_processes(job_id: str, program: bytes) -> list[int]:
+    """The batch server (program jupyterhub-singleuser) or kernel (ipykernel) of a job."""
+    found = []
+    for pid in pids_with_env("BATCHHUB_JOB_ID", job_id):
+        try:
+            if program in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def kill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def set_the_stage(batch: Batch) -> dict[str, dict[str, Any]]:
+    """One job in each state: live (GPU), running (GPU), queued (both GPUs), starting (CPU)."""
+    live = batch.submit("live.ipynb", notebook("kept = 1"), profile="gpu-1")
+    live = batch.wait(live.json()["id"])
+    assert live["live"] is True, live
+    running = batch.submit("long.ipynb", notebook("import time\ntime.sleep(600)"), profile="gpu-1")
+    running = batch.wait(running.json()["id"], states=("running",))
+    queued = batch.submit("both.ipynb", notebook("both = 2"), profile="gpu-2").json()
+    starting = batch.submit("cpu.ipynb", notebook("cpu = 3")).json()
+    deadline = time.monotonic() + 30
+    while batch.job(starting["id"])["state"] == "queued" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return {"queued": queued, "starting": starting, "running": running, "live": live}
+
+
+def kill_part(part: str, hub: HubProcess, jobs: dict[str, dict[str, Any]]) -> None:
+    """SIGKILL one part; bring back what a supervisor would."""
+    if part == "service":
+        kill([hub.service_pid()])
+    elif part == "proxy":
+        kill(proxy_pids(hub))
+    elif part == "hub":
+        assert hub.proc is not None
+        kill([hub.proc.pid])
+        hub.proc.wait(10)
+        hub.start(timeout=120)
+    else:
+        program = b"jupyterhub-singleuser" if part == "batch-servers" else b"ipykernel"
+        pids = [pid for job in jobs.values() for pid in job_processes(job["id"], program)]
+        assert pids, f"no {program.decode()} process found"
+        kill(pids)
+
+
+def the_jobs(batch: Batch, jobs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    seen = {}
+    for role, job in jobs.items():
+        r = answering(lambda job=job: batch.call("GET", f"jobs/{job['id']}"))
+        assert r.status_code == 200, f"the {role} job is lost: {r.status_code} {r.text}"
+        seen[role] = r.json()
+    return seen
+
+
+def end_everything(batch: Batch, jobs: dict[str, dict[str, Any]]) -> None:
+    """Cancel what still runs and release live kernels, until none is left."""
+    deadline = time.monotonic() + STUCK_LIMIT
+    pending = set(job["id"] for job in jobs.values())
+    while pending and time.monotonic() < deadline:
+        for job_id in list(pending):
+            job = batch.job(job_id)
+            if job["state"] in ("queued", "starting", "running"):
+                batch.call("POST", f"jobs/{job_id}/cancel")
+            elif job["live"] or job["live_pending"]:
+                batch.call("POST", f"jobs/{job_id}/release")
+            else:
+                pending.discard(job_id)
+        time.sleep(0.3)
+    assert not pending, f"jobs neither ended nor released: {sorted(pending)}"
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_a_killed_part_loses_no_job_and_holds_no_gpu(crash_hub: HubProcess, part: str) -> None:
+    user: HubUser = crash_hub.ready_user(f"crash-{part}")
+    batch = Batch(user)
+    stage = set_the_stage(batch)
+    assert stage["starting"] and batch.job(stage["queued"]["id"])["state"] == "queued"
+    kill_part(part, crash_hub, stage)
+    back = time.monotonic()
+
+    # No job lost; none left starting past the limit.
+    seen = the_jobs(batch, stage)
+    while seen["starting"]["state"] == "starting" and time.monotonic() - back < STUCK_LIMIT:
+        time.sleep(0.5)
+        seen = the_jobs(batch, stage)
+    assert seen["starting"]["state"] != "starting", seen["starting"]
+    assert seen["queued"]["state"] == "queued", seen["queued"]
+    for role, job in seen.items():
+        if job["state"] == "failed":
+            assert job["reason"] or job["error"], f"the {role} job failed without a reason: {job}"
+    if part in ("service", "hub", "proxy"):  # the users' servers were not touched
+        assert seen["running"]["state"] == "running", seen["running"]
+        assert seen["live"]["live"] is True, seen["live"]
+    else:  # the hub notices a dead server on its next poll; the service on its next pass
+        waited = time.monotonic()
+        while (seen["running"]["state"] == "running" or seen["live"]["live"]) and (
+            time.monotonic() - waited < STUCK_LIMIT
+        ):
+            time.sleep(0.5)
+            seen = the_jobs(batch, stage)
+        assert seen["running"]["state"] == "failed", seen["running"]
+        assert seen["running"]["reason"] or seen["running"]["error"], seen["running"]
+        assert seen["live"]["live"] is False, seen["live"]
+
+    # Every GPU comes back: with the others ended, the job asking for both runs.
+    end_everything(batch, {k: v for k, v in seen.items() if k != "queued"})
+    both = batch.wait(stage["queued"]["id"], timeout=120)
+    assert both["state"] == "succeeded", both
+    batch.call("POST", f"jobs/{both['id']}/release")
+
+    # No server is left without a job.
+    deadline = time.monotonic() + STUCK_LIMIT
+    servers = user.api("GET", f"/hub/api/users/{user.name}").json().get("servers", {})
+    while servers and time.monotonic() < deadline:
+        time.sleep(0.5)
+        servers = user.api("GET", f"/hub/api/users/{user.name}").json().get("servers", {})
+    assert not servers, f"servers left after their jobs ended: {sorted(servers)}"
