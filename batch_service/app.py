@@ -31,6 +31,7 @@ from batch_service.datasets import DatasetService
 from batch_service.events import Events
 from batch_service.fair_share import FairSharePolicy
 from batch_service.files import FileStore
+from batch_service.gpu_view import GpuView
 from batch_service.housekeeping import Housekeeping
 from batch_service.hub_client import HubClient, ServerLookup
 from batch_service.jobs import JobService, StopRequest
@@ -44,6 +45,7 @@ from batch_service.store import Store
 from batch_service.turns import TurnService
 from batch_service.tus_uploads import UploadService
 from spawner.credentials import load_or_create_key
+from spawner.gpus import nvml_readings
 from spawner.profiles import load_profiles
 
 log = logging.getLogger("batchhub")
@@ -130,6 +132,12 @@ class BatchServiceApp(Application):
         False, help="Start with the queue paused (admins resume it on the Batch page)."
     ).tag(config=True)
     capacity = Dict(help="GPUs by type that batch jobs may use, e.g. {'a100': 4}.").tag(config=True)
+    gpu_inventory = List(
+        Dict(),
+        help="""The machine's GPUs for the GPU view: [{"uuid", "type", "index"}] (written by
+        the hub config from the same inventory its spawner uses; empty on Kubernetes, where
+        the view counts GPUs by type).""",
+    ).tag(config=True)
     signing_key_file = Unicode(
         "",
         help="""File with the key only the hub and this service hold (the hub config creates
@@ -278,6 +286,9 @@ class BatchServiceApp(Application):
             signing_key=self.signing_key,
         )
         self.loop = SchedulerLoop(self.scheduler, self.scheduler_interval)
+        self.gpu_view = GpuView(
+            self.store, self.gpu_inventory, gpu_capacity, self.job_service.profiles, nvml_readings
+        )
         self.checks = CheckPool(self.check_workers)
         # Starts and ends of runs, and GPU turns, told to those who asked (e-mail, webhook).
         self.notifier = Notifier(self.store, parent=self)

@@ -127,6 +127,7 @@ class ServerLookup:
     async def __call__(self, owner: str, server: str) -> dict[str, Any] | None:
         """The server's model (pending, ready, started ...), or None if the hub lacks it."""
         loop = asyncio.get_running_loop()
+        requested = loop.time()
         cached = self._cache.get(owner)
         if cached is None or loop.time() - cached[0] > self.max_age:
             future = asyncio.ensure_future(self.hub.servers(owner))
@@ -135,6 +136,10 @@ class ServerLookup:
                 self._cache = {owner: cached}
         try:
             servers = await asyncio.shield(cached[1])
+            if servers is not None and server not in servers and cached[0] < requested:
+                # Asked before this server's start: only a fresh answer may say it is gone.
+                self._cache.pop(owner, None)
+                return await self(owner, server)
         except (HubError, HubUnreachable):
             self._cache.pop(owner, None)
             raise

@@ -163,6 +163,18 @@ class DataPage(PageHandler):
         )
 
 
+class GpusPage(PageHandler):
+    """Who holds the GPUs (names for batch readers and admins); admins can end a holder."""
+
+    @web.authenticated
+    def get(self) -> None:
+        """Render the page; the script fills in the GPUs."""
+        identity = self.identity
+        self.finish(
+            self.render_page("gpus.html", identity=identity, config=self.page_config(identity))
+        )
+
+
 def node_modules() -> Path:
     """Where npm installed the page libraries (the work tree, or the hub image's copy)."""
     for candidate in (
@@ -208,6 +220,7 @@ def page_routes(prefix: str) -> list[tuple[str, Any, dict[str, Any] | None]]:
         (prefix, BatchPage, None),
         (prefix + r"jobs/(?P<job_id>[a-z0-9]{1,16})", JobPage, None),
         (prefix + "data", DataPage, None),
+        (prefix + "gpus", GpusPage, None),
         (prefix + r"jobs/(?P<job_id>[a-z0-9]{1,16})/live", LiveKernelPage, None),
         (prefix + "oauth_callback", HubOAuthCallbackHandler, None),
         (prefix + r"static/(.*)", web.StaticFileHandler, {"path": str(HERE / "static")}),

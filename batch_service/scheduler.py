@@ -104,6 +104,8 @@ class Scheduler:
         self.overrun_grace = overrun_grace
         self.signing_key = signing_key
         self.user_options = user_options or self.signed_user_options
+        self.hub_servers: dict[str, dict[str, dict[str, Any]]] = {}
+        self.seen_at: float | None = None
 
     async def active_servers(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every user's running or pending servers, from the hub (paged)."""
@@ -129,6 +131,8 @@ class Scheduler:
         except (HubError, HubUnreachable) as e:
             log.warning("cannot reach the hub this pass: %s", e)
             return report
+        # What the GPU view shows until the next pass: the hub's servers, with their state.
+        self.hub_servers, self.seen_at = active, snapshot_time
         await self.reconcile(active, report)
         self.reconcile_turns(active, snapshot_time)
         if not self.jobs.paused(self.paused_default):

@@ -156,6 +156,7 @@ if spawner_kind == "kubernetes":
         service_url_for_servers
     )
     gpu_capacity: dict[str, int] = {}
+    gpu_inventory: list[dict] = []
     isolation_note = ""
     isolation_summary = "Kubernetes pods, one per server"
     gpu_source_summary = "node labels (nvidia.com/gpu)"
@@ -191,6 +192,7 @@ else:
     gpu_capacity = {}
     for gpu in inventory:
         gpu_capacity[gpu.type] = gpu_capacity.get(gpu.type, 0) + 1
+    gpu_inventory = [{"uuid": g.uuid, "type": g.type, "index": g.index} for g in inventory]
     isolation_note = ""
     isolation_summary = f"on: one system account per user ({local['account_prefix']}<name>)"
     if not isolation_enabled(local["isolation"]):
@@ -285,6 +287,7 @@ service_config = {
         "start_timeout": get(values, "batch.start_timeout"),
         "paused": get(values, "batch.paused"),
         "capacity": gpu_capacity,
+        "gpu_inventory": gpu_inventory,
         "signing_key_file": str(signing_key_file),
         "service_url_for_servers": service_url_for_servers,
         "isolation_note": isolation_note,

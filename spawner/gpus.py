@@ -150,3 +150,38 @@ class GpuPool:
         for uuid in released:
             del self._owner_of[uuid]
         return released
+
+
+def nvml_readings(uuids: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Utilisation (%) and memory (bytes) per GPU UUID from NVML; {} without a driver.
+
+    Blocking (driver calls): run it in a thread from an event loop.
+    """
+    wanted = set(uuids)
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no driver, no library: nothing to read
+        return {}
+    readings: dict[str, dict[str, float]] = {}
+    try:
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            uuid = pynvml.nvmlDeviceGetUUID(handle)
+            uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+            if uuid not in wanted:
+                continue
+            try:
+                rates = pynvml.nvmlDeviceGetUtilizationRates(handle)
+                memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            except Exception:  # a device that reports neither (MIG, some vGPUs)
+                continue
+            readings[uuid] = {
+                "utilization": float(rates.gpu),
+                "memory_used": float(memory.used),
+                "memory_total": float(memory.total),
+            }
+        return readings
+    finally:
+        pynvml.nvmlShutdown()

@@ -135,6 +135,14 @@ OPERATIONS = [
         "PUT", "/weights", "weights", ADMIN_ONLY, json={"kind": "user", "name": "az-x", "weight": 1}
     ),
     Operation("GET", "/usage", "usage", USE),
+    Operation("GET", "/gpus", "gpus", USE),
+    Operation(
+        "POST",
+        "/gpus/end",
+        "gpus/end",
+        statuses(403, 403, 404, 404),
+        json={"owner": "az-nobody", "server": "lab"},
+    ),
     Operation("GET", "/datasets", "datasets", USE),
     Operation(
         "POST",

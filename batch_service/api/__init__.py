@@ -7,6 +7,7 @@ from typing import Any
 from batch_service.api import (
     artifacts,
     datasets,
+    gpus,
     jobs,
     notifications,
     queue,
@@ -33,6 +34,7 @@ def api_routes(service_prefix: str) -> list[tuple[str, Any]]:
             runner_files,
             turns,
             queue,
+            gpus,
             notifications,
         )
         for pattern, handler in module.routes

@@ -1,0 +1,155 @@
+"""Who holds the GPUs: each GPU, its holder (a run, a live kernel, an interactive server), since
+and until when at most, and its utilisation and memory where NVML can tell.
+
+Holdings are what the hub observes, never what a server says: the GPUs of each server are the
+ones its spawner allocated (the server's state in the hub), and times come from the service's
+own records (admission, time limits, live windows) or the hub's start time of the server.
+Everyone sees the counts and which GPUs are busy until when; names (owner, server, job) only
+batch readers and admins see, and each person sees their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from batch_service.identity import Identity
+from batch_service.jobs import ACTIVE_STATES, server_name
+from batch_service.store import Job, Store
+from spawner.profiles import Profile
+
+RUN, LIVE, INTERACTIVE, STOPPING = "run", "live kernel", "interactive server", "stopping"
+BATCH_PREFIX = server_name("")
+
+Readings = Callable[[Iterable[str]], Mapping[str, Mapping[str, float]]]
+
+
+def _hub_time(value: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class GpuView:
+    """Builds the GPU view from the hub's servers (as of the last scheduler pass)."""
+
+    def __init__(
+        self,
+        store: Store,
+        inventory: list[Mapping[str, Any]],
+        capacity: Mapping[str, int],
+        profiles: Mapping[str, Profile],
+        readings: Readings,
+    ) -> None:
+        self.store = store
+        self.inventory = [dict(g) for g in inventory]
+        self.capacity = dict(capacity)
+        self.profiles = profiles
+        self.readings = readings
+
+    def holders(self, servers: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[dict]:
+        """Every server holding GPUs, with what it is and its times (names unfiltered)."""
+        holding = []
+        for owner, named in servers.items():
+            for name, model in named.items():
+                profile = self.profiles.get(str((model.get("user_options") or {}).get("profile")))
+                uuids = [str(u) for u in ((model.get("state") or {}).get("gpus") or [])]
+                count = len(uuids) or (profile.gpus if profile else 0)
+                if count:
+                    holding.append(
+                        {
+                            "owner": owner,
+                            "server": name,
+                            "gpus": uuids,
+                            "count": count,
+                            "gpu_type": profile.gpu_type if profile else None,
+                            "since": _hub_time(model.get("started")),
+                            "until": None,
+                            "kind": INTERACTIVE,
+                            "job_id": None,
+                        }
+                    )
+        job_ids = [h["server"][len(BATCH_PREFIX) :] for h in holding if self._is_batch(h)]
+        jobs = {}
+        if job_ids:
+            with self.store.session() as session:
+                rows = session.execute(
+                    select(
+                        Job.id,
+                        Job.owner,
+                        Job.state,
+                        Job.admitted_at,
+                        Job.time_limit,
+                        Job.live,
+                        Job.live_pending,
+                        Job.live_until,
+                    ).where(Job.id.in_(job_ids))
+                ).all()
+            jobs = {row.id: row for row in rows}
+        for holder in holding:
+            if not self._is_batch(holder):
+                continue
+            job = jobs.get(holder["server"][len(BATCH_PREFIX) :])
+            if job is None or job.owner != holder["owner"]:
+                holder["kind"] = STOPPING
+                continue
+            holder["job_id"] = job.id
+            holder["since"] = job.admitted_at or holder["since"]
+            if job.state in ACTIVE_STATES:
+                holder["kind"] = RUN
+                holder["until"] = (holder["since"] or 0.0) + job.time_limit
+            elif job.live or job.live_pending:
+                holder["kind"] = LIVE
+                holder["until"] = job.live_until
+            else:
+                holder["kind"] = STOPPING
+        return holding
+
+    @staticmethod
+    def _is_batch(holder: Mapping[str, Any]) -> bool:
+        return str(holder["server"]).startswith(BATCH_PREFIX)
+
+    async def view(
+        self,
+        identity: Identity,
+        servers: Mapping[str, Mapping[str, Mapping[str, Any]]],
+        as_of: float | None,
+    ) -> dict[str, Any]:
+        """The view for one reader: counts for all, names for readers allowed to see them."""
+        holding = [self._shown(identity, h) for h in self.holders(servers)]
+        by_uuid = {uuid: h for h in holding for uuid in h["gpus"]}
+        readings = await asyncio.to_thread(self.readings, [g["uuid"] for g in self.inventory])
+        gpus = []
+        for gpu in self.inventory:
+            reading = readings.get(gpu["uuid"], {})
+            gpus.append(
+                {
+                    "uuid": gpu["uuid"],
+                    "index": gpu.get("index", 0),
+                    "type": gpu["type"],
+                    "holder": by_uuid.get(gpu["uuid"]),
+                    "utilization": reading.get("utilization"),
+                    "memory_used": reading.get("memory_used"),
+                    "memory_total": reading.get("memory_total"),
+                }
+            )
+        types = []
+        for gpu_type, total in sorted(self.capacity.items()):
+            held = sum(h["count"] for h in holding if h["gpu_type"] == gpu_type)
+            types.append(
+                {"type": gpu_type, "total": total, "held": held, "free": max(0, total - held)}
+            )
+        return {"as_of": as_of, "types": types, "gpus": gpus, "holders": holding}
+
+    @staticmethod
+    def _shown(identity: Identity, holder: dict[str, Any]) -> dict[str, Any]:
+        named = identity.can_read_all or holder["owner"] == identity.name
+        shown = dict(holder, mine=holder["owner"] == identity.name)
+        if not named:
+            shown.update(owner=None, server=None, job_id=None)
+        return shown
