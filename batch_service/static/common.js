@@ -52,7 +52,7 @@
   // 1.5 MiB: sizes as people read them.
   function size(bytes) {
     const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let value = bytes, unit = 0;
+    let value = bytes || 0, unit = 0;
     while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++; }
     return (unit ? value.toFixed(1) : String(value)) + " " + units[unit];
   }

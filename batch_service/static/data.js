@@ -4,44 +4,16 @@
   const root = document.getElementById("data-app");
   if (!root || !window.tus) return;
   const config = JSON.parse(root.dataset.config);
-  const xsrf = (window.jhdata && window.jhdata.xsrf_token) || "";
   const $ = (id) => document.getElementById(id);
   const message = $("upload-message");
   const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
   let current = [];  // the tus uploads running now
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "text") node.textContent = v;
-      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-      else node.setAttribute(k, v === true ? "" : v);
-    }
-    for (const child of children) if (child) node.append(child);
-    return node;
-  }
+  // The pages' shared helpers (common.js); this page's calls all go to its own API.
+  const { el, size } = window.batchhub;
+  const api = (method, path, body) => window.batchhub.api(config, method, path, body);
+  const xsrf = (window.jhdata && window.jhdata.xsrf_token) || "";  // for tus's own requests
 
-  async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { "X-XSRFToken": xsrf } };
-    if (body !== undefined) {
-      init.body = JSON.stringify(body);
-      init.headers["Content-Type"] = "application/json";
-    }
-    const response = await fetch(config.api + path, init);
-    const text = await response.text();
-    let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch (e) { data = { message: text }; }
-    if (!response.ok) throw new Error((data && data.message) || response.statusText);
-    return data;
-  }
-
-  function size(bytes) {
-    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let value = bytes || 0, unit = 0;
-    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++; }
-    return (unit ? value.toFixed(1) : String(value)) + " " + units[unit];
-  }
   function seconds(s) {
     if (!isFinite(s)) return "…";
     s = Math.round(s);

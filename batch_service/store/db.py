@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,20 +65,20 @@ def migrate(engine: Engine, files_root: str | Path | None = None, revision: str 
     `files_root` is the file store's folder: the migration that moved files out of the database
     writes them there.
     """
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.connect() as connection:
-        _foreign_keys(connection, on=False)
-        try:
-            with connection.begin():
-                config.attributes["connection"] = connection
-                config.attributes["files_root"] = str(files_root) if files_root else None
-                command.upgrade(config, revision)
-        finally:
-            _foreign_keys(connection, on=True)
+    _run_migrations(engine, command.upgrade, revision, files_root)
 
 
 def downgrade(engine: Engine, revision: str, files_root: str | Path | None = None) -> None:
     """Go back to an older schema (for tests of the migrations)."""
+    _run_migrations(engine, command.downgrade, revision, files_root)
+
+
+def _run_migrations(
+    engine: Engine,
+    step: Callable[[Config, str], None],
+    revision: str,
+    files_root: str | Path | None,
+) -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.connect() as connection:
         _foreign_keys(connection, on=False)
@@ -86,7 +86,7 @@ def downgrade(engine: Engine, revision: str, files_root: str | Path | None = Non
             with connection.begin():
                 config.attributes["connection"] = connection
                 config.attributes["files_root"] = str(files_root) if files_root else None
-                command.downgrade(config, revision)
+                step(config, revision)
         finally:
             _foreign_keys(connection, on=True)
 
