@@ -49,7 +49,8 @@ def job_snapshot(job: Job) -> dict[str, Any]:
         "submitted_at": job.submitted_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
-        "live": job.live,
+        # A kept kernel counts from the run's end, also while the hub is still handing it over.
+        "live": bool(job.live or job.live_pending),
         "live_until": job.live_until,
     }
 

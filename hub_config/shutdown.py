@@ -54,6 +54,12 @@ def _cleanup(loop: asyncio.AbstractEventLoop) -> None:
             task.cancel()
         if pending:
             _run(loop, asyncio.gather(*pending, return_exceptions=True))
+        for service in getattr(app, "_service_map", {}).values():
+            process = getattr(getattr(service, "spawner", None), "proc", None)
+            if process is not None and process.poll() is None:
+                # SIGTERM, not the hub's SIGINT: a Python still starting up would print a
+                # KeyboardInterrupt traceback; the hub's cleanup then finds it gone.
+                process.terminate()
         proxy = getattr(app, "proxy", None)
         if proxy is not None:
             if getattr(proxy, "proxy_process", None) is None:

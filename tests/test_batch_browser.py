@@ -49,13 +49,31 @@ def run_in_lab(lab, code: str, expected: str) -> None:  # type: ignore[no-untype
     lab.wait_for_url(lambda url: "reset" not in url, timeout=90_000)
     lab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     lab.wait_for_selector(".jp-NotebookPanel-toolbar [data-status='idle']", timeout=90_000)
-    lab.locator(".jp-Notebook .jp-Cell").last.click()
+    cells = lab.locator(".jp-Notebook .jp-Cell")
+    count = cells.count()
+    cells.last.click()
     lab.keyboard.press("Escape")
     lab.keyboard.press("b")
+    # Each step waits for JupyterLab to have taken the last (a loaded machine is slow to).
+    lab.wait_for_function(
+        "n => document.querySelectorAll('.jp-Notebook .jp-Cell').length > n", arg=count
+    )
     lab.keyboard.press("Enter")
+    active = ".jp-Notebook.jp-mod-editMode .jp-Cell.jp-mod-active"
+    lab.wait_for_selector(f"{active} .cm-editor.cm-focused", timeout=30_000)
     lab.keyboard.type(code)
+    lab.wait_for_function(
+        "([sel, code]) => (document.querySelector(sel + ' .cm-content') || {}).innerText === code",
+        arg=[active, code],
+        timeout=30_000,
+    )
     lab.keyboard.press("Shift+Enter")
-    lab.wait_for_selector(f".jp-OutputArea-output:has-text('{expected}')", timeout=60_000)
+    try:
+        lab.wait_for_selector(f".jp-OutputArea-output:has-text('{expected}')", timeout=60_000)
+    except Exception:
+        dialog = lab.locator(".jp-Dialog")
+        shown = dialog.inner_text() if dialog.count() else "no dialog"
+        raise AssertionError(f"no output {expected!r} in JupyterLab ({shown})") from None
 
 
 def submit_from_page(  # type: ignore[no-untyped-def]

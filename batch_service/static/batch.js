@@ -331,6 +331,21 @@
     }
   });
 
+  // Rows that did not change stay the same nodes (a refresh never swaps a button from under a
+  // click), and so does a row whose priority box someone is typing in.
+  function keepUnchanged(body, rows) {
+    const before = new Map([...body.children].map((tr) => [tr.id, tr]));
+    const next = rows.map((tr) => {
+      const old = before.get(tr.id);
+      if (!old || !tr.id) return tr;
+      const active = document.activeElement;
+      const inUse = old.contains(active) && active.matches("input, select, textarea");
+      return inUse || old.outerHTML === tr.outerHTML ? old : tr;
+    });
+    const current = [...body.children];
+    if (next.length !== current.length || next.some((tr, i) => tr !== current[i])) body.replaceChildren(...next);
+  }
+
   async function refresh() {
     try {
       const [page, queue] = await Promise.all([
@@ -338,10 +353,9 @@
         api(config, "GET", "queue"),
       ]);
       const body = document.querySelector("#jobs-table tbody");
-      body.replaceChildren(...page.jobs.map(jobRow));
-      if (!page.jobs.length) {
-        body.append(el("tr", {}, el("td", { colspan: 9, class: "text-muted", text: "No jobs yet: submit one above." })));
-      }
+      const rows = page.jobs.length ? page.jobs.map(jobRow)
+        : [el("tr", { id: "no-jobs" }, el("td", { colspan: 9, class: "text-muted", text: "No jobs yet: submit one above." }))];
+      keepUnchanged(body, rows);
       document.getElementById("page-info").textContent =
         page.total ? (offset + 1) + "–" + (offset + page.jobs.length) + " of " + page.total : "";
       document.getElementById("page-prev").disabled = offset === 0;
