@@ -310,10 +310,10 @@ def test_the_executed_notebook_can_be_read_while_the_run_goes_on(hub: HubProcess
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         job = batch.job(job["id"])
-        if job["progress"]["index"] >= 3:
+        if job["progress"]["index"] >= 2:  # two cells done: the third runs
             break
         time.sleep(0.3)
-    assert job["state"] == "running" and job["progress"]["index"] == 3, job
+    assert job["state"] == "running" and job["progress"]["index"] == 2, job
     user.wait_server(job["server_name"], ready=True)
     url = f"{hub.url}/user/{user.name}/{job['server_name']}/api/contents/{job['output_path']}"
     seen = None
