@@ -143,8 +143,10 @@ class Admission:
         allocations = []
         for row in holding:
             gpus, gpu_type = self._gpus(row.profile)
-            # GPUs are held from the moment the service asked for the server.
+            # GPUs are held from the moment the service asked for the server; the time limit
+            # counts from the run's start once the runner said it started.
             started = row.admitted_at or row.started_at or 0.0
+            runs_from = row.started_at or started
             live = bool(row.live or row.live_pending) and row.state not in ACTIVE_STATES
             live_until = row.live_until
             if row.live_pending and not row.live:
@@ -158,7 +160,7 @@ class Admission:
                     gpu_type,
                     group=fair_group(row.group_name, row.owner_groups, config),
                     started_at=started,
-                    expected_end=started + row.time_limit,
+                    expected_end=runs_from + row.time_limit,
                     live=live,
                     live_until=live_until,
                 )
@@ -188,6 +190,7 @@ class Admission:
                         gpu_type,
                         group=group,
                         started_at=turn.admitted_at or 0.0,
+                        kind="interactive",
                     )
                 )
         # Live kernels are counted apart from running work: they never take a run's slot.
@@ -263,23 +266,25 @@ class Admission:
         return usage, watermark, [t.id for t in turns]
 
     def decide(
-        self, max_servers: int, now: float, max_live: int | None = None
+        self, max_servers: int, now: float, max_live: int | None = None, preview: bool = False
     ) -> tuple[Decision, dict[str, str]]:
-        """One decision; returns it with each request's kind."""
+        """One decision; returns it with each request's kind. A preview (the queue is paused)
+        admits nothing and changes nothing: it only places everyone in line."""
         config = self.config()
         requests, allocations, servers = self.snapshot(config)
         usage, settled_until, settled_turns = self.settle_finished(self.load_usage(), config)
+        # A preview has no room: everyone stays in line, in the order a pass would give.
         decision = decide(
             requests,
             allocations,
-            self.capacity,
+            {} if preview else self.capacity,
             usage,
             config,
             now,
-            batch_slots=max(0, max_servers - servers),
-            live_slots=max_live,
+            batch_slots=0 if preview else max(0, max_servers - servers),
+            live_slots=None if preview else max_live,
         )
-        if decision.start or settled_until is not None or settled_turns:
+        if not preview and (decision.start or settled_until is not None or settled_turns):
             # Usage and what it settled are saved together: nothing is charged twice or lost.
             with self.store.session() as session:
                 self.save_usage(decision.usage, session)

@@ -104,6 +104,8 @@ class Scheduler:
         self.overrun_grace = overrun_grace
         self.signing_key = signing_key
         self.user_options = user_options or self.signed_user_options
+        # Batch jobs and GPU servers wait in one line: both services read the same one.
+        turns.line = jobs.line
 
     async def active_servers(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every user's running or pending servers, from the hub (paged)."""
@@ -133,6 +135,12 @@ class Scheduler:
         self.reconcile_turns(active, snapshot_time)
         if not self.jobs.paused(self.paused_default):
             await self.admit(report)
+        else:
+            # Nothing starts, but everyone still sees where they stand.
+            decision, _ = self.admission.decide(
+                self.capacity.max_servers, now(), self.capacity.max_live, preview=True
+            )
+            self.jobs.line.update(decision)
         return report
 
     async def reconcile(
@@ -251,12 +259,8 @@ class Scheduler:
         decision, kinds = self.admission.decide(
             self.capacity.max_servers, t, self.capacity.max_live
         )
-        self.turns.line_positions = {
-            i: p for i, p in decision.positions.items() if kinds.get(i) == "interactive"
-        }
-        self.jobs.policy_positions = {
-            i: p for i, p in decision.positions.items() if kinds.get(i) == "batch"
-        }
+        # Positions, reasons and expected starts of everyone left waiting, worked out now.
+        self.jobs.line.update(decision)
         for job_id, until in decision.cut_live:
             why = CUT_REASONS.get(decision.cut_reasons.get(job_id, CUT_FOR_GPUS), "")
             if self.jobs.mark(job_id, FINISHED_STATES, live_until=until, reason=why):
