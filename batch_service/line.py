@@ -43,12 +43,8 @@ class Line:
 
     def update(self, decision: Decision) -> None:
         """Keep a pass's decision: its waits are worked out here, in the pass."""
-        waits = dict(decision.waits)
-        waiting: dict[str, int] = {}
-        for wait in waits.values():
-            kind = kind_of(wait.request)
-            waiting[kind] = waiting.get(kind, 0) + 1
-        self.waits, self.holders, self.waiting = waits, decision.holders, waiting
+        waiting = dict(decision.waiting)  # worked out with the waits, in one walk
+        self.waits, self.holders, self.waiting = decision.waits, decision.holders, waiting
         self.decided = True
 
     def fields(

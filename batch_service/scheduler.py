@@ -41,6 +41,7 @@ from batch_service.jobs import (
     output_path,
     server_name,
 )
+from batch_service.policy import Decision
 from batch_service.policy.decide import CUT_FOR_GPUS, CUT_FOR_LIVE_CAP
 from batch_service.store import Job
 from batch_service.turns import TurnService
@@ -137,11 +138,18 @@ class Scheduler:
             await self.admit(report)
         else:
             # Nothing starts, but everyone still sees where they stand.
-            decision, _ = self.admission.decide(
-                self.capacity.max_servers, now(), self.capacity.max_live, preview=True
-            )
+            decision, _ = self.decide(preview=True)
             self.jobs.line.update(decision)
         return report
+
+    def decide(self, preview: bool = False) -> tuple[Decision, dict[str, str]]:
+        """The policy's decision with everyone's place, reason and expected start (the walk of
+        the line runs here, in the pass, not in the first page read after it)."""
+        decision, kinds = self.admission.decide(
+            self.capacity.max_servers, now(), self.capacity.max_live, preview=preview
+        )
+        len(decision.waits)
+        return decision, kinds
 
     async def reconcile(
         self, active: dict[str, dict[str, dict[str, Any]]], report: PassReport
@@ -255,10 +263,7 @@ class Scheduler:
 
     async def admit(self, report: PassReport) -> None:
         """Ask the policy, then start what it admits (one hub call per batch job)."""
-        t = now()
-        decision, kinds = self.admission.decide(
-            self.capacity.max_servers, t, self.capacity.max_live
-        )
+        decision, kinds = self.decide()
         # Positions, reasons and expected starts of everyone left waiting, worked out now.
         self.jobs.line.update(decision)
         for job_id, until in decision.cut_live:

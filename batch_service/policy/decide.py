@@ -72,19 +72,25 @@ class _Line:
     def __init__(
         self,
         lines: Callable[[], Iterable[Iterable[Request]]],
-        plan: Callable[[list[Request]], dict[str, Wait]],
+        plan: Callable[[list[Request]], tuple[dict[str, Wait], dict[str, int]]],
     ) -> None:
         self._lines: Callable[[], Iterable[Iterable[Request]]] | None = lines
         self._plan = plan
         self._waits: dict[str, Wait] = {}
+        self._counts: dict[str, int] = {}
 
     def waits(self) -> dict[str, Wait]:
         """Wait of each request left waiting, by id."""
         if self._lines is not None:
             ordered = [r for line in self._lines() for r in line]
             self._lines = None
-            self._waits = self._plan(ordered)
+            self._waits, self._counts = self._plan(ordered)
         return self._waits
+
+    def counts(self) -> dict[str, int]:
+        """How many wait in each GPU type's line (CPU: "")."""
+        self.waits()
+        return self._counts
 
 
 class _View(Mapping[str, Any]):
@@ -112,6 +118,33 @@ class _Waits(_View):
 
     def __init__(self, line: _Line) -> None:
         super().__init__(line, lambda wait: wait)
+
+    def __getitem__(self, key: str) -> Wait:
+        return self._line.waits()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        """The Wait of a request, or `default` if it does not wait."""
+        return self._line.waits().get(key, default)
+
+    def values(self) -> Any:
+        """Every Wait (without a lookup per key)."""
+        return self._line.waits().values()
+
+
+class _Counts(Mapping[str, int]):
+    """GPU type ("" for CPU) -> how many wait in its line."""
+
+    def __init__(self, line: _Line) -> None:
+        self._line = line
+
+    def __getitem__(self, key: str) -> int:
+        return self._line.counts()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._line.counts())
+
+    def __len__(self) -> int:
+        return len(self._line.counts())
 
 
 def _free_at(
@@ -323,7 +356,7 @@ def decide(
             cut_reasons[job] = CUT_FOR_LIVE_CAP
     holders, slot_ends = _holders(running, started, dict(cut_live), now)
 
-    def planned(ordered: list[Request]) -> dict[str, Wait]:
+    def planned(ordered: list[Request]) -> tuple[dict[str, Wait], dict[str, int]]:
         return plan(ordered, why, capacity, free, holders, slots, slot_ends, now)
 
     line = _Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)], planned)
@@ -343,6 +376,7 @@ def decide(
         _Waits(line),
         holders,
         now,
+        _Counts(line),
     )
 
 

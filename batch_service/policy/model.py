@@ -103,3 +103,5 @@ class Decision:
     # GPU type -> what holds GPUs of that type after this decision, soonest end first.
     holders: Mapping[str, tuple[Holder, ...]] = field(default_factory=dict)
     now: float = 0.0
+    # GPU type ("" for CPU) -> how many wait in its line.
+    waiting: Mapping[str, int] = field(default_factory=dict)
