@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
+import batch_service
 from batch_service.policy import (
+    CODES,
     Allocation,
     PolicyConfig,
     Request,
@@ -299,3 +305,8 @@ def test_words_for_a_paused_queue_and_a_job_just_submitted() -> None:
     )
     fresh = Wait(req("b", "ann", gpus=0), 1, "new", None)
     assert "the scheduler places it in line at its next pass" in wait_words(fresh, (), NOW)
+
+
+def test_the_api_documents_every_reason_code() -> None:
+    document = yaml.safe_load((Path(batch_service.__file__).parent / "openapi.yaml").read_text())
+    assert tuple(document["components"]["schemas"]["ReasonCode"]["enum"]) == CODES

@@ -88,7 +88,10 @@ def test_a_gpu_job_behind_running_gpu_jobs_expects_the_first_end(hub: HubProcess
         finally:
             lab.stop_server("g")
     finally:
-        for job_id in [*held, *([waiting] if waiting else [])]:
-            Batch(holder.user if job_id in held else person.user).call(
-                "POST", f"jobs/{job_id}/cancel"
-            )
+        if waiting:
+            person.call("POST", f"jobs/{waiting}/cancel")
+        for job_id in held:
+            holder.call("POST", f"jobs/{job_id}/cancel")
+        # The GPUs are back only once the servers are gone: later tests count on both.
+        for job_id in held:
+            holder.user.wait_server(f"batch-{job_id}", ready=False, timeout=120)
