@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from batch_service.clock import now
 from batch_service.jobs import ACTIVE_STATES, QUEUED
 from batch_service.policy import (
     Allocation,
@@ -33,6 +34,8 @@ SETTLED_KEY = "usage_settled_until"
 # An interactive server has no time limit: it is charged this much at admission, and what it
 # really held once it stops.
 INTERACTIVE_CHARGE_SECONDS = 3600.0
+# How soon a stopping server's GPUs are expected back (batch servers stop within seconds).
+STOPPING_SECONDS = 10.0
 
 
 def fair_group(chosen: str | None, owner_groups: Iterable[str], config: PolicyConfig) -> str | None:
@@ -150,8 +153,10 @@ class Admission:
         allocations = []
         for row in holding:
             gpus, gpu_type = self._gpus(row.profile)
-            # GPUs are held from the moment the service asked for the server.
+            # GPUs are held from the moment the service asked for the server; the time limit
+            # counts from the run's start once the runner said it started.
             started = row.admitted_at or row.started_at or 0.0
+            runs_from = row.started_at or started
             live = bool(row.live or row.live_pending) and row.state not in ACTIVE_STATES
             live_until = row.live_until
             if row.live_pending and not row.live:
@@ -165,7 +170,7 @@ class Admission:
                     gpu_type,
                     group=fair_group(row.group_name, row.owner_groups, config),
                     started_at=started,
-                    expected_end=started + row.time_limit,
+                    expected_end=runs_from + row.time_limit,
                     live=live,
                     live_until=live_until,
                 )
@@ -196,6 +201,7 @@ class Admission:
                         gpu_type,
                         group=group,
                         started_at=turn.admitted_at or 0.0,
+                        kind="interactive",
                     )
                 )
         # Live kernels are counted apart from running work: they never take a run's slot.
@@ -212,7 +218,18 @@ class Admission:
         for job_id, profile in profiles:
             gpus, gpu_type = self._gpus(profile)
             if gpus:
-                held.append(Allocation(f"{job_id}:stopping", servers[job_id], gpus, gpu_type))
+                held.append(
+                    Allocation(
+                        f"{job_id}:stopping",
+                        servers[job_id],
+                        gpus,
+                        gpu_type,
+                        started_at=now(),
+                        # Back within seconds: the spawner hands them over at the stop's end.
+                        expected_end=now() + STOPPING_SECONDS,
+                        kind="stopping",
+                    )
+                )
         return held
 
     def load_usage(self) -> Usage:
@@ -289,22 +306,25 @@ class Admission:
         now: float,
         max_live: int | None = None,
         stopping: Mapping[str, str] | None = None,
+        preview: bool = False,
     ) -> tuple[Decision, dict[str, str]]:
-        """One decision; returns it with each request's kind."""
+        """One decision; returns it with each request's kind. A preview (the queue is paused)
+        admits nothing and changes nothing: it only places everyone in line."""
         config = self.config()
         requests, allocations, servers = self.snapshot(config, stopping)
         usage, settled_until, settled_turns = self.settle_finished(self.load_usage(), config)
+        # A preview has no room: everyone stays in line, in the order a pass would give.
         decision = decide(
             requests,
             allocations,
-            self.capacity,
+            {} if preview else self.capacity,
             usage,
             config,
             now,
-            batch_slots=max(0, max_servers - servers),
-            live_slots=max_live,
+            batch_slots=0 if preview else max(0, max_servers - servers),
+            live_slots=None if preview else max_live,
         )
-        if decision.start or settled_until is not None or settled_turns:
+        if not preview and (decision.start or settled_until is not None or settled_turns):
             # Usage and what it settled are saved together: nothing is charged twice or lost.
             with self.store.session() as session:
                 self.save_usage(decision.usage, session)

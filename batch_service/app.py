@@ -266,6 +266,9 @@ class BatchServiceApp(Application):
             self.store, self.job_service.profiles, self.signing_key, self.server_lookup
         )
         gpu_capacity = {str(k): int(v) for k, v in self.capacity.items()}
+        # A GPU job no GPU here can ever run is refused at submission, as the spawn page does.
+        self.job_service.gpu_capacity = gpu_capacity
+        self.job_service.paused_default = bool(self.paused)
         self.admission = Admission(
             self.store,
             self.turn_service,

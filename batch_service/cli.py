@@ -113,14 +113,38 @@ def _clock(epoch: Any) -> str:
     return time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", moment)
 
 
+def waits(job: dict[str, Any]) -> bool:
+    """True while a job waits (it has a reason code other than `none`)."""
+    return job.get("state") == "queued" and (job.get("reason_code") or "none") != "none"
+
+
+def expected_start(job: dict[str, Any]) -> str:
+    """When a waiting job is expected to start, or why that is not known."""
+    if not waits(job):
+        return ""
+    if not job.get("estimated_start"):
+        return "expected start: not known yet"
+    return f"expected start {_clock(job['estimated_start'])}"
+
+
 def why(job: dict[str, Any]) -> str:
     """Why a job waits or ended as it did: its reason code and words, and any expected start."""
     code = job.get("reason_code") or ""
+    code = "" if code == "none" else code
     words = job.get("reason") or ""
     text = f"{code}: {words}" if code and words else code or words
-    if job.get("state") == "queued" and job.get("estimated_start"):
-        text = f"{text} (expected start {_clock(job['estimated_start'])})".strip()
+    if waits(job) and job.get("estimated_start"):
+        text = f"{text} ({expected_start(job)})".strip()
     return text
+
+
+def reason_column(job: dict[str, Any]) -> str:
+    """The REASON column: a waiting job's code (as squeue's) and expected start; otherwise
+    the words of how it ended."""
+    if not waits(job):
+        return job.get("reason") or ""
+    start = job.get("estimated_start")
+    return job["reason_code"] + (f" (start {_clock(start)})" if start else "")
 
 
 def describe(job: dict[str, Any]) -> str:
@@ -153,7 +177,7 @@ def job_table(jobs: list[dict[str, Any]]) -> str:
                 str(job.get("position") or "-"),
                 job["profile"],
                 job["input_name"],
-                why(job),
+                reason_column(job),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
@@ -314,7 +338,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state")
     p.add_argument("--limit", type=int, default=20)
     for name, text in (
-        ("show", "one job as JSON"),
+        ("show", "one job as JSON; why it waits and its expected start on stderr"),
         ("cancel", "cancel a queued or running job"),
         ("release", "end a finished run's live kernel now"),
         ("delete", "delete a finished job"),
@@ -376,7 +400,13 @@ def run(api: Api, args: argparse.Namespace) -> int:
         print(job_table(jobs) if jobs else "no jobs")
         return 0
     if command == "show":
-        print(json.dumps(api.json("GET", f"jobs/{args.job_id}"), indent=2))
+        job = api.json("GET", f"jobs/{args.job_id}")
+        print(json.dumps(job, indent=2))
+        # For the person at the terminal (stdout stays JSON for scripts): why it waits, and when
+        # it may start.
+        if waits(job):
+            print(f"[batchhub] {job.get('reason_code')}: {job.get('reason')}", file=sys.stderr)
+            print(f"[batchhub] {expected_start(job)}", file=sys.stderr)
         return 0
     if command in ("cancel", "release"):
         print(describe(api.json("POST", f"jobs/{args.job_id}/{command}", {})))

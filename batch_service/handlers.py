@@ -109,7 +109,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if message is None:
             message = "something went wrong on the server" if status_code >= 500 else (self._reason)
         self.set_status(status_code)
-        if getattr(self, "streams_body", False) and not getattr(self, "body_complete", False):
+        # @web.stream_request_body marks a handler class with _stream_request_body.
+        streams = getattr(self, "streams_body", False) or getattr(self, "_stream_request_body", 0)
+        if streams and not getattr(self, "body_complete", False):
             # Refused before the body was read: tornado drops the connection after answering,
             # so tell the proxy not to send another request on it (it would be reset).
             self.set_header("Connection", "close")

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -23,6 +21,14 @@ from batch_service.events import Events
 from batch_service.files import FileStore
 from batch_service.identity import Identity
 from batch_service.job_files import JobFiles, StoredFile
+
+# Names of a job's server and executed notebook, kept importable from here.
+from batch_service.job_view import job_view
+from batch_service.job_view import output_name as output_name
+from batch_service.job_view import output_path as output_path
+from batch_service.job_view import server_name as server_name
+from batch_service.line import Line
+from batch_service.policy import Request
 from batch_service.run_options import run_options
 from batch_service.store import Artifact, Job, JobFile, LogLine, Setting, Store
 from batch_service.uploads import CheckedInput
@@ -35,8 +41,6 @@ FINISHED_STATES = (SUCCEEDED, FAILED, TIMED_OUT, CANCELLED)
 STATES = (QUEUED, *ACTIVE_STATES, *FINISHED_STATES)
 RUN_RESULTS = (SUCCEEDED, FAILED, TIMED_OUT)
 MAX_PAGE = 500
-# Runs write in this folder of their server's root: batch/<job id>/.
-JOB_FOLDER = "batch"
 
 
 def new_job_id() -> str:
@@ -45,27 +49,6 @@ def new_job_id() -> str:
     return secrets.choice(string.ascii_lowercase) + "".join(
         secrets.choice(alphabet) for _ in range(9)
     )
-
-
-def output_name(input_name: str, kind: str) -> str:
-    """The executed notebook's file name."""
-    stem = PurePosixPath(input_name).stem if kind != "empty" else "notebook"
-    return f"{stem}.output.ipynb"
-
-
-def server_name(job_id: str) -> str:
-    """The named server a job runs in."""
-    return f"batch-{job_id}"
-
-
-def output_path(job_id: str, input_name: str, kind: str) -> str:
-    """Where a run's executed notebook lies in its server (chosen here, never by the runner)."""
-    return f"{JOB_FOLDER}/{job_id}/{output_name(input_name, kind)}"
-
-
-def url_path(path: str) -> str:
-    """A file path as it goes into a URL: each segment quoted, so no segment can leave it."""
-    return "/".join(quote(part, safe="") for part in path.split("/"))
 
 
 @dataclass(frozen=True)
@@ -91,80 +74,6 @@ class StopRequest:
     job_id: str
 
 
-def live_kernel_url(job: Job, hub_base_url: str = "/") -> str:
-    """JupyterLab on the run's kernel, in a workspace of the job's own.
-
-    JupyterLab keeps workspaces in the user's home, shared by all their servers: in the default
-    workspace, a tab restored from another run would attach to a fresh kernel. `?reset` empties
-    the job's workspace on every open, so it holds only the executed notebook.
-    """
-    server = server_name(job.id)
-    # Every part is the service's own choice, each path segment quoted: it cannot leave the server.
-    return (
-        f"{hub_base_url}user/{quote(job.owner, safe='@~')}/{server}/lab/workspaces/{server}"
-        f"/tree/{url_path(job.output_path or '')}?reset"
-    )
-
-
-def job_view(
-    job: Job,
-    position: int | None = None,
-    hub_base_url: str = "/",
-    has_output: bool | None = None,
-) -> dict[str, Any]:
-    """The API form of a job (`has_output`: whether its executed notebook is stored)."""
-    duration = None
-    if job.started_at is not None:
-        duration = (job.finished_at or now()) - job.started_at
-    return {
-        "id": job.id,
-        "owner": job.owner,
-        "state": job.state,
-        "kind": job.kind,
-        "input_name": job.input_name,
-        "entry_point": job.entry_point,
-        "profile": job.profile,
-        "parameters": job.parameters,
-        "report_mode": job.report_mode,
-        "args": job.args,
-        "warnings": job.warnings,
-        "time_limit": job.time_limit,
-        "live_window": job.live_window,
-        "priority": job.priority,
-        "group": job.group_name,
-        "position": position,
-        "submitted_at": job.submitted_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "duration": duration,
-        "live": job.live,
-        # The run kept its kernel; it becomes `live` once the hub can reach its server.
-        "live_pending": bool(job.live_pending),
-        "live_until": job.live_until,
-        "live_kernel_url": live_kernel_url(job, hub_base_url)
-        if job.live and job.output_path
-        else None,
-        "has_output": has_output,
-        "kernel_id": job.kernel_id,
-        "output_path": job.output_path,
-        "server_name": server_name(job.id),
-        # index: cells done; while a run goes, the cell after them is the one running.
-        "progress": {
-            "index": job.progress_index,
-            "total": job.progress_total,
-            "current_cell": job.current_cell,
-        },
-        "error": {
-            "name": job.error_name,
-            "value": job.error_value,
-            "cell": job.failed_cell,
-        }
-        if job.error_name
-        else None,
-        "reason": job.reason,
-    }
-
-
 class JobService:
     """The batch queue's operations over the store."""
 
@@ -184,8 +93,12 @@ class JobService:
         self.job_files = JobFiles(store, files)
         self.profiles = {p.name: p for p in profiles}
         self.hub_base_url = hub_base_url
-        # Written by each scheduler pass: places in the fair order of the GPU line.
-        self.policy_positions: dict[str, int] = {}
+        # The queue is paused unless an admin said otherwise (the app's `paused` setting).
+        self.paused_default = False
+        # Where everyone waiting stands and why: written by each scheduler pass.
+        self.line = Line(lambda: self.paused(self.paused_default))
+        # GPUs of each type this machine has (None: not known, nothing refused for it).
+        self.gpu_capacity: Mapping[str, int] | None = None
         # Groups with a fair share of their own (the policy's named groups); set by the app.
         self.fair_groups: Callable[[], frozenset[str]] = frozenset
         # Where starts and ends of runs are told (notifications, metrics); set by the app.
@@ -253,6 +166,7 @@ class JobService:
         if not -1000 <= priority <= 1000:
             raise BatchError("priority must be between -1000 and 1000")
         group = self._group(identity, submission.group)
+        self.check_gpus_exist(profile)
         upload = submission.input
         options = run_options(
             upload, submission.parameters, submission.report_mode, submission.args
@@ -293,22 +207,77 @@ class JobService:
         except BaseException:
             self.files.remove_job(job.id)
             raise
-        return self.view(job)
+        return self.view(job, reader=identity)
+
+    def check_gpus_exist(self, profile: Profile) -> None:
+        """Refuse a profile no GPU of this machine can ever run, in the spawn page's words."""
+        if self.gpu_capacity is None or not profile.gpus:
+            return
+        if profile.gpu_type:
+            have = self.gpu_capacity.get(profile.gpu_type, 0)
+        else:
+            have = sum(self.gpu_capacity.values())
+        if profile.gpus > have:
+            kind = f"GPU{'s' if profile.gpus != 1 else ''}"
+            kind += f" of type {profile.gpu_type}" if profile.gpu_type else ""
+            raise BatchError(
+                f"profile {profile.name!r} needs {profile.gpus} {kind} but this machine has "
+                f"{have}: a job with it could never start; pick another profile"
+            )
 
     # --- reading ----------------------------------------------------------------------
-    def view(self, job: Job, session: Session | None = None) -> dict[str, Any]:
-        """A job's API form, with its queue position when queued."""
+    def view(
+        self, job: Job, session: Session | None = None, reader: Identity | None = None
+    ) -> dict[str, Any]:
+        """A job's API form; when queued, where it stands and why, as `reader` may read it."""
         if session is None:
             with self.store.session() as own:
-                return self.view(job, own)
-        position = self.positions(session).get(job.id) if job.state == QUEUED else None
+                return self.view(job, own, reader)
+        wait = None
+        if job.state == QUEUED:
+            wait = self.wait(job, session, reader, self.line.is_paused())
         has_output = job.id in _with_output(session, [job.id])
-        return job_view(job, position, self.hub_base_url, has_output)
+        return job_view(job, wait, self.hub_base_url, has_output)
+
+    def request(self, job: Job) -> Request:
+        """A queued job as the policy sees it (for its place before the next pass)."""
+        profile = self.profiles.get(job.profile)
+        gpus, gpu_type = (profile.gpus, profile.gpu_type) if profile else (0, None)
+        return Request(
+            job.id,
+            job.owner,
+            gpus,
+            gpu_type,
+            priority=job.priority,
+            submitted_at=job.submitted_at,
+            expected_duration=job.time_limit,
+        )
+
+    def wait(
+        self, job: Job, session: Session, reader: Identity | None, paused: bool
+    ) -> dict[str, Any]:
+        """Position, reason code, words and expected start of a queued job."""
+        return self.waits_of([job], session, reader, paused)[job.id]
+
+    def waits_of(
+        self, jobs: Iterable[Job], session: Session, reader: Identity | None, paused: bool
+    ) -> dict[str, dict[str, Any]]:
+        """`wait` of each queued job among these (one query at most, before the first pass)."""
+        first_come: dict[str, int] = {}
+
+        def place(job_id: str) -> int | None:
+            if not first_come:
+                first_come.update(self.positions(session))
+            return first_come.get(job_id)
+
+        return {
+            job.id: self.line.fields(self.request(job), reader, paused, place, last_try=job.reason)
+            for job in jobs
+            if job.state == QUEUED
+        }
 
     def positions(self, session: Session) -> dict[str, int]:
-        """1-based positions of queued jobs (the policy's, else first come first served)."""
-        if self.policy_positions:
-            return self.policy_positions
+        """1-based positions of queued jobs, first come first served (before any pass)."""
         ids = session.scalars(
             select(Job.id).where(Job.state == QUEUED).order_by(*self.queue_order())
         ).all()
@@ -329,7 +298,7 @@ class JobService:
     def get(self, identity: Identity, job_id: str) -> dict[str, Any]:
         """One job the identity may see."""
         with self.store.session() as session:
-            return self.view(self._visible(session, identity, job_id), session)
+            return self.view(self._visible(session, identity, job_id), session, identity)
 
     def list_jobs(
         self,
@@ -367,11 +336,10 @@ class JobService:
                 .limit(limit)
                 .offset(offset)
             ).all()
-            positions = self.positions(session) if any(j.state == QUEUED for j in rows) else {}
+            paused = self.line.is_paused() if any(j.state == QUEUED for j in rows) else False
+            waits = self.waits_of(rows, session, identity, paused)
             outputs = _with_output(session, [j.id for j in rows])
-            jobs = [
-                job_view(j, positions.get(j.id), self.hub_base_url, j.id in outputs) for j in rows
-            ]
+            jobs = [job_view(j, waits.get(j.id), self.hub_base_url, j.id in outputs) for j in rows]
         return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
 
     def file(self, identity: Identity, job_id: str, role: str) -> StoredFile:
@@ -411,7 +379,7 @@ class JobService:
             job.live = False
             job.reason = f"cancelled by {identity.name}"
             self.events.job_ended(job.id)
-            return self.view(job, session), stop
+            return self.view(job, session, identity), stop
 
     def release(self, identity: Identity, job_id: str) -> tuple[dict[str, Any], StopRequest]:
         """End a finished job's live kernel now."""
@@ -423,7 +391,7 @@ class JobService:
                 raise Conflict(f"job {job_id} has no live kernel")
             job.live = job.live_pending = False
             job.live_until = job.live_ended_at = now()
-            return self.view(job, session), StopRequest(job.owner, job.id)
+            return self.view(job, session, identity), StopRequest(job.owner, job.id)
 
     def delete(self, identity: Identity, job_id: str) -> StopRequest | None:
         """Delete a finished job with its files and logs."""
@@ -453,7 +421,7 @@ class JobService:
         with self.store.session() as session:
             job = self._visible(session, identity, job_id)
             job.priority = priority
-            return self.view(job, session)
+            return self.view(job, session, identity)
 
     # --- queue settings ---------------------------------------------------------------
     def paused(self, default: bool = False) -> bool:

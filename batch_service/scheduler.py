@@ -41,6 +41,7 @@ from batch_service.jobs import (
     output_path,
     server_name,
 )
+from batch_service.policy import Decision
 from batch_service.policy.decide import CUT_FOR_GPUS, CUT_FOR_LIVE_CAP
 from batch_service.store import Job
 from batch_service.turns import TurnService
@@ -106,6 +107,8 @@ class Scheduler:
         self.user_options = user_options or self.signed_user_options
         self.hub_servers: dict[str, dict[str, dict[str, Any]]] = {}
         self.seen_at: float | None = None
+        # Batch jobs and GPU servers wait in one line: both services read the same one.
+        turns.line = jobs.line
 
     async def active_servers(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every user's running or pending servers, from the hub (paged)."""
@@ -137,7 +140,26 @@ class Scheduler:
         self.reconcile_turns(active, snapshot_time)
         if not self.jobs.paused(self.paused_default):
             await self.admit(report, batch_servers(active))
+        else:
+            # Nothing starts, but everyone still sees where they stand.
+            decision, _ = self.decide(preview=True, servers=batch_servers(active))
+            self.jobs.line.update(decision)
         return report
+
+    def decide(
+        self, preview: bool = False, servers: Mapping[str, str] | None = None
+    ) -> tuple[Decision, dict[str, str]]:
+        """The policy's decision with everyone's place, reason and expected start (the walk of
+        the line runs here, in the pass, not in the first page read after it)."""
+        decision, kinds = self.admission.decide(
+            self.capacity.max_servers,
+            now(),
+            self.capacity.max_live,
+            stopping=servers,
+            preview=preview,
+        )
+        len(decision.waits)
+        return decision, kinds
 
     async def reconcile(
         self, active: dict[str, dict[str, dict[str, Any]]], report: PassReport
@@ -255,16 +277,9 @@ class Scheduler:
         servers: the batch servers the hub has (job id -> owner); GPUs of those still
         stopping are not handed to anyone yet.
         """
-        t = now()
-        decision, kinds = self.admission.decide(
-            self.capacity.max_servers, t, self.capacity.max_live, servers
-        )
-        self.turns.line_positions = {
-            i: p for i, p in decision.positions.items() if kinds.get(i) == "interactive"
-        }
-        self.jobs.policy_positions = {
-            i: p for i, p in decision.positions.items() if kinds.get(i) == "batch"
-        }
+        decision, kinds = self.decide(servers=servers)
+        # Positions, reasons and expected starts of everyone left waiting, worked out now.
+        self.jobs.line.update(decision)
         for job_id, until in decision.cut_live:
             why = CUT_REASONS.get(decision.cut_reasons.get(job_id, CUT_FOR_GPUS), "")
             if self.jobs.mark(job_id, FINISHED_STATES, live_until=until, reason=why):

@@ -22,6 +22,8 @@ from batch_service.errors import BatchError, NotFound
 from batch_service.events import Events
 from batch_service.hub_client import HubError, HubUnreachable
 from batch_service.identity import Identity
+from batch_service.line import Line, not_waiting
+from batch_service.policy import Request
 from batch_service.runs import HubServerLookup
 from batch_service.store import Store, Turn
 from spawner.credentials import same, turn_key
@@ -39,13 +41,14 @@ def _end(session: Session, turn: Turn) -> None:
         session.delete(turn)
 
 
-def turn_view(turn: Turn, position: int | None) -> dict[str, Any]:
-    """The API form of a turn."""
+def turn_view(turn: Turn, wait: dict[str, Any] | None) -> dict[str, Any]:
+    """The API form of a turn (`wait`: where a waiting turn stands and why, line.py)."""
+    if turn.state != WAITING or wait is None:
+        wait = not_waiting(turn.reason)
     return {
         "id": turn.id,
         "state": turn.state,
-        "position": position if turn.state == WAITING else None,
-        "reason": turn.reason,
+        **wait,
         "server": turn.server,
         "profile": turn.profile,
     }
@@ -65,8 +68,9 @@ class TurnService:
         self.profiles = profiles
         self.signing_key = signing_key
         self.hub_server = hub_server
-        # Written by each scheduler pass: place among everything waiting for that GPU type.
-        self.line_positions: dict[str, int] = {}
+        # Where everyone waiting stands and why: written by each scheduler pass (the app
+        # shares the job service's, so jobs and GPU servers are one line).
+        self.line = Line()
         # Where an admitted turn is told (notifications); set by the app.
         self.events = Events()
 
@@ -118,7 +122,7 @@ class TurnService:
                 reason="",
             )
             session.add(turn)
-        return turn_view(turn, self.positions().get(turn.id))
+        return turn_view(turn, self.wait(turn, identity))
 
     def _owned(self, identity: Identity, turn_id: str, presented: str | None) -> Turn:
         with self.store.session() as session:
@@ -136,8 +140,22 @@ class TurnService:
     def get(self, identity: Identity, turn_id: str, presented: str | None) -> dict[str, Any]:
         """A turn with its current position."""
         turn = self._owned(identity, turn_id, presented)
-        position = self.line_positions.get(turn.id) or self.positions().get(turn.id)
-        return turn_view(turn, position)
+        return turn_view(turn, self.wait(turn, identity) if turn.state == WAITING else None)
+
+    def wait(self, turn: Turn, reader: Identity) -> dict[str, Any]:
+        """Position, reason code, words and expected start of a waiting turn."""
+        profile = self.profiles.get(turn.profile)
+        gpus, gpu_type = (profile.gpus, profile.gpu_type) if profile else (0, None)
+        request = Request(
+            turn.id, turn.owner, gpus, gpu_type, kind="interactive", submitted_at=turn.submitted_at
+        )
+        return self.line.fields(
+            request,
+            reader,
+            self.line.is_paused(),
+            lambda turn_id: self.positions().get(turn_id),
+            last_try=turn.reason,
+        )
 
     async def leave(self, identity: Identity, turn_id: str, presented: str | None) -> bool:
         """Leave the line. An admitted turn holds its GPUs while the hub runs the server, so it

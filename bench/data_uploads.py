@@ -24,6 +24,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -33,10 +34,13 @@ import requests
 from tornado import httpserver, netutil, web
 from tusclient import client as tus_client
 
-from bench._hub import bench_hub
-from bench.service_joblist import rss_mib
-from tests.batch import notebook
-from tests.tus import make_file
+# Run as `python bench/<script>.py`: the repository root holds the bench and tests packages.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._hub import bench_hub  # noqa: E402
+from bench.service_joblist import rss_mib  # noqa: E402
+from tests.batch import notebook  # noqa: E402
+from tests.tus import make_file  # noqa: E402
 
 
 def median_seconds(run, samples: int) -> float:  # type: ignore[no-untyped-def]

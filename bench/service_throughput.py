@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import threading
 import time
+from pathlib import Path
 
 import requests
 
-from bench._hub import bench_hub
-from tests.batch import notebook
+# Run as `python bench/<script>.py`: the repository root holds the bench and tests packages.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._hub import bench_hub  # noqa: E402
+from tests.batch import notebook  # noqa: E402
 
 
 def hammer(make_request, clients: int, seconds: float) -> tuple[int, list[float]]:  # type: ignore[no-untyped-def]

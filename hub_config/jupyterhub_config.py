@@ -155,7 +155,7 @@ if spawner_kind == "kubernetes":
     service_url_for_servers = configure_kubernetes(c, values, profile_dicts) or (
         service_url_for_servers
     )
-    gpu_capacity: dict[str, int] = {}
+    gpu_capacity = {str(k): int(v) for k, v in get(values, "gpus.cluster_capacity", {}).items()}
     gpu_inventory: list[dict] = []
     isolation_note = ""
     isolation_summary = "Kubernetes pods, one per server"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,15 +31,20 @@ class Turn:
     state: str
     position: int | None = None
     reason: str = ""
+    reason_code: str = ""  # why it waits, as the batch service's API says (resources, ...)
+    estimated_start: float | None = None  # epoch seconds, when it can be worked out
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Turn:
         """Build from the service's answer."""
+        start = body.get("estimated_start")
         return cls(
             id=str(body["id"]),
             state=str(body["state"]),
             position=body.get("position"),
             reason=str(body.get("reason") or ""),
+            reason_code=str(body.get("reason_code") or ""),
+            estimated_start=float(start) if isinstance(start, (int, float)) else None,
         )
 
 
@@ -130,5 +136,12 @@ def describe_wait(turn: Turn, gpus: int, gpu_type: str | None) -> str:
     kind = f"{gpus} GPU{'s' if gpus > 1 else ''}" + (f" of type {gpu_type}" if gpu_type else "")
     if turn.state == "admitted":
         return f"Your turn: {kind} reserved"
+    if turn.reason_code and turn.reason:
+        # The line's own sentence: what, the place in line, and why (what holds the GPUs).
+        text = turn.reason[:1].upper() + turn.reason[1:]
+        if turn.estimated_start is not None:
+            minutes = max(1, round((turn.estimated_start - time.time()) / 60))
+            text += f"; expected to start in about {minutes} min"
+        return text
     where = f"position {turn.position} in line" if turn.position else "in line"
     return f"Waiting for {kind}: {where}" + (f" ({turn.reason})" if turn.reason else "")

@@ -93,6 +93,14 @@ SESSION_VALUES = {
             "gpu_type": "fake",
             "groups": ["staff"],
         },
+        # A GPU type the inventory lacks: refused at submission, as on the spawn page.
+        {
+            "name": "a100-1",
+            "display_name": "1 A100",
+            "description": "A GPU this machine does not have.",
+            "gpus": 1,
+            "gpu_type": "a100",
+        },
     ],
 }
 

@@ -18,7 +18,7 @@ from batch_service.turns import TurnService
 from batch_service.uploads import check_upload
 from spawner.profiles import load_profiles
 from tests.batch import notebook
-from tests.test_store import ALICE
+from tests.test_store import ADMIN_USER, ALICE
 
 PROFILES = load_profiles(
     [{"name": "gpu", "gpus": 2, "gpu_type": "a100"}, {"name": "one", "gpus": 1, "gpu_type": "a100"}]
@@ -203,3 +203,51 @@ def test_gpus_of_a_server_still_stopping_go_to_no_one_until_the_hub_lets_it_go(
     assert waiting in decision.positions
     # Gone from the hub: its GPU is really back, so the next in line starts.
     assert admission.decide(max_servers=4, now=1020.0, stopping={})[0].start == (waiting,)
+
+
+def test_a_queued_job_says_why_it_waits_and_when_it_may_start(tmp_path: Path) -> None:
+    jobs, admission = line(tmp_path, 2, {"half_life_seconds": 10**9})
+    bob = member("bob")
+    running = queue(jobs, bob, "gpu")
+    t0 = time.time()
+    decision, _ = admission.decide(max_servers=4, now=t0)
+    assert decision.start == (running,)
+    # Its server came up and the runner said the run started 5 s later.
+    jobs.mark(running, ["queued"], state=STARTING, admitted_at=t0, started_at=t0 + 5)
+    waiting = queue(jobs, ALICE, "one")
+    before = jobs.get(ALICE, waiting)
+    assert (before["reason_code"], before["position"]) == ("new", 1)
+    decision, _ = admission.decide(max_servers=4, now=t0 + 10)
+    jobs.line.update(decision)
+    seen = jobs.get(ALICE, waiting)
+    assert seen["reason_code"] == "resources"
+    # squeue --start: the run's start plus its time limit.
+    assert seen["estimated_start"] == t0 + 5 + 600
+    assert seen["reason"].startswith("waiting for 1 GPU of type a100: position 1 in line; held")
+    assert "a run of another user (ends in ~10 min)" in seen["reason"]
+    # Who holds the GPUs is named only to those who may see everyone's jobs.
+    assert "a run of bob" in jobs.get(ADMIN_USER, waiting)["reason"]
+    assert "bob" not in jobs.list_jobs(ALICE)["jobs"][0]["reason"]
+    # A second job, submitted since the pass, stands behind the first until the next one.
+    later = jobs.get(ALICE, queue(jobs, ALICE, "one"))
+    assert (later["reason_code"], later["position"]) == ("new", 2)
+    # Paused: nothing starts, so no start time can be promised.
+    jobs.set_paused(ADMIN_USER, True)
+    paused = jobs.get(ALICE, waiting)
+    assert (paused["reason_code"], paused["estimated_start"]) == ("paused", None)
+    assert "the queue is paused by a batch admin" in paused["reason"]
+    # The job that runs waits for nothing.
+    assert jobs.get(bob, running)["reason_code"] == "none"
+
+
+def test_a_gpu_profile_this_machine_cannot_run_is_refused_at_submission(tmp_path: Path) -> None:
+    jobs, _ = line(tmp_path, 1, {})
+    jobs.gpu_capacity = {"a100": 1}  # as the app sets it from the GPU inventory
+    with pytest.raises(BatchError) as refused:
+        queue(jobs, ALICE, "gpu")
+    assert refused.value.status == 400
+    assert str(refused.value).startswith(
+        "profile 'gpu' needs 2 GPUs of type a100 but this machine has 1"
+    )
+    assert jobs.list_jobs(ALICE)["total"] == 0
+    assert jobs.get(ALICE, queue(jobs, ALICE, "one"))["state"] == "queued"

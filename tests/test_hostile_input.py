@@ -118,6 +118,12 @@ BAD_UPLOADS = [
     ("train.ipynb", PARAMETRISED, {"priority": str(10**20)}, "priority must be between"),
     ("train.ipynb", PARAMETRISED, {"priority": "5"}, "only batch admins"),
     ("train.ipynb", PARAMETRISED, {"profile": "staff-gpu"}, "not available to you"),
+    (
+        "train.ipynb",
+        PARAMETRISED,
+        {"profile": "a100-1"},
+        "profile 'a100-1' needs 1 GPU of type a100 but this machine has 0",
+    ),
     ("train.ipynb", PARAMETRISED, {"group": "staff"}, "not a member of group 'staff'"),
     ("train.ipynb", PARAMETRISED, {"parameters": "[" * DEEP}, "nests deeper than"),
     ("train.ipynb", PARAMETRISED, {"parameters": '{"lr": 1' + "0" * 5000 + "}"}, "digits"),
@@ -173,6 +179,14 @@ CASES = [
         body=b'{"kind": "empty", "time_limit": "\xc2\xb2"}',
     ),
     Case("json-not-for-files", "POST", "jobs", 400, "only for", body=b'{"kind": "notebook"}'),
+    Case(
+        "empty-job-gpu-type-missing",
+        "POST",
+        "jobs",
+        400,
+        "needs 1 GPU of type a100 but this machine has 0",
+        body=b'{"kind": "empty", "profile": "a100-1"}',
+    ),
     Case(
         "long-number",
         "PUT",

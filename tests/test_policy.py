@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from batch_service.policy import Allocation, PolicyConfig, Request, Usage, decay, decide, settle
+from pathlib import Path
+
+import yaml
+
+import batch_service
+from batch_service.policy import (
+    CODES,
+    Allocation,
+    PolicyConfig,
+    Request,
+    Usage,
+    Wait,
+    decay,
+    decide,
+    settle,
+    wait_words,
+)
 
 CONFIG = PolicyConfig(half_life_seconds=3600, grace_period_seconds=300, max_wait_seconds=7200)
 NOW = 10_000.0
@@ -25,7 +41,12 @@ def test_the_person_who_used_less_recently_goes_first() -> None:
     decision = decide(queue, [], {"a100": 1}, usage, CONFIG, NOW)
     assert decision.start == ("l1",)
     assert decision.positions == {"h1": 1}
-    assert "waiting for 1 GPU of type a100 (position 1)" in decision.reasons["h1"]
+    assert decision.waits["h1"].code == "resources"
+    # The run just admitted holds the one GPU for its time limit (an hour from now).
+    assert decision.reasons["h1"] == (
+        "waiting for 1 GPU of type a100: position 1 in line; "
+        "held by a run of another user (ends in ~60 min)"
+    )
 
 
 def test_admissions_in_one_decision_alternate_between_users() -> None:
@@ -144,7 +165,10 @@ def test_positions_interleave_users_by_the_usage_their_turns_would_bring() -> No
     assert decision.start == ()
     order = sorted(decision.positions, key=decision.positions.__getitem__)
     assert order == ["a0", "b0", "a1", "a2"]
-    assert decision.reasons["b0"] == "waiting for 1 GPU of type a100 (position 2)"
+    assert decision.reasons["b0"] == (
+        "waiting for 1 GPU of type a100: position 2 in line; 1 request ahead of it gets these "
+        "GPUs first (their owners used less recently, or they have a higher priority)"
+    )
 
 
 def test_settle_refunds_what_an_early_end_did_not_use() -> None:
@@ -169,3 +193,120 @@ def test_only_as_many_live_windows_are_cut_as_the_waiting_request_needs() -> Non
     decision = decide([req("two", "ben", gpus=2)], live, {"a100": 3}, Usage(), CONFIG, NOW)
     # The two windows that end soonest come back; the third keeps its full window.
     assert decision.cut_live == (("k1", NOW + 300), ("k2", NOW + 300))
+
+
+# --- why each request waits (reason codes, words) and when it may start ------------------
+
+
+def test_the_expected_start_follows_time_limits_and_cut_live_windows() -> None:
+    running = [
+        Allocation("r1", "cat", gpus=1, gpu_type="a100", expected_end=NOW + 3000),
+        Allocation("k1", "dan", gpus=1, gpu_type="a100", live=True, live_until=NOW + 7200),
+    ]
+    queue = [
+        req("a", "ann", t=1, expected_duration=1800),
+        req("b", "ben", t=2, expected_duration=1800),
+    ]
+    decision = decide(queue, running, {"a100": 2}, Usage(), CONFIG, NOW)
+    assert decision.start == () and decision.cut_live == (("k1", NOW + 300),)
+    first, second = decision.waits["a"], decision.waits["b"]
+    # The live kernel's window, cut to the grace period, frees the first GPU.
+    assert (first.code, first.estimated_start) == ("resources", NOW + 300)
+    # The second GPU to free is the one `a` gets back after its time limit, not the run's.
+    assert (second.code, second.estimated_start) == ("priority", NOW + 300 + 1800)
+    assert decision.reasons["a"] == (
+        "waiting for 1 GPU of type a100: position 1 in line; held by a live kernel of another "
+        "user (ends in ~5 min) and a run of another user (ends in ~50 min)"
+    )
+
+
+def test_owners_are_named_only_to_readers_who_may_see_everyone() -> None:
+    running = [
+        Allocation("r1", "cat", gpus=1, gpu_type="a100", expected_end=NOW + 600),
+        Allocation("r2", "cat", gpus=1, gpu_type="a100", expected_end=NOW + 1200),
+        Allocation("r3", "ann", gpus=1, gpu_type="a100", expected_end=NOW + 1800),
+    ]
+    decision = decide([req("a", "ann")], running, {"a100": 3}, Usage(), CONFIG, NOW)
+    wait = decision.waits["a"]
+    held = decision.holders["a100"]
+    assert wait.estimated_start == NOW + 600
+    assert wait_words(wait, held, NOW, reader="ann").endswith(
+        "held by 2 runs of other users (the first ends in ~10 min) and your run (ends in ~30 min)"
+    )
+    assert wait_words(wait, held, NOW, reader="root", names=True).endswith(
+        "held by 2 runs of cat (the first ends in ~10 min) and a run of ann (ends in ~30 min)"
+    )
+
+
+def test_a_gpu_server_has_no_set_end_so_those_behind_it_get_no_expected_start() -> None:
+    server = Allocation("t1", "cat", gpus=1, gpu_type="a100", kind="interactive")
+    decision = decide([req("a", "ann")], [server], {"a100": 1}, Usage(), CONFIG, NOW)
+    wait = decision.waits["a"]
+    assert (wait.code, wait.estimated_start) == ("resources", None)
+    assert decision.reasons["a"].endswith("held by a GPU server of another user (no set end)")
+
+
+def test_all_batch_slots_in_use_says_slots_and_the_first_run_end() -> None:
+    running = [
+        Allocation("r1", "cat", gpus=0, gpu_type=None, expected_end=NOW + 900),
+        Allocation("r2", "dan", gpus=0, gpu_type=None, expected_end=NOW + 400),
+    ]
+    queue = [req("c", "ann", gpus=0, t=1), req("g", "ben", t=2)]
+    decision = decide(queue, running, {"a100": 1}, Usage(), CONFIG, NOW, batch_slots=0)
+    assert decision.start == ()
+    assert {i: (w.code, w.estimated_start) for i, w in decision.waits.items()} == {
+        "c": ("slots", NOW + 400),
+        "g": ("slots", NOW + 900),
+    }
+    assert decision.reasons["c"] == (
+        "waiting for a batch slot: position 1 in line; all batch slots are in use"
+    )
+
+
+def test_caps_say_which_cap_and_give_no_expected_start() -> None:
+    config = PolicyConfig(user_gpu_cap=1, group_gpu_caps={"lab": 1}, max_wait_seconds=1e9)
+    running = [
+        Allocation("r1", "ann", gpus=1, gpu_type="a100", expected_end=NOW + 60),
+        Allocation("r2", "cat", gpus=1, gpu_type="a100", group="lab", expected_end=NOW + 60),
+    ]
+    queue = [req("mine", "ann", t=1), req("ours", "ben", t=2, group="lab")]
+    decision = decide(queue, running, {"a100": 4}, Usage(), config, NOW)
+    assert decision.start == ()
+    assert decision.waits["mine"][2:4] == ("user_cap", None)
+    assert decision.waits["ours"][2:4] == ("group_cap", None)
+    assert decision.reasons["mine"].endswith("ann holds the most GPUs a user may hold (1)")
+    assert decision.reasons["ours"].endswith("group lab holds the most GPUs it may hold (1)")
+
+
+def test_a_reservation_and_a_request_that_can_never_start_say_so() -> None:
+    running = [
+        Allocation("r1", "cat", gpus=1, gpu_type="a100", started_at=0, expected_end=NOW + 600)
+    ]
+    big = req("big", "ann", gpus=2, t=-7000)  # waited beyond max_wait: GPUs are kept for it
+    long_small = req("long", "ben", gpus=1, t=990, expected_duration=7200)
+    huge = req("huge", "dan", gpus=3, t=5)
+    decision = decide([big, long_small, huge], running, {"a100": 2}, Usage(), CONFIG, NOW)
+    assert decision.start == ()
+    assert (decision.waits["big"].code, decision.waits["big"].estimated_start) == (
+        "resources",
+        NOW + 600,
+    )
+    assert decision.waits["long"].code == "reservation"
+    assert "kept for a request that has waited longest" in decision.reasons["long"]
+    assert decision.waits["huge"][2:4] == ("not_admissible", None)
+    assert "only 2 such GPUs exist on this machine" in decision.reasons["huge"]
+
+
+def test_words_for_a_paused_queue_and_a_job_just_submitted() -> None:
+    wait = Wait(req("a", "ann", gpus=2), 3, "paused", None)
+    assert wait_words(wait, (), NOW) == (
+        "waiting for 2 GPUs of type a100: position 3 in line; the queue is paused by a batch "
+        "admin: nothing starts until it is resumed"
+    )
+    fresh = Wait(req("b", "ann", gpus=0), 1, "new", None)
+    assert "the scheduler places it in line at its next pass" in wait_words(fresh, (), NOW)
+
+
+def test_the_api_documents_every_reason_code() -> None:
+    document = yaml.safe_load((Path(batch_service.__file__).parent / "openapi.yaml").read_text())
+    assert tuple(document["components"]["schemas"]["ReasonCode"]["enum"]) == CODES

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_service.policy import Allocation, PolicyConfig, Request, Usage, decide
+from batch_service.policy import CODES, Allocation, PolicyConfig, Request, Usage, decide
 
 TYPES = ["a100", "h100"]
 NOW = 100_000.0
@@ -212,3 +213,39 @@ def test_no_live_kernel_holds_what_a_waiting_request_needs_past_the_grace_period
     # Live kernels never take a run's slot: CPU batch runs start whatever is live.
     cpu_batch = [r for r in queue if r.kind == "batch" and r.gpus == 0]
     assert all(r.id in started for r in cpu_batch)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines_with_live_kernels(), st.integers(0, 4))
+def test_an_expected_start_is_never_before_now_nor_before_what_holds_the_gpus_ends(
+    line,  # type: ignore[no-untyped-def]
+    batch_slots: int,
+) -> None:
+    capacity, running, queue, usage, live_cap = line
+    decision = decide(
+        queue, running, capacity, usage, CONFIG, NOW, batch_slots=batch_slots, live_slots=live_cap
+    )
+    cut = dict(decision.cut_live)
+    by_id = {r.id: r for r in queue}
+    free = dict(capacity)
+    ends: dict[str, list[float]] = {t: [] for t in TYPES}
+    for a in running:
+        free[a.gpu_type] -= a.gpus
+        ends[a.gpu_type].append(cut.get(a.id, a.live_until) if a.live else a.expected_end)
+    for request_id in decision.start:
+        r = by_id[request_id]
+        free[r.gpu_type] -= r.gpus
+        if r.gpus:
+            # A GPU server admitted now has no set end.
+            ends[r.gpu_type].append(NOW + r.expected_duration if r.kind == "batch" else math.inf)
+    assert set(decision.waits) == set(by_id) - set(decision.start)
+    for request_id, wait in decision.waits.items():
+        r = by_id[request_id]
+        assert wait.code in CODES
+        assert wait.position == decision.positions[request_id]
+        if wait.estimated_start is None:
+            continue
+        assert wait.estimated_start >= NOW
+        if r.gpus > free[r.gpu_type]:
+            # It needs GPUs held now: none comes back before the first holder's expected end.
+            assert wait.estimated_start >= min(ends[r.gpu_type]), (r, wait)

@@ -15,7 +15,8 @@ the expected ends of what runs). When someone waits for a type that live kernels
 windows are cut to the grace period so those GPUs come back.
 
 Everything comes from the arguments: no clock, no I/O. The walk stops once nothing else can
-start; positions and reasons of those left waiting are worked out when first read.
+start; positions, reason codes, words and expected starts of those left waiting are worked out
+in one walk of the line when first read (waits.py, reasons.py).
 """
 
 from __future__ import annotations
@@ -24,10 +25,29 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
+from typing import Any
 
-from batch_service.policy.model import Allocation, Decision, PolicyConfig, Request, Usage
+from batch_service.policy.model import (
+    Allocation,
+    Decision,
+    Holder,
+    PolicyConfig,
+    Request,
+    Usage,
+    Wait,
+)
 from batch_service.policy.order import FairOrder, cost
+from batch_service.policy.reasons import (
+    GROUP_CAP,
+    NOT_ADMISSIBLE,
+    RESERVATION,
+    SLOTS,
+    USER_CAP,
+    not_admissible_words,
+    wait_words,
+)
 from batch_service.policy.usage import decay
+from batch_service.policy.waits import plan
 
 CPU = ""  # the key of requests that need no GPU (and of GPUs of no named type)
 _SHAPE = attrgetter("gpu_type", "gpus")
@@ -40,86 +60,95 @@ def _kind(request: Request | Allocation) -> str:
     return CPU if request.gpus == 0 else (request.gpu_type or CPU)
 
 
-def describe_wait(request: Request, position: int, why: str = "") -> str:
-    """A sentence for the spawn page or the job list."""
-    if request.gpus == 0:
-        what = "a CPU slot"
-    else:
-        what = f"{request.gpus} GPU{'s' if request.gpus != 1 else ''}"
-        if request.gpu_type:
-            what += f" of type {request.gpu_type}"
-    return f"waiting for {what} (position {position}){': ' + why if why else ''}"
+def _holder(a: Allocation, end: float | None) -> Holder:
+    kind = (
+        "live_kernel"
+        if a.live
+        else {"interactive": "server", "stopping": "stopping"}.get(a.kind, "run")
+    )
+    return Holder(kind, a.user, a.gpus, None if end is None or math.isinf(end) else end)
 
 
 class _Line:
-    """Positions of those left waiting, worked out on first read (a long line costs a sort)."""
+    """Positions, reason codes and expected starts of those left waiting, worked out in one
+    walk (waits.py) on first read: a long line costs a sort and that walk."""
 
-    def __init__(self, lines: Callable[[], Iterable[Iterable[Request]]]) -> None:
+    def __init__(
+        self,
+        lines: Callable[[], Iterable[Iterable[Request]]],
+        plan: Callable[[list[Request]], tuple[dict[str, Wait], dict[str, int]]],
+    ) -> None:
         self._lines: Callable[[], Iterable[Iterable[Request]]] | None = lines
-        self._ordered: list[Iterable[Request]] = []
-        self._positions: dict[str, int] = {}
-        self._requests: dict[str, Request] = {}
+        self._plan = plan
+        self._waits: dict[str, Wait] = {}
+        self._counts: dict[str, int] = {}
 
-    def positions(self) -> dict[str, int]:
-        """1-based place of each waiting request in the line for its GPU type."""
+    def waits(self) -> dict[str, Wait]:
+        """Wait of each request left waiting, by id."""
         if self._lines is not None:
-            self._ordered = list(self._lines())
+            ordered = [r for line in self._lines() for r in line]
             self._lines = None
-            seen: dict[str, int] = {}
-            positions = self._positions
-            for line in self._ordered:
-                for r in line:
-                    kind = (r.gpu_type or CPU) if r.gpus else CPU
-                    place = seen[kind] = seen.get(kind, 0) + 1
-                    positions[r.id] = place
-        return self._positions
+            self._waits, self._counts = self._plan(ordered)
+        return self._waits
 
-    def request(self, request_id: str) -> Request:
-        """A waiting request by id."""
-        if not self._requests:
-            self.positions()
-            self._requests = {r.id: r for line in self._ordered for r in line}
-        return self._requests[request_id]
+    def counts(self) -> dict[str, int]:
+        """How many wait in each GPU type's line (CPU: "")."""
+        self.waits()
+        return self._counts
 
 
-class _Positions(Mapping[str, int]):
-    """Request id -> 1-based place in the line for its GPU type."""
+class _View(Mapping[str, Any]):
+    """Request id -> one thing about its wait, read from the line when first asked."""
+
+    def __init__(self, line: _Line, pick: Callable[[Wait], Any]) -> None:
+        self._line = line
+        self._pick = pick
+
+    def __getitem__(self, key: str) -> Any:
+        return self._pick(self._line.waits()[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._line.waits())
+
+    def __len__(self) -> int:
+        return len(self._line.waits())
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+class _Waits(_View):
+    """Request id -> Wait."""
+
+    def __init__(self, line: _Line) -> None:
+        super().__init__(line, lambda wait: wait)
+
+    def __getitem__(self, key: str) -> Wait:
+        return self._line.waits()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        """The Wait of a request, or `default` if it does not wait."""
+        return self._line.waits().get(key, default)
+
+    def values(self) -> Any:
+        """Every Wait (without a lookup per key)."""
+        return self._line.waits().values()
+
+
+class _Counts(Mapping[str, int]):
+    """GPU type ("" for CPU) -> how many wait in its line."""
 
     def __init__(self, line: _Line) -> None:
         self._line = line
 
     def __getitem__(self, key: str) -> int:
-        return self._line.positions()[key]
+        return self._line.counts()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._line.positions())
+        return iter(self._line.counts())
 
     def __len__(self) -> int:
-        return len(self._line.positions())
-
-    def __repr__(self) -> str:
-        return repr(self._line.positions())
-
-
-class _Reasons(Mapping[str, str]):
-    """Request id -> why it waits, as a sentence for a person; built when read."""
-
-    def __init__(self, line: _Line, why: dict[str, str]) -> None:
-        self._line = line
-        self._why = why
-
-    def __getitem__(self, key: str) -> str:
-        position = self._line.positions()[key]
-        return describe_wait(self._line.request(key), position, self._why.get(key, ""))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._line.positions())
-
-    def __len__(self) -> int:
-        return len(self._line.positions())
-
-    def __repr__(self) -> str:
-        return repr(dict(self.items()))
+        return len(self._line.counts())
 
 
 def _free_at(
@@ -208,7 +237,7 @@ def decide(
         owners[(r.group, r.user)].remove(r)
 
     started: list[Request] = []
-    why: dict[str, str] = {}
+    why: dict[str, tuple[str, str]] = {}  # request id -> (reason code, words)
     first_waiting: dict[str, Request] = {}  # per type: the first in line that waits for GPUs
     reservations: dict[str, tuple[float, int]] = {}
     blocked: set[str] = set()
@@ -225,11 +254,11 @@ def decide(
         if not batch:
             interactive_seen += 1
         if batch and slots <= 0:
-            why[request.id] = "all batch slots are in use"
+            why[request.id] = (SLOTS, "all batch slots are in use")
             return False
         if request.gpus == 0:
             if cpus <= 0:
-                why[request.id] = "all CPU slots are in use"
+                why[request.id] = (SLOTS, "all CPU slots are in use")
                 return False
             cpus -= 1
             slots -= batch
@@ -237,12 +266,18 @@ def decide(
             return True
         user_cap = config.user_gpu_cap
         if user_cap is not None and held_user.get(request.user, 0) + request.gpus > user_cap:
-            why[request.id] = f"{request.user} holds the most GPUs a user may hold"
+            why[request.id] = (
+                USER_CAP,
+                f"{request.user} holds the most GPUs a user may hold ({user_cap})",
+            )
             return False
         group = request.group
         group_cap = config.group_gpu_caps.get(group) if group is not None else None
         if group_cap is not None and held_group.get(group, 0) + request.gpus > group_cap:
-            why[request.id] = f"group {group} holds the most GPUs it may hold"
+            why[request.id] = (
+                GROUP_CAP,
+                f"group {group} holds the most GPUs it may hold ({group_cap})",
+            )
             return False
         fits = free.get(kind, 0) >= request.gpus and kind not in blocked
         reservation = reservations.get(kind)
@@ -252,7 +287,10 @@ def decide(
                 # It would still run when the reserved request may start: only surplus GPUs.
                 if request.gpus > surplus:
                     fits = False
-                    why[request.id] = "GPUs are held for a request that has waited longest"
+                    why[request.id] = (
+                        RESERVATION,
+                        "free GPUs are kept for a request that has waited longest",
+                    )
                 else:
                     reservations[kind] = (shadow, surplus - request.gpus)
         if fits:
@@ -265,7 +303,7 @@ def decide(
             started.append(request)
             return True
         if request.gpus > capacity.get(kind, 0):
-            why[request.id] = f"only {capacity.get(kind, 0)} such GPUs exist"
+            why[request.id] = (NOT_ADMISSIBLE, not_admissible_words(capacity.get(kind, 0)))
             return False
         if kind not in first_waiting:
             first_waiting[kind] = request
@@ -310,25 +348,77 @@ def decide(
         order.put_back(request, consider(request, False))
 
     needed = {kind: r.gpus for kind, r in first_waiting.items()}
-    for kind, n in pending.items():
-        # The walk stopped before this type's line: at least its smallest request waits.
-        if n > 0 and kind not in needed and free.get(kind, 0) < smallest[kind]:
-            needed[kind] = smallest[kind]
+    unplaced = [kind for kind, n in pending.items() if n > 0 and kind not in needed]
+    if unplaced:
+        # The walk stopped before these types' lines: at least their smallest request that is
+        # still waiting (not one that started in this pass) waits.
+        chosen = {r.id for r in started}
+        left: dict[str, int] = {}
+        for r in queue:
+            kind = CPU if r.gpus == 0 else (r.gpu_type or CPU)
+            if kind in unplaced and r.id not in chosen:
+                left[kind] = min(left.get(kind, r.gpus), r.gpus)
+        for kind, size in left.items():
+            if free.get(kind, 0) < size:
+                needed[kind] = size
     cut_live = _cut_live_windows(needed, running, free, config, now)
     cut_reasons = dict.fromkeys((job for job, _ in cut_live), CUT_FOR_GPUS)
     if live_slots is not None:
         for job, until in _cut_over_live_cap(running, live_slots, set(cut_reasons), config, now):
             cut_live.append((job, until))
             cut_reasons[job] = CUT_FOR_LIVE_CAP
-    line = _Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)])
+    holders, slot_ends = _holders(running, started, dict(cut_live), now)
+
+    def planned(ordered: list[Request]) -> tuple[dict[str, Wait], dict[str, int]]:
+        return plan(ordered, why, capacity, free, holders, slots, slot_ends, now)
+
+    line = _Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)], planned)
+
+    def words(wait: Wait) -> str:
+        # As the request's owner reads it: other users' names stay out.
+        held = holders.get(_kind(wait.request), ())
+        return wait_words(wait, held, now, reader=wait.request.user)
+
     return Decision(
         tuple(r.id for r in started),
         tuple(cut_live),
-        _Positions(line),
-        _Reasons(line, why),
+        _View(line, attrgetter("position")),
+        _View(line, words),
         Usage(usage_user, usage_group, usage.as_of),
         cut_reasons,
+        _Waits(line),
+        holders,
+        now,
+        _Counts(line),
     )
+
+
+def _holders(
+    running: list[Allocation], started: list[Request], cut_to: dict[str, float], now: float
+) -> tuple[dict[str, tuple[Holder, ...]], list[float]]:
+    """What holds GPUs of each type once this decision is carried out (soonest end first),
+    and the expected ends of the runs that hold batch slots."""
+    by_type: dict[str, list[Holder]] = {}
+    slot_ends: list[float] = []
+    for a in running:
+        end = cut_to.get(a.id, a.live_until) if a.live else a.expected_end
+        if a.gpus:
+            by_type.setdefault(_kind(a), []).append(_holder(a, end))
+        if not a.live and a.kind == "batch":
+            slot_ends.append(math.inf if end is None else end)
+    for r in started:
+        batch = r.kind == "batch"
+        end = now + r.expected_duration if batch else None
+        if r.gpus:
+            holder = Holder("run" if batch else "server", r.user, r.gpus, end)
+            by_type.setdefault(_kind(r), []).append(holder)
+        if batch:
+            slot_ends.append(now + r.expected_duration)
+    holders = {
+        kind: tuple(sorted(held, key=lambda h: math.inf if h.end is None else h.end))
+        for kind, held in by_type.items()
+    }
+    return holders, slot_ends
 
 
 def _by_window_end(a: Allocation) -> tuple[float, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,28 @@ class Allocation:
     expected_end: float | None = None
     live: bool = False
     live_until: float | None = None
+    # "batch" (a run, or its live kernel), "interactive" (a GPU server: no set end) or
+    # "stopping" (a server whose job no longer needs it, until the hub has let it go).
+    kind: str = "batch"
+
+
+class Holder(NamedTuple):
+    """Who holds GPUs of a type now (for the words of those who wait for them)."""
+
+    kind: str  # "run", "live_kernel", "server" or "stopping"
+    user: str
+    gpus: int
+    end: float | None  # expected end; None: no set end (an interactive server)
+
+
+class Wait(NamedTuple):
+    """Why one request waits (a reason code, policy/reasons.py), and when it may start."""
+
+    request: Request
+    position: int
+    code: str
+    estimated_start: float | None
+    why: str = ""  # words for a cap, a refusal or a reservation
 
 
 @dataclass(frozen=True)
@@ -76,3 +99,10 @@ class Decision:
     usage: Usage
     # Why each cut live window is cut: GPU (others wait for its GPUs) or LIVE_CAP.
     cut_reasons: Mapping[str, str] = field(default_factory=dict)
+    # Request id -> Wait of everyone left waiting (worked out with the positions).
+    waits: Mapping[str, Wait] = field(default_factory=dict)
+    # GPU type -> what holds GPUs of that type after this decision, soonest end first.
+    holders: Mapping[str, tuple[Holder, ...]] = field(default_factory=dict)
+    now: float = 0.0
+    # GPU type ("" for CPU) -> how many wait in its line.
+    waiting: Mapping[str, int] = field(default_factory=dict)

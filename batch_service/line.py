@@ -1,0 +1,86 @@
+"""The line as the last scheduler pass left it: where each queued job and waiting GPU server
+stands, why it waits (a reason code and words) and when it may start, told to each reader.
+
+Each pass hands its decision over (`update`); the positions, codes and expected starts of the
+whole line come out of that decision's one walk, done there and not in the first page read
+after it. A request submitted since the last pass has a provisional place behind everyone
+already waiting for the same kind (code `new`). Owners' names of what holds GPUs are told only
+to readers who may see everyone's jobs (batch admins, custom:batch:read-all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from batch_service.clock import now
+from batch_service.identity import Identity
+from batch_service.policy import Decision, Holder, Request, Wait, wait_words
+from batch_service.policy.reasons import NEW, NONE, PAUSED
+
+CPU = ""
+
+
+def kind_of(request: Request) -> str:
+    """The key of the line a request waits in: its GPU type, or CPU."""
+    return (request.gpu_type or CPU) if request.gpus else CPU
+
+
+def not_waiting(reason: str) -> dict[str, Any]:
+    """The wait fields of a job or turn that does not wait (running, ended, admitted)."""
+    return {"position": None, "reason_code": NONE, "reason": reason, "estimated_start": None}
+
+
+class Line:
+    """The last decision's waits, shared by the job and turn services."""
+
+    def __init__(self, is_paused: Callable[[], bool] = lambda: False) -> None:
+        self.is_paused = is_paused
+        self.decided = False
+        self.waits: Mapping[str, Wait] = {}
+        self.holders: Mapping[str, tuple[Holder, ...]] = {}
+        self.waiting: dict[str, int] = {}  # how many wait in each kind's line
+
+    def update(self, decision: Decision) -> None:
+        """Keep a pass's decision: its waits are worked out here, in the pass."""
+        waiting = dict(decision.waiting)  # worked out with the waits, in one walk
+        self.waits, self.holders, self.waiting = decision.waits, decision.holders, waiting
+        self.decided = True
+
+    def fields(
+        self,
+        request: Request,
+        reader: Identity | None,
+        paused: bool,
+        fallback_position: Callable[[str], int | None],
+        last_try: str = "",
+    ) -> dict[str, Any]:
+        """position, reason_code, reason and estimated_start of a waiting request, as `reader`
+        may read them. `fallback_position(id)`: its place before any pass has placed anyone;
+        `last_try`: why its last start did not happen, if one was tried."""
+        wait = self.waits.get(request.id)
+        if wait is None:
+            # Not placed by a pass yet: behind everyone already in its line.
+            if self.decided and self.waiting:
+                position = self.waiting.get(kind_of(request), 0) + 1
+            else:
+                position = fallback_position(request.id) or 1
+            wait = Wait(request, position, NEW, None)
+        if paused:
+            wait = wait._replace(code=PAUSED, estimated_start=None)
+        names = reader is not None and reader.can_read_all
+        words = wait_words(
+            wait,
+            self.holders.get(kind_of(request), ()),
+            now(),
+            reader=None if reader is None else reader.name,
+            names=names,
+        )
+        if last_try:
+            words += f" (last try: {last_try})"
+        return {
+            "position": wait.position,
+            "reason_code": wait.code,
+            "reason": words,
+            "estimated_start": wait.estimated_start,
+        }
