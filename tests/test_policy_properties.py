@@ -30,6 +30,9 @@ def lines(draw):  # type: ignore[no-untyped-def]
                     n,
                     t,
                     expected_end=NOW + draw(st.integers(1, 5000)),
+                    # A server still stopping holds its GPUs like a run until the hub lets it
+                    # go: nothing is admitted against them (the hand-off).
+                    kind=draw(st.sampled_from(["batch", "interactive", "stopping"])),
                 )
             )
             used -= n
