@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import jinja2
@@ -153,7 +154,7 @@ def test_batch_servers_stay_off_home_and_admin_and_go_after_a_restart(
 def test_the_spawn_page_tells_when_a_waiting_gpu_servers_turn_comes(
     hub: HubProcess, browser
 ) -> None:
-    from tests.test_batch_pages import SPY, switch_on
+    from tests.test_batch_pages import SHOTS, SPY, switch_on
 
     holder = hub.ready_user("sp-hold")
     for server in ("g1", "g2"):  # both fake GPUs
@@ -170,6 +171,13 @@ def test_the_spawn_page_tells_when_a_waiting_gpu_servers_turn_comes(
         page.click("input[type=submit], button[type=submit]")
         page.wait_for_selector("#batchhub-line:not([hidden])", timeout=60_000)
         page.wait_for_function("document.title.startsWith('#1 in line')", timeout=30_000)
+        if SHOTS:  # the waiting spawn page, to look at (desktop and phone width)
+            for width in (1280, 390):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.screenshot(
+                    path=str(Path(SHOTS) / f"spawn-waiting-{width}.png"), full_page=True
+                )
+            page.set_viewport_size({"width": 1280, "height": 900})
         switch_on(page)
         holder.stop_server("g1")
         page.wait_for_function(
