@@ -56,8 +56,9 @@ def test_a_gpu_server_in_line_starts_when_the_live_kernel_before_it_is_released(
     assert holder.start_server("g", {"profile": "gpu-1"}).status_code in (201, 202)
     try:
         path = f"/hub/api/users/{waiter.name}/servers/w"
+        # Waits in the line (the hub answers 202 after ten seconds, 201 if the turn came first).
         r = waiter.api("POST", path, json={"profile": "gpu-1"})
-        assert r.status_code == 202, r.text  # waits in the line
+        assert r.status_code in (201, 202), r.text
         time.sleep(1)
         # Released by hand, or already cut to the grace period because gus waits: either
         # way the live kernel's server stops while gus's turn is due.
@@ -67,6 +68,7 @@ def test_a_gpu_server_in_line_starts_when_the_live_kernel_before_it_is_released(
         # start then finds it free (never "only 0 of 1 are free now") and keeps its place.
         waiter.wait_server("w", ready=True, timeout=90)
         assert owner.server_model(done["server_name"]) is None
-        waiter.stop_server("w")
     finally:
-        holder.stop_server("g")
+        for person, server in ((waiter, "w"), (holder, "g")):
+            if person.server_model(server):
+                person.stop_server(server)
