@@ -1,7 +1,8 @@
 """Talking to the hub's REST API with the service's own token: start, stop and look at servers.
 
 Transient failures (connection refused while the hub restarts, 5xx) are retried with backoff;
-a 4xx is the hub's answer and is returned to the caller as a HubError with the hub's message.
+a 4xx, or a 5xx still there after the retries, is the hub's answer and is returned to the
+caller as a HubError with the hub's message.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class HubClient:
         )
         delay = self.backoff
         for attempt in range(self.retries + 1):
+            answered: HubError | None = None
             try:
                 response = await AsyncHTTPClient().fetch(request)
                 text = response.body.decode() if response.body else ""
@@ -62,9 +64,14 @@ class HubClient:
                 if e.code < 500 and e.code != 599:
                     raise HubError(e.code, _message(e)) from None
                 reason = f"{e.code} {_message(e)}"
+                if e.code != 599:
+                    answered = HubError(e.code, _message(e))
             except OSError as e:
                 reason = str(e)
             if attempt == self.retries:
+                if answered is not None:
+                    # The hub answered, every time, that it failed: that is its answer.
+                    raise answered
                 raise HubUnreachable(f"{method} {path}: {reason}")
             log.warning(
                 "hub call %s %s failed (%s); retrying in %.1fs", method, path, reason, delay

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -222,7 +223,14 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         """The account this server runs as (created on first spawn when isolated)."""
         homes = Path(self.homes_dir)
         if isolation_enabled(self.isolation):
-            return ensure_account(account_name(self.user.name, self.account_prefix), homes)
+            name = account_name(self.user.name, self.account_prefix)
+            try:
+                return ensure_account(name, homes)
+            except (subprocess.CalledProcessError, OSError) as e:
+                # Said to the hub as the start's failure, so the job fails with it.
+                raise web.HTTPError(
+                    500, f"could not prepare the system account {name}: {e}"
+                ) from None
         home = homes / account_name(self.user.name, "")
         home.mkdir(parents=True, exist_ok=True)
         return current_account(str(home))

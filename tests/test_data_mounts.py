@@ -139,9 +139,13 @@ def test_a_lab_volume_is_mounted_for_its_group_and_files_belong_to_the_person(
             {"name": "lab-a", "groups": ["lab-a"], "mount_path": str(mount), "host_path": str(host)}
         ]
     }
+    # A member of this hub's own: an account the session's hub uses (and may be running
+    # servers under) cannot be moved to this hub's homes.
+    groups = {**fresh_hub.values["hub"]["extra_groups"], "lab-a": ["lab-ida"]}
+    fresh_hub.values["hub"] = {**fresh_hub.values["hub"], "extra_groups": groups}
     fresh_hub.start()
     try:
-        member = Batch(fresh_hub.ready_user("br-hana"))  # in lab-a (SESSION_VALUES)
+        member = Batch(fresh_hub.ready_user("lab-ida"))
         outsider = Batch(fresh_hub.ready_user("lab-tom"))
         for person, expected in ((member, "LAB wrote"), (outsider, "LAB PermissionError")):
             r = person.submit("lab.ipynb", WRITE_LAB, parameters={"LAB": str(mount)})
@@ -150,7 +154,7 @@ def test_a_lab_volume_is_mounted_for_its_group_and_files_belong_to_the_person(
             assert expected in person.logs(job["id"]), person.logs(job["id"])
         written = host / "result.txt"
         owner = pwd.getpwuid(written.stat().st_uid).pw_name
-        assert owner.endswith("br-hana") and owner != "root"
+        assert owner.endswith("lab-ida") and owner != "root"
         assert written.read_text() == f"from {owner}"
         assert not any(mount.iterdir())  # on the host the mount point stays empty
     finally:
