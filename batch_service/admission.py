@@ -214,7 +214,7 @@ class Admission:
             return []
         with self.store.session() as session:
             profiles = session.execute(select(Job.id, Job.profile).where(Job.id.in_(gone))).all()
-        held = []
+        held, t = [], now()
         for job_id, profile in profiles:
             gpus, gpu_type = self._gpus(profile)
             if gpus:
@@ -224,9 +224,9 @@ class Admission:
                         servers[job_id],
                         gpus,
                         gpu_type,
-                        started_at=now(),
+                        started_at=t,
                         # Back within seconds: the spawner hands them over at the stop's end.
-                        expected_end=now() + STOPPING_SECONDS,
+                        expected_end=t + STOPPING_SECONDS,
                         kind="stopping",
                     )
                 )

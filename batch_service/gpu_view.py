@@ -12,27 +12,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from batch_service.identity import Identity
-from batch_service.jobs import ACTIVE_STATES, server_name
+from batch_service.jobs import ACTIVE_STATES
+from batch_service.scheduler import SERVER_PREFIX as BATCH_PREFIX
+from batch_service.scheduler import parse_hub_time
 from batch_service.store import Job, Store
 from spawner.profiles import Profile
 
 RUN, LIVE, INTERACTIVE, STOPPING = "run", "live kernel", "interactive server", "stopping"
-BATCH_PREFIX = server_name("")
 
 Readings = Callable[[Iterable[str]], Mapping[str, Mapping[str, float]]]
-
-
-def _hub_time(value: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class GpuView:
@@ -68,7 +61,7 @@ class GpuView:
                             "gpus": uuids,
                             "count": count,
                             "gpu_type": profile.gpu_type if profile else None,
-                            "since": _hub_time(model.get("started")),
+                            "since": parse_hub_time(model.get("started")),
                             "until": None,
                             "kind": INTERACTIVE,
                             "job_id": None,

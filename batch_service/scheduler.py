@@ -361,12 +361,11 @@ class Scheduler:
 
 def batch_servers(active: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """Job id -> owner of every batch server in the hub's list (running or stopping)."""
-    prefix = server_name("")
     return {
-        name[len(prefix) :]: owner
+        name[len(SERVER_PREFIX) :]: owner
         for owner, servers in active.items()
         for name in servers
-        if name.startswith(prefix)
+        if name.startswith(SERVER_PREFIX)
     }
 
 

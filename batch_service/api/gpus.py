@@ -49,10 +49,11 @@ class GpuHolderEndHandler(BaseHandler):
                 raise BatchError(f"the hub did not stop the server: {e}", status=502) from None
         if stop is not None:
             await self.app.stop_server_soon(stop)
-        ended = {RUN: "cancelled the run", LIVE: "released the live kernel"}
-        what = ended.get(
-            holder["kind"], "stopped the server" if holder["kind"] == INTERACTIVE else "stopped it"
-        )
+        what = {
+            RUN: "cancelled the run",
+            LIVE: "released the live kernel",
+            INTERACTIVE: "stopped the server",
+        }.get(holder["kind"], "stopped it")
         self.write_json({"ended": what, "owner": owner, "server": server, "job": job})
 
 
