@@ -178,7 +178,7 @@ class BatchRun:
         event = {"type": "kernel_gone", "seq": self.events.seq, "time": time.time()}
         body = json.dumps({"events": [event]}).encode()
         try:
-            await self.client.patient("POST", "runner/events", body, max_delay=5)
+            await self.client.patient("POST", "runner/events", body)
         except ServiceRefused:
             pass  # the live window ended already: the service stops this server
 

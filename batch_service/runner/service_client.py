@@ -54,9 +54,12 @@ class ServiceClient:
         return response.body
 
     async def patient(
-        self, method: str, path: str, body: bytes | None = None, max_delay: float = 30
+        self, method: str, path: str, body: bytes | None = None, max_delay: float = 5
     ) -> bytes:
-        """Retry with exponential backoff until the service answers (a 4xx is final)."""
+        """Retry with exponential backoff until the service answers (a 4xx is final).
+
+        The backoff stays short: the service is the hub's neighbour, and a run waiting out a
+        long delay after the hub has restarted its service would stay starting for nothing."""
         delay = 0.25
         while True:
             try:
