@@ -6,13 +6,16 @@ and starting/running jobs, live kernels and admitted turns as allocations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Collection, Iterable, Mapping
+from typing import NamedTuple
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from batch_service.clock import now
-from batch_service.jobs import ACTIVE_STATES, QUEUED
+from batch_service.job_changes import EVERYTHING, JobChanges
+from batch_service.jobs import ACTIVE_STATES
 from batch_service.policy import (
     Allocation,
     Decision,
@@ -24,6 +27,8 @@ from batch_service.policy import (
     decide,
     settle,
 )
+from batch_service.policy.queue_index import QueueIndex
+from batch_service.queued import QueuedRequests, holding_rows, read_jobs
 from batch_service.store import Job, Setting, Store, Weight
 from batch_service.store import Usage as UsageRow
 from batch_service.turns import ADMITTED, WAITING, TurnService
@@ -51,6 +56,20 @@ def fair_group(chosen: str | None, owner_groups: Iterable[str], config: PolicyCo
     return next((g for g in sorted(owner_groups or ()) if g in named), None)
 
 
+class SettledRow(NamedTuple):
+    """A job whose run ended or whose live kernel was let go: what settling its charge reads."""
+
+    owner: str
+    profile: str
+    group_name: str | None
+    owner_groups: list[str]
+    time_limit: int
+    admitted_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    live_ended_at: float | None
+
+
 class Admission:
     """One decision per scheduler pass, with usage and weights kept in the store."""
 
@@ -67,89 +86,59 @@ class Admission:
         self.profiles = profiles
         self.capacity = dict(capacity)
         self.policy = policy
+        self.changes = JobChanges(store)
+        self.queued = QueuedRequests(self.changes, self._gpus, fair_group)
+        self.holding = holding_rows(self.changes)
+        # This service is the only writer of weights and usage: both are kept between passes.
+        self._config: PolicyConfig | None = None
+        # (kind, name) -> (GPU-seconds, as of): the usage table as last saved.
+        self._usage_rows: dict[tuple[str, str], tuple[float, float]] | None = None
+        # Turns that waited in the last snapshot (what a started request's id is, if not a job).
+        self.waiting_turns: set[str] = set()
 
     def config(self) -> PolicyConfig:
         """Policy settings from the values file, with weights admins set at run time."""
+        if self._config is not None:
+            return self._config
         config = self.policy
         user_weights = dict(config.user_weights)
         group_weights = dict(config.group_weights)
         with self.store.session() as session:
             for row in session.scalars(select(Weight)):
                 (user_weights if row.kind == "user" else group_weights)[row.name] = row.weight
-        return PolicyConfig(
+        self._config = PolicyConfig(
             **{
                 **{f: getattr(config, f) for f in PolicyConfig.__dataclass_fields__},
                 "user_weights": user_weights,
                 "group_weights": group_weights,
             }
         )
+        return self._config
 
     def _gpus(self, profile_name: str) -> tuple[int, str | None]:
         profile = self.profiles.get(profile_name)
         return (profile.gpus, profile.gpu_type) if profile else (0, None)
 
     def snapshot(
-        self, config: PolicyConfig, stopping: Mapping[str, str] | None = None
-    ) -> tuple[list[Request], list[Allocation], int]:
-        """The line, what holds GPUs, and how many batch servers exist.
+        self,
+        config: PolicyConfig,
+        stopping: Mapping[str, str] | None = None,
+        session: Session | None = None,
+    ) -> tuple[QueueIndex, list[Allocation], int]:
+        """The line (queued jobs and waiting turns), what holds GPUs, and how many batch
+        servers exist.
 
         stopping: job id -> owner of every batch server the hub still has; one whose job no
         longer holds anything is stopping, and its GPUs count as held until the hub has let
         it go (its spawner gives them back at the very end of the stop).
         """
-        with self.store.session() as session:
-            queued = session.execute(
-                select(
-                    Job.id,
-                    Job.owner,
-                    Job.profile,
-                    Job.priority,
-                    Job.submitted_at,
-                    Job.time_limit,
-                    Job.group_name,
-                    Job.owner_groups,
-                ).where(Job.state == QUEUED)
-            ).all()
-            holding = session.execute(
-                select(
-                    Job.id,
-                    Job.owner,
-                    Job.profile,
-                    Job.group_name,
-                    Job.owner_groups,
-                    Job.state,
-                    Job.admitted_at,
-                    Job.started_at,
-                    Job.finished_at,
-                    Job.time_limit,
-                    Job.live,
-                    Job.live_pending,
-                    Job.live_until,
-                    Job.live_window,
-                ).where(
-                    or_(
-                        Job.state.in_(ACTIVE_STATES),
-                        Job.live.is_(True),
-                        Job.live_pending.is_(True),
-                    )
-                )
-            ).all()
-        requests = []
-        for row in queued:
-            gpus, gpu_type = self._gpus(row.profile)
-            requests.append(
-                Request(
-                    row.id,
-                    row.owner,
-                    gpus,
-                    gpu_type,
-                    group=fair_group(row.group_name, row.owner_groups, config),
-                    kind="batch",
-                    priority=row.priority,
-                    submitted_at=row.submitted_at,
-                    expected_duration=row.time_limit,
-                )
-            )
+        if session is None:
+            with self.store.session() as session:
+                return self.snapshot(config, stopping, session)
+        queued = self.queued.line(config, session)
+        turns: list[Request] = []
+        self.holding.update(session)
+        holding = self.holding.rows.values()
         allocations = []
         for row in holding:
             gpus, gpu_type = self._gpus(row.profile)
@@ -175,12 +164,14 @@ class Admission:
                     live_until=live_until,
                 )
             )
-        allocations.extend(self._stopping(stopping or {}, {row.id for row in holding}))
-        for turn in self.turns.all():
+        allocations.extend(self._stopping(stopping or {}, self.holding.rows.keys(), session))
+        self.waiting_turns = set()
+        for turn in self.turns.all(session):
             gpus, gpu_type = self._gpus(turn.profile)
             group = fair_group(None, turn.owner_groups, config)
             if turn.state == WAITING:
-                requests.append(
+                self.waiting_turns.add(turn.id)
+                turns.append(
                     Request(
                         turn.id,
                         turn.owner,
@@ -206,14 +197,15 @@ class Admission:
                 )
         # Live kernels are counted apart from running work: they never take a run's slot.
         active = sum(1 for row in holding if row.state in ACTIVE_STATES)
-        return requests, allocations, active
+        return queued.plus(turns), allocations, active
 
-    def _stopping(self, servers: Mapping[str, str], holding: set[str]) -> list[Allocation]:
+    def _stopping(
+        self, servers: Mapping[str, str], holding: Collection[str], session: Session
+    ) -> list[Allocation]:
         gone = [job_id for job_id in servers if job_id not in holding]
         if not gone:
             return []
-        with self.store.session() as session:
-            profiles = session.execute(select(Job.id, Job.profile).where(Job.id.in_(gone))).all()
+        profiles = read_jobs(session, select(Job.id, Job.profile), gone, lambda *r: r)
         held, t = [], now()
         for job_id, profile in profiles:
             gpus, gpu_type = self._gpus(profile)
@@ -233,24 +225,51 @@ class Admission:
         return held
 
     def load_usage(self) -> Usage:
-        """Decayed usage as last saved."""
-        with self.store.session() as session:
-            rows = list(session.scalars(select(UsageRow)))
-        by_user = {r.name: r.gpu_seconds for r in rows if r.kind == "user"}
-        by_group = {r.name: r.gpu_seconds for r in rows if r.kind == "group"}
-        as_of = max((r.updated_at for r in rows), default=0.0)
-        return Usage(by_user, by_group, as_of)
+        """Usage as last saved, each entry decayed to the latest save."""
+        if self._usage_rows is None:
+            with self.store.session() as session:
+                self._usage_rows = {
+                    (r.kind, r.name): (r.gpu_seconds, r.updated_at)
+                    for r in session.scalars(select(UsageRow))
+                }
+        as_of = max((at for _, at in self._usage_rows.values()), default=0.0)
+        by_kind: dict[str, dict[str, float]] = {"user": {}, "group": {}}
+        for (kind, name), (value, at) in self._usage_rows.items():
+            by_kind.setdefault(kind, {})[name] = self._decayed(value, at, as_of)
+        return Usage(by_kind["user"], by_kind["group"], as_of)
 
-    def save_usage(self, usage: Usage, session: Session) -> None:
-        """Keep usage (charged at admission) for the next pass and restarts."""
+    def _decayed(self, value: float, since: float, until: float) -> float:
+        half_life = self.policy.half_life_seconds
+        if until <= since or half_life <= 0:
+            return value
+        return value * 0.5 ** ((until - since) / half_life)
+
+    def save_usage(
+        self, usage: Usage, session: Session
+    ) -> dict[tuple[str, str], tuple[float, float]]:
+        """Keep usage (charged at admission) for the next pass and restarts. Only entries that
+        changed beyond their decay are written (with hundreds of users, most did not); returns
+        them, to be kept in memory once the session commits."""
+        kept = self._usage_rows if self._usage_rows is not None else {}
+        written = {}
         for kind, values in (("user", usage.by_user), ("group", usage.by_group)):
             for name, value in values.items():
+                before = kept.get((kind, name))
+                if before is not None and math.isclose(
+                    self._decayed(before[0], before[1], usage.as_of),
+                    value,
+                    rel_tol=1e-9,
+                    abs_tol=1e-6,
+                ):
+                    continue
                 session.merge(
                     UsageRow(kind=kind, name=name, gpu_seconds=value, updated_at=usage.as_of)
                 )
+                written[(kind, name)] = (value, usage.as_of)
+        return written
 
     def settle_finished(
-        self, usage: Usage, config: PolicyConfig
+        self, usage: Usage, config: PolicyConfig, session: Session, preview: bool = False
     ) -> tuple[Usage, float | None, list[str]]:
         """Correct admission charges by what was really held once it is let go.
 
@@ -258,26 +277,45 @@ class Admission:
         after the run and an interactive server's time beyond its admission charge are added.
         Returns the corrected usage, the new watermark of settled job events (None when no
         job event happened since) and the ended turns settled (to drop with the usage saved).
+        A preview saves nothing, so it leaves the jobs written since the last look to the next
+        pass that does.
         """
-        with self.store.session() as session:
-            mark = session.get(Setting, SETTLED_KEY)
-            since = float(mark.value) if mark is not None else 0.0
-            ended = session.execute(
-                select(
-                    Job.owner,
-                    Job.profile,
-                    Job.group_name,
-                    Job.owner_groups,
-                    Job.time_limit,
-                    Job.admitted_at,
-                    Job.started_at,
-                    Job.finished_at,
-                    Job.live_ended_at,
-                ).where(
-                    or_(Job.admitted_at.is_not(None), Job.started_at.is_not(None)),
-                    or_(Job.finished_at > since, Job.live_ended_at > since),
-                )
-            ).all()
+        watermark = None
+        changed = self.changes.take("settle")
+        if preview or changed:
+            # A job that ended was written since the last look: only those need reading.
+            only = None if preview or EVERYTHING in changed else changed
+            usage, watermark = self._settle_jobs(usage, config, only, session)
+        turns = self.turns.ended(session)
+        for turn in turns:
+            gpus, _ = self._gpus(turn.profile)
+            held = max(0.0, (turn.ended_at or 0.0) - (turn.admitted_at or 0.0))
+            group = fair_group(None, turn.owner_groups, config)
+            usage = settle(usage, turn.owner, group, INTERACTIVE_CHARGE_SECONDS, held, gpus)
+        return usage, watermark, [t.id for t in turns]
+
+    def _settle_jobs(
+        self, usage: Usage, config: PolicyConfig, only: set[str] | None, session: Session
+    ) -> tuple[Usage, float | None]:
+        """Runs ended and live kernels let go since the watermark, among the jobs `only` (the
+        ones written since the last look) or all of them."""
+        mark = session.get(Setting, SETTLED_KEY)
+        since = float(mark.value) if mark is not None else 0.0
+        query = select(
+            Job.owner,
+            Job.profile,
+            Job.group_name,
+            Job.owner_groups,
+            Job.time_limit,
+            Job.admitted_at,
+            Job.started_at,
+            Job.finished_at,
+            Job.live_ended_at,
+        ).where(
+            or_(Job.admitted_at.is_not(None), Job.started_at.is_not(None)),
+            or_(Job.finished_at > since, Job.live_ended_at > since),
+        )
+        ended = read_jobs(session, query, only, lambda *r: SettledRow(*r))
         watermark = None
         for row in ended:
             gpus, _ = self._gpus(row.profile)
@@ -292,13 +330,7 @@ class Admission:
                 watermark = max(watermark or since, row.live_ended_at)
                 held = max(0.0, row.live_ended_at - (row.finished_at or row.live_ended_at))
                 usage = charge(usage, row.owner, group, gpus * held)
-        turns = self.turns.ended()
-        for turn in turns:
-            gpus, _ = self._gpus(turn.profile)
-            held = max(0.0, (turn.ended_at or 0.0) - (turn.admitted_at or 0.0))
-            group = fair_group(None, turn.owner_groups, config)
-            usage = settle(usage, turn.owner, group, INTERACTIVE_CHARGE_SECONDS, held, gpus)
-        return usage, watermark, [t.id for t in turns]
+        return usage, watermark
 
     def decide(
         self,
@@ -311,8 +343,13 @@ class Admission:
         """One decision; returns it with each request's kind. A preview (the queue is paused)
         admits nothing and changes nothing: it only places everyone in line."""
         config = self.config()
-        requests, allocations, servers = self.snapshot(config, stopping)
-        usage, settled_until, settled_turns = self.settle_finished(self.load_usage(), config)
+        usage = self.load_usage()
+        # One transaction reads all a pass needs (each costs more than the reads in it).
+        with self.store.session() as session:
+            requests, allocations, servers = self.snapshot(config, stopping, session)
+            usage, settled_until, settled_turns = self.settle_finished(
+                usage, config, session, preview
+            )
         # A preview has no room: everyone stays in line, in the order a pass would give.
         decision = decide(
             requests,
@@ -327,11 +364,17 @@ class Admission:
         if not preview and (decision.start or settled_until is not None or settled_turns):
             # Usage and what it settled are saved together: nothing is charged twice or lost.
             with self.store.session() as session:
-                self.save_usage(decision.usage, session)
+                written = self.save_usage(decision.usage, session)
                 if settled_until is not None:
                     session.merge(Setting(key=SETTLED_KEY, value=settled_until))
                 self.turns.drop(settled_turns, session)
-        return decision, {r.id: r.kind for r in requests}
+            assert self._usage_rows is not None  # read by load_usage above
+            self._usage_rows.update(written)
+        # Each started request's kind: an interactive server's turn, or a batch job.
+        kinds = {
+            rid: "interactive" if rid in self.waiting_turns else "batch" for rid in decision.start
+        }
+        return decision, kinds
 
     def usage_now(self, now: float) -> Usage:
         """Decayed GPU-seconds of every user and group as of now (what turns are based on)."""
@@ -341,6 +384,7 @@ class Admission:
         """An admin's weight for a user or group (1 is everyone's default)."""
         with self.store.session() as session:
             session.merge(Weight(kind=kind, name=name, weight=weight))
+        self._config = None
 
     def weights(self) -> dict[str, dict[str, float]]:
         """Weights in force: the values file's, overridden by admins'."""

@@ -52,6 +52,13 @@ class FairSharePolicy(Configurable):
         help="""Start smaller requests on GPUs the first in line cannot use yet (never delaying
         a reservation). False: strict order per GPU type.""",
     ).tag(config=True)
+    backfill_depth = Integer(
+        1000,
+        min=1,
+        help="""At most this many requests that cannot start are looked at in one decision
+        (Slurm's bf_max_job_test): with a very long line, a decision stays fast; requests
+        further back keep their places and are looked at as the line moves.""",
+    ).tag(config=True)
 
     def to_policy(self) -> PolicyConfig:
         """The frozen settings the pure policy reads."""
@@ -64,4 +71,5 @@ class FairSharePolicy(Configurable):
             user_weights=dict(self.user_weights),
             group_weights=dict(self.group_weights),
             backfill=self.backfill,
+            backfill_depth=self.backfill_depth,
         )

@@ -2,9 +2,11 @@
 stands, why it waits (a reason code and words) and when it may start, told to each reader.
 
 Each pass hands its decision over (`update`); the positions, codes and expected starts of the
-whole line come out of that decision's one walk, done there and not in the first page read
-after it. A request submitted since the last pass has a provisional place behind everyone
-already waiting for the same kind (code `new`). Owners' names of what holds GPUs are told only
+whole line come out of that decision's one walk, which the scheduler has worked out in a
+worker thread right after the pass (`work_out`), so neither the pass nor the event loop waits
+for a long line; a reader who comes first works it out itself. A request submitted since the
+last pass has a provisional place behind everyone already waiting for the same kind (code
+`new`). Owners' names of what holds GPUs are told only
 to readers who may see everyone's jobs (batch admins, custom:batch:read-all).
 """
 
@@ -39,13 +41,16 @@ class Line:
         self.decided = False
         self.waits: Mapping[str, Wait] = {}
         self.holders: Mapping[str, tuple[Holder, ...]] = {}
-        self.waiting: dict[str, int] = {}  # how many wait in each kind's line
+        self.waiting: Mapping[str, int] = {}  # how many wait in each kind's line
 
     def update(self, decision: Decision) -> None:
-        """Keep a pass's decision: its waits are worked out here, in the pass."""
-        waiting = dict(decision.waiting)  # worked out with the waits, in one walk
-        self.waits, self.holders, self.waiting = decision.waits, decision.holders, waiting
+        """Keep a pass's decision (its walk of the line happens on first read)."""
+        self.waits, self.holders, self.waiting = decision.waits, decision.holders, decision.waiting
         self.decided = True
+
+    def work_out(self) -> None:
+        """Walk the line now (positions, reasons, expected starts): run in a worker thread."""
+        len(self.waits)
 
     def fields(
         self,

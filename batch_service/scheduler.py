@@ -17,6 +17,7 @@ has its own id, and only that start's runner may report for the job.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Mapping
@@ -144,13 +145,16 @@ class Scheduler:
             # Nothing starts, but everyone still sees where they stand.
             decision, _ = self.decide(preview=True, servers=batch_servers(active))
             self.jobs.line.update(decision)
+        # Everyone's place is worked out beside the event loop, not in it: with a long line
+        # the walk costs more than the decision.
+        await asyncio.to_thread(self.jobs.line.work_out)
         return report
 
     def decide(
         self, preview: bool = False, servers: Mapping[str, str] | None = None
     ) -> tuple[Decision, dict[str, str]]:
-        """The policy's decision with everyone's place, reason and expected start (the walk of
-        the line runs here, in the pass, not in the first page read after it)."""
+        """The policy's decision (everyone's place, reason and expected start are worked out on
+        first read: see Line.work_out)."""
         decision, kinds = self.admission.decide(
             self.capacity.max_servers,
             now(),
@@ -158,7 +162,6 @@ class Scheduler:
             stopping=servers,
             preview=preview,
         )
-        len(decision.waits)
         return decision, kinds
 
     async def reconcile(
@@ -278,14 +281,13 @@ class Scheduler:
         stopping are not handed to anyone yet.
         """
         decision, kinds = self.decide(servers=servers)
-        # Positions, reasons and expected starts of everyone left waiting, worked out now.
         self.jobs.line.update(decision)
         for job_id, until in decision.cut_live:
             why = CUT_REASONS.get(decision.cut_reasons.get(job_id, CUT_FOR_GPUS), "")
             if self.jobs.mark(job_id, FINISHED_STATES, live_until=until, reason=why):
                 log.info("live window of %s cut to %s", job_id, until)
         for request_id in decision.start:
-            if kinds[request_id] == "interactive":
+            if kinds.get(request_id) == "interactive":
                 self.turns.admit(request_id)
                 report.started.append(request_id)
             else:

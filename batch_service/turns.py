@@ -182,21 +182,25 @@ class TurnService:
             ).all()
         return {row.id: i + 1 for i, row in enumerate(rows)}
 
-    def all(self) -> list[Turn]:
+    def all(self, session: Session | None = None) -> list[Turn]:
         """Every turn that waits or holds GPUs."""
+        query = (
+            select(Turn)
+            .where(Turn.state.in_([WAITING, ADMITTED]))
+            .order_by(Turn.submitted_at, Turn.id)
+        )
+        if session is not None:
+            return list(session.scalars(query))
         with self.store.session() as session:
-            return list(
-                session.scalars(
-                    select(Turn)
-                    .where(Turn.state.in_([WAITING, ADMITTED]))
-                    .order_by(Turn.submitted_at, Turn.id)
-                )
-            )
+            return list(session.scalars(query))
 
-    def ended(self) -> list[Turn]:
+    def ended(self, session: Session | None = None) -> list[Turn]:
         """Admitted turns whose servers stopped, their GPU time not yet settled."""
+        query = select(Turn).where(Turn.state == ENDED)
+        if session is not None:
+            return list(session.scalars(query))
         with self.store.session() as session:
-            return list(session.scalars(select(Turn).where(Turn.state == ENDED)))
+            return list(session.scalars(query))
 
     @staticmethod
     def drop(turn_ids: list[str], session: Session) -> None:

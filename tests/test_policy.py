@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -62,6 +63,21 @@ def test_no_gpu_idles_while_a_smaller_request_fits_behind_a_big_one() -> None:
     decision = decide(queue, [], {"a100": 2}, Usage(), CONFIG, NOW)
     assert decision.start == ("small",)
     assert "only 2 such GPUs exist" in decision.reasons["big"]
+
+
+def test_backfill_looks_only_so_deep_into_a_long_line_and_the_rest_keep_their_places() -> None:
+    # Two GPUs, one free; five who used little each ask for both, then a heavy user asks for
+    # one. Looking three deep, the one-GPU request is not reached this time.
+    usage = Usage({"heavy": 10**7}, {}, NOW)
+    queue = [req(f"two{i}", f"u{i}", gpus=2, t=i) for i in range(5)]
+    queue.append(req("one", "heavy", gpus=1, t=10))
+    held = [Allocation("r", "x", 1, "a100", expected_end=NOW + 600)]
+    shallow = replace(CONFIG, backfill_depth=3)
+    decision = decide(queue, held, {"a100": 2}, usage, shallow, NOW)
+    assert decision.start == ()
+    assert decision.positions["one"] == 6
+    deep = decide(queue, held, {"a100": 2}, usage, CONFIG, NOW)
+    assert deep.start == ("one",)
 
 
 def test_a_starving_big_request_gets_a_reservation_that_backfill_respects() -> None:

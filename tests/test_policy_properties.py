@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_service.policy import CODES, Allocation, PolicyConfig, Request, Usage, decide
+from batch_service.policy.queue_index import QueueIndex
 
 TYPES = ["a100", "h100"]
 NOW = 100_000.0
@@ -252,3 +254,43 @@ def test_an_expected_start_is_never_before_now_nor_before_what_holds_the_gpus_en
         if r.gpus > free[r.gpu_type]:
             # It needs GPUs held now: none comes back before the first holder's expected end.
             assert wait.estimated_start >= min(ends[r.gpu_type]), (r, wait)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines(), st.lists(st.tuples(st.booleans(), st.integers(0, 29))), st.integers(0, 30))
+def test_a_line_kept_between_passes_decides_as_the_same_line_read_afresh(  # type: ignore[no-untyped-def]
+    line, changes, extra
+) -> None:
+    """The scheduler keeps the line (QueueIndex) and changes it request by request: whatever
+    came and went, it decides exactly as the plain list of the requests left."""
+    capacity, running, queue, usage = line
+    kept = QueueIndex(queue)
+    for arrives, i in changes:
+        if arrives and i < len(queue):
+            # Back in line, possibly with a new priority (as an admin may set one).
+            r = queue[i]
+            kept.add(replace(r, priority=(r.priority + 1) % 3) if i % 2 else r)
+        elif i < len(queue):
+            if queue[i].user in kept.by_user:
+                kept.oldest(queue[i].user)  # kept from now on: leaving must correct them
+                kept.head(queue[i].user)
+            kept.remove(queue[i].id, queue[i].user)
+    kept = kept.plus(
+        Request(f"t{i}", "abcdefgh"[i % 8], 1, TYPES[0], kind="interactive", submitted_at=NOW)
+        for i in range(extra % 4)
+    )
+    plain = list(kept)
+    afresh_index = QueueIndex(plain)
+    assert len(plain) == len(kept) and len({r.id for r in plain}) == len(plain)
+    assert (kept.shapes, kept.priorities, kept.interactive, kept.groups) == (
+        afresh_index.shapes,
+        afresh_index.priorities,
+        afresh_index.interactive,
+        afresh_index.groups,
+    )
+    assert all(kept.oldest(u) == afresh_index.oldest(u) for u in afresh_index.by_user)
+    assert all(kept.head(u) == afresh_index.head(u) for u in afresh_index.by_user)
+    ours = decide(kept, running, capacity, usage, CONFIG, NOW, batch_slots=3)
+    afresh = decide(plain, running, capacity, usage, CONFIG, NOW, batch_slots=3)
+    assert ours.start == afresh.start and ours.cut_live == afresh.cut_live
+    assert dict(ours.waits) == dict(afresh.waits)

@@ -22,7 +22,7 @@ in one walk of the line when first read (waits.py, reasons.py).
 from __future__ import annotations
 
 import math
-from collections import Counter
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
 from typing import Any
@@ -37,6 +37,7 @@ from batch_service.policy.model import (
     Wait,
 )
 from batch_service.policy.order import FairOrder, cost
+from batch_service.policy.queue_index import QueueIndex
 from batch_service.policy.reasons import (
     GROUP_CAP,
     NOT_ADMISSIBLE,
@@ -50,9 +51,6 @@ from batch_service.policy.usage import decay
 from batch_service.policy.waits import plan
 
 CPU = ""  # the key of requests that need no GPU (and of GPUs of no named type)
-_SHAPE = attrgetter("gpu_type", "gpus")
-_GROUP = attrgetter("group")
-_PRIORITY = attrgetter("priority")
 _SUBMITTED = attrgetter("submitted_at", "id")
 
 
@@ -82,13 +80,17 @@ class _Line:
         self._plan = plan
         self._waits: dict[str, Wait] = {}
         self._counts: dict[str, int] = {}
+        # The walk may run in a worker thread while a reader asks: one walks, the other waits.
+        self._walking = threading.Lock()
 
     def waits(self) -> dict[str, Wait]:
         """Wait of each request left waiting, by id."""
         if self._lines is not None:
-            ordered = [r for line in self._lines() for r in line]
-            self._lines = None
-            self._waits, self._counts = self._plan(ordered)
+            with self._walking:
+                if self._lines is not None:
+                    ordered = [r for line in self._lines() for r in line]
+                    self._waits, self._counts = self._plan(ordered)
+                    self._lines = None
         return self._waits
 
     def counts(self) -> dict[str, int]:
@@ -174,7 +176,7 @@ CUT_FOR_LIVE_CAP = "live_cap"
 
 
 def decide(
-    queue: Iterable[Request],
+    queue: Iterable[Request] | QueueIndex,
     running: Iterable[Allocation],
     capacity: Mapping[str, int],
     usage: Usage,
@@ -200,41 +202,49 @@ def decide(
         end = a.live_until if a.live else a.expected_end
         ends.append((kind, math.inf if end is None else end, a.gpus))
 
-    # One pass over the line to bucket it by user; the rest is counted in C.
-    queue = queue if isinstance(queue, list) else list(queue)
-    by_user: dict[str, list[Request]] = {}
-    for r in queue:
-        own = by_user.get(r.user)
-        if own is None:
-            by_user[r.user] = [r]
-        else:
-            own.append(r)
-    owners: dict[tuple[str | None, str], list[Request]] = {}
-    for user, own in by_user.items():
-        groups = set(map(_GROUP, own))
-        if len(groups) == 1:
-            owners[(groups.pop(), user)] = own
-        else:  # one user queueing for several groups
-            for r in own:
-                owners.setdefault((r.group, user), []).append(r)
+    # The line by user, with its counts: kept between passes by the caller, or made here.
+    index = queue if isinstance(queue, QueueIndex) else QueueIndex(queue)
     pending: dict[str, int] = {}
     smallest: dict[str, int] = {}
-    for (gpu_type, gpus), n in Counter(map(_SHAPE, queue)).items():
+    for (gpu_type, gpus), n in index.shapes.items():
         key = CPU if gpus == 0 else (gpu_type or CPU)
         pending[key] = pending.get(key, 0) + n
         smallest[key] = min(smallest.get(key, gpus), gpus)
-    one_priority = len(set(map(_PRIORITY, queue))) <= 1
+    one_priority = len(index.priorities) <= 1
 
     # Starving: a request that waited max_wait, larger than the smallest waiting for its type
-    # (so smaller ones can pass it), whose owner holds fewer GPUs than it asks; one per owner.
+    # (so smaller ones can pass it), whose owner holds fewer GPUs than it asks; per owner, the
+    # one that waited longest. Each user's earliest request of each shape is kept in the index.
     threshold = now - config.max_wait_seconds
-    starving: dict[str, Request] = {}
-    for r in sorted((r for r in queue if r.submitted_at <= threshold), key=_SUBMITTED):
-        kind = CPU if r.gpus == 0 else (r.gpu_type or CPU)
-        if r.gpus > smallest[kind] and held_user.get(r.user, 0) < r.gpus and r.user not in starving:
-            starving[r.user] = r
-    for r in starving.values():
-        owners[(r.group, r.user)].remove(r)
+    candidates = []
+    for user, shapes in index.by_shape.items():
+        held = held_user.get(user, 0)
+        firsts = [
+            index.first(user, shape)
+            for shape in shapes
+            if shape[1] > held and shape[1] > smallest[CPU if shape[1] == 0 else shape[0] or CPU]
+        ]
+        old = [r for r in firsts if r.submitted_at <= threshold]
+        if old:
+            candidates.append(min(old, key=_SUBMITTED))
+    starving = {r.user: r for r in sorted(candidates, key=_SUBMITTED)}
+
+    # Everyone else by owner (user, and the group they count in), starving requests apart.
+    owners: dict[tuple[str | None, str], list[Request]] = {}
+    for user, own_by_id in index.by_user.items():
+        first = starving.get(user)
+        if first is None:
+            own = list(own_by_id.values())
+        else:
+            rest = dict(own_by_id)
+            del rest[first.id]
+            own = list(rest.values())
+        groups = index.groups[user]
+        if len(groups) == 1:
+            owners[(next(iter(groups)), user)] = own
+        else:  # one user queueing for several groups
+            for r in own:
+                owners.setdefault((r.group, user), []).append(r)
 
     started: list[Request] = []
     why: dict[str, tuple[str, str]] = {}  # request id -> (reason code, words)
@@ -244,7 +254,6 @@ def decide(
     slots = math.inf if batch_slots is None else batch_slots
     cpus = math.inf if cpu_slots is None else cpu_slots
     interactive_seen = 0
-    interactive_total: int | None = None
 
     def consider(request: Request, is_starving: bool) -> bool:
         nonlocal slots, cpus, interactive_seen
@@ -314,19 +323,23 @@ def decide(
         return False
 
     def more_can_start() -> bool:
-        nonlocal interactive_total
         if slots <= 0:
             # Only interactive requests may still start; count them once, when it matters.
-            if interactive_total is None:
-                interactive_total = sum(1 for r in queue if r.kind != "batch")
-            if interactive_total <= interactive_seen:
+            if index.interactive <= interactive_seen:
                 return False
         return any(
             n > 0 and (kind == CPU and cpus > 0 or free.get(kind, 0) >= smallest[kind])
             for kind, n in pending.items()
         )
 
-    skipped_starving = [r for r in starving.values() if not consider(r, True)]
+    # Backfill looks at a bounded number of requests that cannot start (as Slurm's
+    # bf_max_job_test): a line of a million costs a bounded walk; the rest keep their places.
+    refusals_left = config.backfill_depth
+    skipped_starving = []
+    for r in starving.values():
+        if refusals_left <= 0 or not consider(r, True):
+            skipped_starving.append(r)
+            refusals_left -= 1
     usage_user = dict(usage.by_user)
     usage_group = dict(usage.by_group)
     for r in started:
@@ -342,10 +355,17 @@ def decide(
         now,
         config.max_wait_seconds,
         one_priority=one_priority,
+        # A user's first request in their own order, as the index keeps it (when their line
+        # is the index's: one group, no starving request taken out).
+        known_head=lambda user: (
+            index.head(user) if user not in starving and len(index.groups[user]) == 1 else None
+        ),
     )
-    while order and more_can_start():
+    while order and more_can_start() and refusals_left > 0:
         request = order.pop()
-        order.put_back(request, consider(request, False))
+        admitted = consider(request, False)
+        order.put_back(request, admitted)
+        refusals_left -= not admitted
 
     needed = {kind: r.gpus for kind, r in first_waiting.items()}
     unplaced = [kind for kind, n in pending.items() if n > 0 and kind not in needed]
@@ -353,11 +373,16 @@ def decide(
         # The walk stopped before these types' lines: at least their smallest request that is
         # still waiting (not one that started in this pass) waits.
         chosen = {r.id for r in started}
-        left: dict[str, int] = {}
-        for r in queue:
-            kind = CPU if r.gpus == 0 else (r.gpu_type or CPU)
-            if kind in unplaced and r.id not in chosen:
-                left[kind] = min(left.get(kind, r.gpus), r.gpus)
+        # A type none of whose requests started: its smallest is known without a walk.
+        left = {kind: smallest[kind] for kind in unplaced}
+        rescan = {_kind(r) for r in started} & set(unplaced)
+        if rescan:
+            for kind in rescan:
+                del left[kind]
+            for r in index:
+                kind = CPU if r.gpus == 0 else (r.gpu_type or CPU)
+                if kind in rescan and r.id not in chosen:
+                    left[kind] = min(left.get(kind, r.gpus), r.gpus)
         for kind, size in left.items():
             if free.get(kind, 0) < size:
                 needed[kind] = size

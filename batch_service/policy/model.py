@@ -81,6 +81,8 @@ class PolicyConfig:
     user_weights: Mapping[str, float] = field(default_factory=dict)
     group_weights: Mapping[str, float] = field(default_factory=dict)
     backfill: bool = True
+    # Requests that cannot start looked at per decision, at most (the rest keep their places).
+    backfill_depth: int = 1000
 
     @cached_property  # read for every queued request in a decision
     def named_groups(self) -> frozenset[str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter, itemgetter
 
 from batch_service.policy.model import Request
@@ -36,7 +36,8 @@ _FIRST = itemgetter(0)
 _BOUND = -math.inf  # in place of submitted_at: an entry whose score is only a lower bound
 
 
-def _ranked(request: Request) -> tuple[int, int, float, float, str]:
+def ranked(request: Request) -> tuple[int, int, float, float, str]:
+    """A user's own order: highest priority, then smallest, then oldest (first is least)."""
     return (
         -request.priority,
         request.gpus,
@@ -64,6 +65,7 @@ class FairOrder:
         now: float,
         max_wait: float,
         one_priority: bool = False,
+        known_head: Callable[[str], Request | None] | None = None,
     ) -> None:
         self.usage_user = usage_user
         self.usage_group = usage_group
@@ -71,7 +73,8 @@ class FairOrder:
         self._group_weights = group_weights
         self._now = now
         self._max_wait = max(max_wait, 1e-9)
-        self._rank = _SMALLEST if one_priority else _ranked
+        self._rank = _SMALLEST if one_priority else ranked
+        self._known_head = known_head
         # A user's requests stay unsorted until the user's turn comes up: most never do.
         self.lists: dict[GroupKey, dict[str, list[Request]]] = {}
         self._heads: dict[tuple[GroupKey, str], Request] = {}
@@ -118,7 +121,9 @@ class FairOrder:
     def _head(self, key: GroupKey, user: str) -> Request:
         head = self._heads.get((key, user))
         if head is None:
-            head = self._heads[key, user] = min(self.lists[key][user], key=self._rank)
+            known = self._known_head(user) if self._known_head is not None else None
+            head = known if known is not None else min(self.lists[key][user], key=self._rank)
+            self._heads[key, user] = head
         return head
 
     def _bound(self, priority: int, user: str) -> Entry:

@@ -105,7 +105,7 @@ class Store:
         self.url = url
         self.files_root = Path(files_root) if files_root else default_files_root(url)
         self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
         """Create or upgrade the schema (moving any old blobs into the file store)."""
@@ -114,7 +114,7 @@ class Store:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed at the end, rolled back on any error."""
-        with self._sessions() as session, session.begin():
+        with self.sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
