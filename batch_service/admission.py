@@ -26,6 +26,7 @@ from batch_service.policy import (
 )
 from batch_service.store import Job, Setting, Store, Weight
 from batch_service.store import Usage as UsageRow
+from batch_service.sweep_line import offered_points
 from batch_service.turns import ADMITTED, WAITING, TurnService
 from spawner.profiles import Profile
 
@@ -67,6 +68,8 @@ class Admission:
         self.profiles = profiles
         self.capacity = dict(capacity)
         self.policy = policy
+        # Queued sweep points the last snapshot held back -> why (batch_service/sweep_line.py).
+        self.held_back: dict[str, str] = {}
 
     def config(self) -> PolicyConfig:
         """Policy settings from the values file, with weights admins set at run time."""
@@ -108,8 +111,11 @@ class Admission:
                     Job.time_limit,
                     Job.group_name,
                     Job.owner_groups,
+                    Job.sweep_id,
                 ).where(Job.state == QUEUED)
             ).all()
+            # A sweep's points beyond its max_parallel are not offered (they wait, with words).
+            queued, self.held_back = offered_points(session, queued)
             holding = session.execute(
                 select(
                     Job.id,

@@ -158,6 +158,7 @@ class Scheduler:
             stopping=servers,
             preview=preview,
         )
+        self.jobs.line.held = self.admission.held_back
         len(decision.waits)
         return decision, kinds
 

@@ -36,6 +36,7 @@ from batch_service.jobs import (
     Submission,
     new_job_id,
 )
+from batch_service.jobs import _with_output as with_output
 from batch_service.run_options import run_options
 from batch_service.store import Job, JobFile, Sweep
 from batch_service.sweep_points import DEFAULT_MAX_POINTS, canonical_json, make_points
@@ -345,8 +346,11 @@ class SweepService:
             sweeps = [self.view(s, counts[s.id]) for s in rows]
         return {"sweeps": sweeps, "total": total, "limit": limit, "offset": offset}
 
-    def points(self, identity: Identity, sweep_id: str) -> tuple[dict[str, Any], list[Job]]:
-        """The sweep and the current job of each of its points, in submission order."""
+    def points(
+        self, identity: Identity, sweep_id: str
+    ) -> tuple[dict[str, Any], list[Job], set[str]]:
+        """The sweep, the current job of each of its points (in submission order), and which
+        of those have an executed notebook."""
         with self.store.session() as session:
             sweep = self._visible(session, identity, sweep_id)
             jobs = session.scalars(
@@ -355,7 +359,8 @@ class SweepService:
                 .order_by(Job.submitted_at, Job.id)
             ).all()
             view = self.view(sweep, self.counts(session, [sweep.id])[sweep.id])
-        return view, list(jobs)
+            outputs = with_output(session, [job.id for job in jobs])
+        return view, list(jobs), outputs
 
     # --- changing ---------------------------------------------------------------------
     def _owned(self, session: Session, identity: Identity, sweep_id: str, verb: str) -> Sweep:
