@@ -55,7 +55,7 @@ def test_a_grid_is_stored_as_one_job_per_point_with_its_input(sweeps: SweepServi
     assert view["points"] == 9 and view["added"] == 9 and view["skipped"] == 0
     assert view["counts"]["queued"] == 9 and view["state"] == "active"
     assert stored(sweeps) == (1, 9, 9)
-    _, jobs = sweeps.points(ALICE, view["id"])
+    _, jobs, _ = sweeps.points(ALICE, view["id"])
     assert {(j.parameters["lr"], j.parameters["layers"]) for j in jobs} == {
         (lr, layers) for lr in (0.1, 0.01, 0.001) for layers in (1, 2, 3)
     }
