@@ -140,3 +140,29 @@ def test_pause_cancel_and_retry(sweeps: SweepService) -> None:
     assert sweeps.get(ALICE, view["id"])["state"] == "done"
     with pytest.raises(Conflict, match="no failed points"):
         sweeps.retry(ALICE, view["id"])
+
+
+def test_only_failed_points_keep_their_live_kernel_for_the_sweeps_window(
+    sweeps: SweepService,
+) -> None:
+    from batch_service.runs import RunReports
+
+    jobs = sweeps.jobs
+    runs = RunReports(jobs.store, jobs.profiles, None, None, jobs.job_files)  # type: ignore[arg-type]
+    view = sweeps.create(ALICE, request(failed_live_window=30))
+    _, points, _ = sweeps.points(ALICE, view["id"])
+    ended = {}
+    for job, state in zip(points[:2], ("succeeded", "failed"), strict=True):
+        jobs.mark(job.id, ["queued"], state="starting", admitted_at=1.0)
+        events = [
+            {"type": "started", "seq": 1, "kernel_id": "0f4c1a52-9d1e", "total_cells": 1},
+            {"type": "finished", "seq": 2, "state": state, "kernel_alive": True},
+        ]
+        runs.apply_events(job.id, events)
+        ended[state] = jobs.get(ALICE, job.id)
+    # A succeeded point lets its kernel go at once (its server is then stopped).
+    assert ended["succeeded"]["live_pending"] is False
+    # A failed one keeps it, for the sweep's window.
+    assert ended["failed"]["live_pending"] is True
+    assert ended["failed"]["live_window"] == 30
+    assert ended["failed"]["sweep_id"] == view["id"]
