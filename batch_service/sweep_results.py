@@ -1,8 +1,9 @@
 """A sweep's results table: one row per point, as JSON rows or CSV with the same columns.
 
-Columns: the point's parameters (`param.<name>`), its state, start time, run time, error or
-reason, its recorded values (`value.<name>`) and links. Times and states are the service's own;
-recorded values are what the run glued (the user's claim, shown as such).
+Columns: the point's parameters (`param.<name>`), its state, start time, run time, how it ended
+if not well (error), why it waits if queued (reason), its recorded values (`value.<name>`) and
+links. Times and states are the service's own; recorded values are what the run glued (the
+user's claim, shown as such).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ def _error(job: Job) -> str:
     return job.reason or ""
 
 
-def result_row(job: Job, has_output: bool, prefix: str, hub_base_url: str) -> dict[str, Any]:
-    """One point of a sweep as the results table shows it."""
+def result_row(
+    job: Job, has_output: bool, wait: dict[str, Any] | None, prefix: str, hub_base_url: str
+) -> dict[str, Any]:
+    """One point of a sweep as the results table shows it (`wait`: a queued point's place)."""
     duration = None
     if job.started_at is not None and job.finished_at is not None:
         duration = max(0.0, job.finished_at - job.started_at)
@@ -40,17 +43,25 @@ def result_row(job: Job, has_output: bool, prefix: str, hub_base_url: str) -> di
         "state": job.state,
         "started_at": job.started_at,
         "duration": duration,
-        "error": _error(job) if job.state != "succeeded" else "",
+        "error": _error(job) if job.state not in ("succeeded", "queued") else "",
+        "reason": wait["reason"] if wait is not None else "",
         "recorded": job.recorded or {},
         "links": links,
     }
 
 
 def result_rows(
-    jobs: Iterable[Job], outputs: set[str], prefix: str, hub_base_url: str
+    jobs: Iterable[Job],
+    outputs: set[str],
+    waits: dict[str, dict[str, Any]],
+    prefix: str,
+    hub_base_url: str,
 ) -> list[dict[str, Any]]:
-    """Rows of these jobs in their order (`outputs`: ids of those with an executed notebook)."""
-    return [result_row(job, job.id in outputs, prefix, hub_base_url) for job in jobs]
+    """Rows of these jobs in their order (`outputs`: ids of those with an executed notebook;
+    `waits`: where each queued one stands and why)."""
+    return [
+        result_row(job, job.id in outputs, waits.get(job.id), prefix, hub_base_url) for job in jobs
+    ]
 
 
 def _cell(value: Any) -> str:
@@ -72,6 +83,7 @@ def rows_csv(rows: list[dict[str, Any]]) -> str:
         "started_at",
         "duration",
         "error",
+        "reason",
         *(f"value.{n}" for n in values),
         "job",
         "output",
@@ -88,6 +100,7 @@ def rows_csv(rows: list[dict[str, Any]]) -> str:
                 _cell(row["started_at"]),
                 _cell(row["duration"]),
                 row["error"],
+                row["reason"],
                 *(_cell(row["recorded"].get(n)) for n in values),
                 row["links"]["job"],
                 row["links"]["output"] or "",

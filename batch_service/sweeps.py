@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -33,13 +33,20 @@ from batch_service.jobs import (
     TIMED_OUT,
     JobService,
     StopRequest,
-    Submission,
-    new_job_id,
 )
 from batch_service.jobs import _with_output as with_output
 from batch_service.run_options import run_options
 from batch_service.store import Job, JobFile, Sweep
-from batch_service.sweep_points import DEFAULT_MAX_POINTS, canonical_json, make_points
+from batch_service.sweep_points import DEFAULT_MAX_POINTS, make_points
+from batch_service.sweep_request import (
+    SweepRequest,
+    check_record,
+    new_sweep_id,
+    replace_job,
+    replace_row,
+    spec_hash,
+)
+from batch_service.sweep_results import result_rows
 
 ACTIVE, PAUSED, DONE = "active", "paused", "done"
 SWEEP_STATES = (ACTIVE, PAUSED, CANCELLED, DONE)
@@ -48,53 +55,7 @@ KEPT_STATES = (QUEUED, *ACTIVE_STATES, SUCCEEDED)
 RETRIED_STATES = (FAILED, TIMED_OUT)
 DEFAULT_FAILED_LIVE_WINDOW = 120
 MAX_PARALLEL = 10_000
-MAX_RECORD_NAMES = 64
 MAX_PAGE = 500
-
-
-@dataclass(frozen=True)
-class SweepRequest:
-    """What a user asks for: the input's submission (parameters are the points') and the
-    sweep's own choices."""
-
-    submission: Submission
-    spec: Any
-    max_parallel: int = 1
-    record: list[str] = field(default_factory=list)
-    failed_live_window: int | None = None
-    keep_succeeded: bool = False
-    into: str | None = None
-
-
-def new_sweep_id() -> str:
-    """Like a job id, starting with "s" so the two are told apart at a glance."""
-    return "s" + new_job_id()[1:]
-
-
-def _spec_hash(owner: str, input_sha: str, request: SweepRequest, profile: str) -> str:
-    same = {
-        "owner": owner,
-        "input": input_sha,
-        "spec": request.spec,
-        "profile": profile,
-        "args": request.submission.args or [],
-        "report_mode": bool(request.submission.report_mode),
-    }
-    return hashlib.sha256(canonical_json(same).encode()).hexdigest()
-
-
-def check_record(names: Any) -> list[str]:
-    """Names of papermill-style outputs to read: identifiers, a bounded list."""
-    if names in (None, ""):
-        return []
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    if not isinstance(names, list) or len(names) > MAX_RECORD_NAMES:
-        raise BatchError(f"record must be a list of at most {MAX_RECORD_NAMES} output names")
-    for name in names:
-        if not isinstance(name, str) or not name.isidentifier() or len(name) > 64:
-            raise BatchError(f"record: {str(name)[:64]!r} is not an output name")
-    return list(dict.fromkeys(names))
 
 
 class SweepService:
@@ -139,10 +100,10 @@ class SweepService:
             for h, point in points.items()
         }
         input_sha = hashlib.sha256(upload.content).hexdigest()
-        spec_hash = _spec_hash(identity.name, input_sha, request, base.profile)
+        same = spec_hash(identity.name, input_sha, request, base.profile)
         t = now()
         with self.store.session() as session:
-            sweep = self._target(session, identity, request.into, spec_hash)
+            sweep = self._target(session, identity, request.into, same)
             if sweep is None:
                 sweep = Sweep(
                     id=new_sweep_id(),
@@ -155,7 +116,7 @@ class SweepService:
                     state=ACTIVE,
                     kind=request.spec["kind"],
                     spec=request.spec,
-                    spec_hash=spec_hash,
+                    spec_hash=same,
                     budget={"max_points": self.max_points},
                     record=record,
                     failed_live_window=window,
@@ -362,6 +323,25 @@ class SweepService:
             outputs = with_output(session, [job.id for job in jobs])
         return view, list(jobs), outputs
 
+    def results(
+        self, identity: Identity, sweep_id: str, prefix: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The sweep and its results table: one row per point, a waiting one with its reason."""
+        with self.store.session() as session:
+            sweep = self._visible(session, identity, sweep_id)
+            jobs = session.scalars(
+                select(Job)
+                .where(Job.sweep_id == sweep.id, Job.point_hash.is_not(None))
+                .order_by(Job.submitted_at, Job.id)
+            ).all()
+            view = self.view(sweep, self.counts(session, [sweep.id])[sweep.id])
+            outputs = with_output(session, [job.id for job in jobs])
+            queued = [job for job in jobs if job.state == QUEUED]
+            paused = self.jobs.line.is_paused() if queued else False
+            waits = self.jobs.waits_of(queued, session, identity, paused)
+        rows = result_rows(jobs, outputs, waits, prefix, self.jobs.hub_base_url)
+        return view, rows
+
     # --- changing ---------------------------------------------------------------------
     def _owned(self, session: Session, identity: Identity, sweep_id: str, verb: str) -> Sweep:
         sweep = self._visible(session, identity, sweep_id)
@@ -434,51 +414,3 @@ class SweepService:
         view = self.get(identity, sweep_id)
         view["added"] = len(attempts)
         return view
-
-
-def replace_job(
-    base: Job, sweep: Sweep, point_hash: str, parameters: dict[str, Any], warnings: list[str]
-) -> Job:
-    """A new queued job of the sweep for one point, with the base job's choices."""
-    return Job(
-        id=new_job_id(),
-        owner=base.owner,
-        state=QUEUED,
-        kind=base.kind,
-        input_name=base.input_name,
-        entry_point=base.entry_point,
-        profile=base.profile,
-        parameters=parameters,
-        report_mode=base.report_mode,
-        args=base.args,
-        warnings=warnings,
-        time_limit=base.time_limit,
-        live_window=sweep.failed_live_window,
-        priority=base.priority,
-        group_name=base.group_name,
-        owner_groups=base.owner_groups,
-        submitted_at=now(),
-        live=False,
-        progress_index=0,
-        progress_total=0,
-        current_cell="",
-        error_name="",
-        error_value="",
-        reason="",
-        last_seq=0,
-        sweep_id=sweep.id,
-        point_hash=point_hash,
-        recorded={},
-    )
-
-
-def replace_row(row: JobFile, job_id: str) -> JobFile:
-    """The input file's row for another job (the same bytes, linked)."""
-    return JobFile(
-        job_id=job_id,
-        role=row.role,
-        name=row.name,
-        size=row.size,
-        sha256=row.sha256,
-        stored_at=row.stored_at,
-    )

@@ -19,7 +19,7 @@ from batch_service.bounded import parse_json
 from batch_service.errors import BatchError
 from batch_service.handlers import BaseHandler
 from batch_service.jobs import Submission
-from batch_service.sweep_results import result_rows, rows_csv
+from batch_service.sweep_results import rows_csv
 from batch_service.sweeps import MAX_PAGE, SweepRequest, SweepService
 
 SWEEP_ID = r"(?P<sweep_id>[^/]+)"
@@ -173,9 +173,7 @@ class SweepResultsHandler(SweepBase):
         fmt = self.get_query_argument("format", "")
         if fmt not in ("", "json", "csv"):
             raise BatchError("format must be json or csv")
-        sweep, jobs, outputs = self.sweeps.points(self.identity, sweep_id)
-        base = self.settings["batch_prefix"]
-        rows = result_rows(jobs, outputs, base, self.sweeps.jobs.hub_base_url)
+        sweep, rows = self.sweeps.results(self.identity, sweep_id, self.settings["batch_prefix"])
         if fmt == "csv":
             self.set_header("Content-Type", "text/csv; charset=utf-8")
             self.set_header(
