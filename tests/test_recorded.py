@@ -24,7 +24,8 @@ def output(data: dict) -> dict:
 
 def with_outputs(*outputs: dict) -> bytes:
     cell = {"cell_type": "code", "source": "", "metadata": {}, "outputs": list(outputs)}
-    return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
+    nb = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    return json.dumps(nb).encode()
 
 
 def test_values_glued_with_scrapbook_in_a_real_kernel_are_read() -> None:
