@@ -190,3 +190,41 @@ def test_the_cli_sweeps_and_prints_the_results(
     assert len(results.stdout.splitlines()) == 10
     bad = cli("sweep", str(path), "-g", "a=1:3:0")
     assert bad.returncode == 1 and "step of a range may not be 0" in bad.stderr
+
+
+def test_a_failed_point_keeps_its_kernel_and_cancel_stops_the_running_ones(
+    people: dict[str, Batch],
+) -> None:
+    ana = people["ana"]
+    model = notebook(
+        "import time\nif a == 0:\n    raise ValueError('unstable at a=0')\ntime.sleep(120)",
+        parameters="a = 1",
+    )
+    r = create(ana, {"kind": "grid", "grid": {"a": "0,1"}}, model, max_parallel=2)
+    assert r.status_code == 201, r.text
+    sweep_id = r.json()["id"]
+    rows: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        rows = ana.call("GET", f"sweeps/{sweep_id}/results").json()["rows"]
+        if rows[0]["links"]["live_kernel"] and rows[1]["state"] == "running":
+            break
+        time.sleep(0.3)
+    failed, running = rows
+    assert failed["state"] == "failed", rows
+    assert failed["error"] == "ValueError: unstable at a=0"
+    # The failed point's kernel stays for the sweep's window (120 s by default), to debug.
+    job = ana.job(failed["job_id"])
+    assert job["live"] is True and job["live_window"] == 120
+    assert running["state"] == "running"
+    cancelled = ana.call("POST", f"sweeps/{sweep_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert ana.job(running["job_id"])["state"] == "cancelled"
+    ana.user.wait_server(f"batch-{running['job_id']}", ready=False)
+    # Retry queues the failed point again as a new attempt; the old one stays its history.
+    retried = ana.call("POST", f"sweeps/{sweep_id}/retry").json()
+    assert retried["added"] == 1 and retried["state"] == "active"
+    again = ana.call("GET", f"sweeps/{sweep_id}/results").json()["rows"]
+    assert again[-1]["parameters"] == {"a": 0} and again[-1]["job_id"] != failed["job_id"]
+    ana.call("POST", f"sweeps/{sweep_id}/cancel")
+    ana.call("POST", f"jobs/{failed['job_id']}/release")
