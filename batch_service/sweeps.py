@@ -58,6 +58,15 @@ MAX_PARALLEL = 10_000
 MAX_PAGE = 500
 
 
+def spec_summary(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec with a table's rows replaced by how many there are."""
+    if spec.get("kind") != "table":
+        return spec
+    table = spec.get("table")
+    rows = len(table) if isinstance(table, list) else max(0, len(str(table).splitlines()) - 1)
+    return {"kind": "table", "table_rows": rows}
+
+
 class SweepService:
     """Sweeps over the job service: its profiles, checks and file store."""
 
@@ -255,8 +264,9 @@ class SweepService:
             counts[sweep_id][state] = n
         return counts
 
-    def view(self, sweep: Sweep, counts: dict[str, int]) -> dict[str, Any]:
-        """A sweep as the API shows it."""
+    def view(self, sweep: Sweep, counts: dict[str, int], whole: bool = True) -> dict[str, Any]:
+        """A sweep as the API shows it; a list (`whole` false) gives a table's row count
+        instead of its rows (a table may be megabytes)."""
         state = sweep.state
         if state == ACTIVE and not any(counts[s] for s in (QUEUED, *ACTIVE_STATES)):
             state = DONE
@@ -269,7 +279,7 @@ class SweepService:
             "profile": sweep.profile,
             "time_limit": sweep.time_limit,
             "max_parallel": sweep.max_parallel,
-            "spec": sweep.spec,
+            "spec": sweep.spec if whole else spec_summary(sweep.spec),
             "budget": sweep.budget,
             "record": sweep.record,
             "failed_live_window": sweep.failed_live_window,
@@ -304,7 +314,7 @@ class SweepService:
                 .offset(offset)
             ).all()
             counts = self.counts(session, [s.id for s in rows])
-            sweeps = [self.view(s, counts[s.id]) for s in rows]
+            sweeps = [self.view(s, counts[s.id], whole=False) for s in rows]
         return {"sweeps": sweeps, "total": total, "limit": limit, "offset": offset}
 
     def points(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -166,3 +167,33 @@ def test_only_failed_points_keep_their_live_kernel_for_the_sweeps_window(
     assert ended["failed"]["live_pending"] is True
     assert ended["failed"]["live_window"] == 30
     assert ended["failed"]["sweep_id"] == view["id"]
+
+
+def test_a_list_counts_a_tables_rows_instead_of_carrying_them(sweeps: SweepService) -> None:
+    table = {"kind": "table", "table": "lr,layers\n0.1,1\n0.2,2\n0.3,3\n"}
+    view = sweeps.create(ALICE, request(table))
+    assert sweeps.get(ALICE, view["id"])["spec"] == table
+    assert sweeps.list_sweeps(ALICE)["sweeps"][0]["spec"] == {"kind": "table", "table_rows": 3}
+
+
+def test_the_same_sweep_submitted_twice_at_once_is_one_sweep(sweeps: SweepService) -> None:
+    import threading
+
+    answers: list[Any] = []
+
+    def submit() -> None:
+        try:
+            answers.append(sweeps.create(ALICE, request()))
+        except Conflict as e:
+            answers.append(e)
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # One sweep with each point once; a submission that lost the race is told to submit again.
+    assert stored(sweeps)[:2] == (1, 9)
+    assert sum(isinstance(a, dict) for a in answers) >= 1
+    again = sweeps.create(ALICE, request())
+    assert again["added"] == 0 and again["skipped"] == 9

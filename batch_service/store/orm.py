@@ -305,4 +305,5 @@ class Sweep(Base):
     keep_succeeded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[float] = mapped_column(Float)
 
-    __table_args__ = (Index("ix_sweeps_owner_spec", "owner", "spec_hash"),)
+    # Two submissions of one sweep at once make one sweep (the second is told to submit again).
+    __table_args__ = (Index("ix_sweeps_owner_spec", "owner", "spec_hash", unique=True),)

@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("keep_succeeded", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("created_at", sa.Float(), nullable=False),
     )
-    op.create_index("ix_sweeps_owner_spec", "sweeps", ["owner", "spec_hash"])
+    op.create_index("ix_sweeps_owner_spec", "sweeps", ["owner", "spec_hash"], unique=True)
     op.add_column("jobs", sa.Column("sweep_id", sa.String(16), nullable=True))
     op.add_column("jobs", sa.Column("point_hash", sa.String(64), nullable=True))
     op.add_column("jobs", sa.Column("recorded", sa.JSON(), nullable=False, server_default="{}"))
