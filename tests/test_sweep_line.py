@@ -12,6 +12,7 @@ from batch_service.sweeps import SweepRequest, SweepService
 from batch_service.uploads import check_upload
 from tests.batch import notebook
 from tests.test_admission import line, queue
+from tests.test_store import ADMIN_USER
 
 CAROL = Identity("carol", frozenset({SUBMIT}))
 NB = notebook("y = x", parameters="x = 1")
@@ -79,3 +80,23 @@ def test_a_big_sweep_does_not_shut_out_a_colleague(tmp_path: Path) -> None:
         jobs.mark(job_id, [QUEUED], state=STARTING, admitted_at=1000.0 + step)
         jobs.mark(job_id, [STARTING], state="succeeded", finished_at=1000.5 + step)
     assert single in started[:2]
+
+
+def test_two_users_sweeps_take_turns(tmp_path: Path) -> None:
+    jobs, admission = line(tmp_path, gpus=1, policy={"half_life_seconds": 10**9})
+    sweeps = SweepService(jobs)
+    dave = Identity("dave", frozenset({SUBMIT}))
+    sweep(sweeps, "1:20", max_parallel=10)
+    upload = check_upload("nb.ipynb", NB, None, 10, 2**20)
+    spec = {"kind": "grid", "grid": {"x": "1:20"}}
+    sweeps.create(dave, SweepRequest(Submission("dave", upload, "one", 600, {}), spec, 10))
+    owners = []
+    for step in range(6):
+        decision, _ = admission.decide(max_servers=8, now=1000.0 + step)
+        (job_id,) = decision.start
+        owners.append(jobs.get(ADMIN_USER, job_id)["owner"])
+        jobs.mark(job_id, [QUEUED], state=STARTING, admitted_at=1000.0 + step)
+        jobs.mark(job_id, [STARTING], state="succeeded", finished_at=1000.5 + step)
+    # Equal use, equal turns: the two sweeps alternate on the one GPU.
+    assert owners.count("carol") == owners.count("dave") == 3
+    assert all(a != b for a, b in zip(owners, owners[1:], strict=False))
