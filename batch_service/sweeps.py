@@ -400,15 +400,25 @@ class SweepService:
             ).all()
         if not failed:
             raise Conflict(f"sweep {sweep_id} has no failed points to retry")
-        stored = self.jobs.job_files.find(failed[0].id, "input")
-        content = stored.read()
         t = now()
-        attempts = []
+        attempts, rows = [], []
+        # Points added with `into` may have another input: each attempt runs its point's own.
+        by_input: dict[str, list[Job]] = {}
+        inputs = {}
         for i, old in enumerate(failed):
             job = replace_job(old, sweep, old.point_hash or "", old.parameters, old.warnings)
             job.submitted_at = t + i * 1e-6
             attempts.append(job)
-        rows = self._write_inputs(attempts, stored.name, content)
+            stored = self.jobs.job_files.find(old.id, "input")
+            inputs.setdefault(stored.sha256, stored)
+            by_input.setdefault(stored.sha256, []).append(job)
+        try:
+            for digest, jobs in by_input.items():
+                stored = inputs[digest]
+                rows += self._write_inputs(jobs, stored.name, stored.read())
+        except BaseException:
+            self._remove_inputs(attempts)
+            raise
         try:
             with self.store.session() as session:
                 self._reopen(session, sweep.id)

@@ -197,3 +197,15 @@ def test_the_same_sweep_submitted_twice_at_once_is_one_sweep(sweeps: SweepServic
     assert sum(isinstance(a, dict) for a in answers) >= 1
     again = sweeps.create(ALICE, request())
     assert again["added"] == 0 and again["skipped"] == 9
+
+
+def test_retry_runs_each_point_with_its_own_input(sweeps: SweepService) -> None:
+    first = sweeps.create(ALICE, request({"kind": "grid", "grid": {"lr": "0.1"}}))
+    other = notebook("loss = lr * 2", parameters="lr = 0.1\nlayers = 2")
+    sweeps.create(ALICE, request({"kind": "grid", "grid": {"lr": "0.2"}}, other, into=first["id"]))
+    finish(sweeps, "failed")
+    retried = sweeps.retry(ALICE, first["id"])
+    assert retried["added"] == 2
+    _, jobs, _ = sweeps.points(ALICE, first["id"])
+    inputs = {j.parameters["lr"]: sweeps.jobs.job_files.find(j.id, "input").read() for j in jobs}
+    assert inputs == {0.1: NB, 0.2: other}
