@@ -7,6 +7,7 @@ and starting/running jobs, live kernels and admitted turns as allocations.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from typing import NamedTuple
 
@@ -135,10 +136,12 @@ class Admission:
         if session is None:
             with self.store.session() as session:
                 return self.snapshot(config, stopping, session)
-        queued = self.queued.line(config, session)
-        turns: list[Request] = []
         self.holding.update(session)
         holding = self.holding.rows.values()
+        # A sweep's points beyond its max_parallel are not offered (they wait, with words).
+        active = Counter(r.sweep_id for r in holding if r.sweep_id and r.state in ACTIVE_STATES)
+        queued = self.queued.line(config, session, active)
+        turns: list[Request] = []
         allocations = []
         for row in holding:
             gpus, gpu_type = self._gpus(row.profile)
@@ -198,6 +201,11 @@ class Admission:
         # Live kernels are counted apart from running work: they never take a run's slot.
         active = sum(1 for row in holding if row.state in ACTIVE_STATES)
         return queued.plus(turns), allocations, active
+
+    @property
+    def held_back(self) -> Mapping[str, str]:
+        """Queued sweep points the last snapshot did not offer -> why they wait."""
+        return self.queued.gate.held
 
     def _stopping(
         self, servers: Mapping[str, str], holding: Collection[str], session: Session

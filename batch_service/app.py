@@ -42,6 +42,7 @@ from batch_service.quotas import QuotaLimits, QuotaService
 from batch_service.runs import RunReports
 from batch_service.scheduler import Capacity, Scheduler, SchedulerLoop
 from batch_service.store import Store
+from batch_service.sweeps import SweepService
 from batch_service.turns import TurnService
 from batch_service.tus_uploads import UploadService
 from spawner.credentials import load_or_create_key
@@ -130,6 +131,12 @@ class BatchServiceApp(Application):
     ).tag(config=True)
     paused = Bool(
         False, help="Start with the queue paused (admins resume it on the Batch page)."
+    ).tag(config=True)
+    sweep_max_points = Integer(
+        10_000,
+        help="""Most points one parameter sweep may have: a grid whose product of values, a
+        table with more rows, or more random samples is refused (400) before any point is
+        made.""",
     ).tag(config=True)
     capacity = Dict(help="GPUs by type that batch jobs may use, e.g. {'a100': 4}.").tag(config=True)
     gpu_inventory = List(
@@ -255,6 +262,7 @@ class BatchServiceApp(Application):
         if self.signing_key is None:
             log.warning("no signing_key_file: batch servers cannot start")
         self.server_lookup = ServerLookup(self.hub)
+        self.sweeps = SweepService(self.job_service, self.sweep_max_points)
         self.runs = RunReports(
             self.store,
             self.job_service.profiles,
@@ -320,6 +328,7 @@ class BatchServiceApp(Application):
             batch_app=self,
             batch_jobs=self.job_service,
             batch_runs=self.runs,
+            batch_sweeps=self.sweeps,
             batch_turns=self.turn_service,
             batch_checks=self.checks,
             batch_artifacts=self.artifacts,

@@ -34,6 +34,12 @@ def _failing_cell(content: bytes, cell: int) -> dict | None:
     return failing_cell(content, cell)
 
 
+def _recorded_values(content: bytes, names: list[str]) -> dict:
+    from batch_service.recorded import recorded_values
+
+    return recorded_values(content, names)
+
+
 def _render_html(content: bytes) -> str:
     from batch_service.render import notebook_html
 
@@ -66,6 +72,10 @@ class CheckPool:
     async def failing_cell(self, content: bytes, cell: int) -> dict | None:
         """Where a failed run stopped, read from its executed notebook."""
         return await self._run(_failing_cell, content, cell)
+
+    async def recorded_values(self, content: bytes, names: list[str]) -> dict:
+        """Values an executed notebook recorded (scrapbook's glue, named outputs)."""
+        return await self._run(_recorded_values, content, names)
 
     async def render_html(self, content: bytes) -> str:
         """An executed notebook as HTML."""

@@ -4,6 +4,8 @@
     batchhub submit pkg.zip --entry-point pkg -- --epochs 3
     batchhub list | show ID | logs ID [--follow] | cancel ID | release ID | download ID
     batchhub data upload ./cifar --name cifar | data list | data delete NAME
+    batchhub sweep model.ipynb -g lr=0.1,0.01 -g layers=1:4 --max-parallel 4 --follow
+    batchhub sweep results ID [--csv]
 
 The hub's public URL comes from --url, else BATCHHUB_URL, else `url:` in the config file
 (~/.config/batchhub.yaml, or $XDG_CONFIG_HOME/batchhub.yaml), else http://127.0.0.1:8000. The
@@ -351,9 +353,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("job_id")
     p.add_argument("-o", "--output")
     p.add_argument("--html", action="store_true")
-    from batch_service import cli_data
+    from batch_service import cli_data, cli_sweep
 
     cli_data.add_commands(commands)
+    cli_sweep.add_commands(commands)
     return parser
 
 
@@ -392,6 +395,10 @@ def run(api: Api, args: argparse.Namespace) -> int:
         from batch_service import cli_data
 
         return cli_data.run(api, args)
+    if command == "sweep":
+        from batch_service import cli_sweep
+
+        return cli_sweep.run(api, args)
     if command == "submit":
         return submit(api, args)
     if command == "list":

@@ -84,6 +84,7 @@ def job_view(
         "live_window": job.live_window,
         "priority": job.priority,
         "group": job.group_name,
+        "sweep_id": job.sweep_id,
         "submitted_at": job.submitted_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,

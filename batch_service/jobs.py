@@ -147,6 +147,21 @@ class JobService:
     # --- submitting -------------------------------------------------------------------
     def submit(self, identity: Identity, submission: Submission) -> dict[str, Any]:
         """Validate and store a job with its input in ONE transaction; return its view."""
+        job = self.prepare(identity, submission)
+        upload = submission.input
+        # The file first: a job row is never committed without its input.
+        input_row = self.job_files.write(job.id, "input", upload.name, upload.content)
+        try:
+            with self.store.session() as session:
+                session.add(job)
+                session.add(input_row)
+        except BaseException:
+            self.files.remove_job(job.id)
+            raise
+        return self.view(job, reader=identity)
+
+    def prepare(self, identity: Identity, submission: Submission) -> Job:
+        """The checked, not yet stored, job row of a submission (sweeps make theirs from it)."""
         profile = self._profile(identity, submission.profile)
         time_limit = submission.time_limit
         if time_limit is None:
@@ -197,17 +212,9 @@ class JobService:
             error_value="",
             reason="",
             last_seq=0,
+            recorded={},
         )
-        # The file first: a job row is never committed without its input.
-        input_row = self.job_files.write(job.id, "input", upload.name, upload.content)
-        try:
-            with self.store.session() as session:
-                session.add(job)
-                session.add(input_row)
-        except BaseException:
-            self.files.remove_job(job.id)
-            raise
-        return self.view(job, reader=identity)
+        return job
 
     def check_gpus_exist(self, profile: Profile) -> None:
         """Refuse a profile no GPU of this machine can ever run, in the spawn page's words."""

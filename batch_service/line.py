@@ -18,7 +18,7 @@ from typing import Any
 from batch_service.clock import now
 from batch_service.identity import Identity
 from batch_service.policy import Decision, Holder, Request, Wait, wait_words
-from batch_service.policy.reasons import NEW, NONE, PAUSED
+from batch_service.policy.reasons import NEW, NONE, PAUSED, SWEEP_LIMIT
 
 CPU = ""
 
@@ -42,6 +42,8 @@ class Line:
         self.waits: Mapping[str, Wait] = {}
         self.holders: Mapping[str, tuple[Holder, ...]] = {}
         self.waiting: Mapping[str, int] = {}  # how many wait in each kind's line
+        # Sweep points not offered to the policy (their sweep runs its most) -> why.
+        self.held: Mapping[str, str] = {}
 
     def update(self, decision: Decision) -> None:
         """Keep a pass's decision (its walk of the line happens on first read)."""
@@ -63,6 +65,14 @@ class Line:
         """position, reason_code, reason and estimated_start of a waiting request, as `reader`
         may read them. `fallback_position(id)`: its place before any pass has placed anyone;
         `last_try`: why its last start did not happen, if one was tried."""
+        held = self.held.get(request.id)
+        if held is not None and not paused:
+            return {
+                "position": None,
+                "reason_code": SWEEP_LIMIT,
+                "reason": held,
+                "estimated_start": None,
+            }
         wait = self.waits.get(request.id)
         if wait is None:
             # Not placed by a pass yet: behind everyone already in its line.

@@ -9,7 +9,7 @@ run time): when those change, every request's group is worked out again, from ke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Select, or_, select
@@ -20,6 +20,7 @@ from batch_service.jobs import ACTIVE_STATES, QUEUED
 from batch_service.policy import PolicyConfig, Request
 from batch_service.policy.queue_index import QueueIndex
 from batch_service.store import Job
+from batch_service.sweep_line import SweepGate
 
 # Ids per IN (...) when reading changed jobs (SQLite allows 32,766 parameters; stay well below).
 ID_CHUNK = 500
@@ -38,6 +39,7 @@ class QueuedRow(NamedTuple):
     time_limit: int
     group_name: str | None
     owner_groups: list[str]
+    sweep_id: str | None
 
 
 class HoldingRow(NamedTuple):
@@ -57,6 +59,7 @@ class HoldingRow(NamedTuple):
     live_pending: bool
     live_until: float | None
     live_window: int
+    sweep_id: str | None
 
 
 class KeptRows(Generic[Row]):
@@ -103,7 +106,8 @@ def holding_rows(changes: JobChanges) -> KeptRows[HoldingRow]:
 
 
 class QueuedRequests:
-    """Queued jobs as the policy's line, changed only where jobs changed."""
+    """Queued jobs as the policy's line, changed only where jobs changed. A sweep's points
+    are in it only while their sweep has room for them (sweep_line.py)."""
 
     def __init__(
         self,
@@ -115,26 +119,44 @@ class QueuedRequests:
         self.gpus_of = gpus_of
         self.fair_group = fair_group
         self.index = QueueIndex()
-        self._owner: dict[str, str] = {}  # request id -> owner, to take it out of the index
+        self.gate = SweepGate()
+        self._owner: dict[str, str] = {}  # id -> owner of each request in the index
         self._named: frozenset[str] | None = None
 
-    def line(self, config: PolicyConfig, session: Session) -> QueueIndex:
-        """Every queued job as a request, as of now."""
+    def line(self, config: PolicyConfig, session: Session, active: Mapping[str, int]) -> QueueIndex:
+        """Every queued job the policy is offered, as a request, as of now. `active`: sweep ->
+        its points starting or running."""
         changed = self.kept.update(session)
         rows = self.kept.rows
         if changed is None or config.named_groups != self._named:
             self._named = config.named_groups
-            self.index, self._owner = QueueIndex(), {}
+            self.index, self.gate, self._owner = QueueIndex(), SweepGate(), {}
             changed = set(rows)
         for job_id in changed:
-            owner = self._owner.pop(job_id, None)
-            if owner is not None:
-                self.index.remove(job_id, owner)
+            self._take_out(job_id)
+            self.gate.remove(job_id)
             row = rows.get(job_id)
-            if row is not None:
-                self.index.add(self._request(row, config))
-                self._owner[job_id] = row.owner
+            if row is None:
+                continue
+            if row.sweep_id is None:
+                self._put_in(row, config)
+            else:
+                self.gate.add(job_id, row.sweep_id, row.priority, row.submitted_at)
+        newly, gone = self.gate.gate(session, active)
+        for job_id in gone:
+            self._take_out(job_id)
+        for job_id in newly:
+            self._put_in(rows[job_id], config)
         return self.index
+
+    def _put_in(self, row: QueuedRow, config: PolicyConfig) -> None:
+        self.index.add(self._request(row, config))
+        self._owner[row.id] = row.owner
+
+    def _take_out(self, job_id: str) -> None:
+        owner = self._owner.pop(job_id, None)
+        if owner is not None:
+            self.index.remove(job_id, owner)
 
     def _request(self, row: QueuedRow, config: PolicyConfig) -> Request:
         gpus, gpu_type = self.gpus_of(row.profile)

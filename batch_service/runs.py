@@ -26,11 +26,12 @@ from batch_service.jobs import (
     RUN_RESULTS,
     RUNNING,
     STARTING,
+    SUCCEEDED,
     output_name,
     output_path,
     server_name,
 )
-from batch_service.store import Job, LogLine, Store
+from batch_service.store import Job, LogLine, Store, Sweep
 from spawner.credentials import runner_key, same
 from spawner.profiles import Profile
 
@@ -192,9 +193,33 @@ class RunReports:
             job.failed_cell = _bounded(failed, MAX_CELLS) if isinstance(failed, int) else None
             # Live only once the hub can reach the server (the scheduler checks and says so).
             job.live_pending = bool(event.get("kernel_alive") is True)
+            if job.live_pending and not self.keeps_kernel(session, job):
+                job.live_pending = False
+                job.live_ended_at = received
             job.current_cell = ""
             return True
         return False
+
+    @staticmethod
+    def keeps_kernel(session: Session, job: Job) -> bool:
+        """A sweep keeps the kernels of failed points only, unless it asks for all."""
+        if job.sweep_id is None or job.state != SUCCEEDED:
+            return True
+        sweep = session.get(Sweep, job.sweep_id)
+        return sweep is None or sweep.keep_succeeded
+
+    def record_names(self, job: Job) -> list[str]:
+        """Named outputs (papermill-style) the job's sweep asks to read."""
+        with self.store.session() as session:
+            sweep = session.get(Sweep, job.sweep_id) if job.sweep_id else None
+            return list(sweep.record) if sweep is not None else []
+
+    def store_recorded(self, job_id: str, values: dict[str, Any]) -> None:
+        """Keep what the run recorded (read from its latest executed notebook)."""
+        with self.store.session() as session:
+            job = session.get(Job, job_id)
+            if job is not None:
+                job.recorded = values
 
     def store_output(self, job: Job, content: bytes) -> None:
         """Keep the executed notebook (replacing an earlier upload); checked already."""

@@ -162,6 +162,7 @@ class Scheduler:
             stopping=servers,
             preview=preview,
         )
+        self.jobs.line.held = self.admission.held_back
         return decision, kinds
 
     async def reconcile(

@@ -286,6 +286,7 @@ service_config = {
         "housekeeping_interval": get(values, "batch.housekeeping_interval"),
         "start_timeout": get(values, "batch.start_timeout"),
         "paused": get(values, "batch.paused"),
+        "sweep_max_points": get(values, "batch.sweep_max_points"),
         "capacity": gpu_capacity,
         "gpu_inventory": gpu_inventory,
         "signing_key_file": str(signing_key_file),

@@ -8,6 +8,7 @@ Another user's job answers 404 exactly as a job that does not exist: nothing lea
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ class Operation:
     json: Any = None
     upload: bool = False
     headers: dict[str, str] | None = None
+    form: dict[str, str] | None = None
 
 
 def statuses(
@@ -72,6 +74,9 @@ ADMIN_ONLY = statuses(403, 403, 200, 200)
 RUNNER = statuses(404, 404, 404, 404, restricted=404)  # no runner key: unknown job
 TUS = {"Tus-Resumable": "1.0.0"}
 J = "/jobs/{job_id}"
+S = "/sweeps/{sweep_id}"
+SWEPT = notebook("y = x", parameters="x = 1")
+GRID = '{"kind": "grid", "grid": {"x": "1:2"}}'
 
 OPERATIONS = [
     Operation("GET", "/", "", EVERYONE),
@@ -127,6 +132,16 @@ OPERATIONS = [
         "turns/tnosuchturn0",
         statuses(404, 404, 404, 404, restricted=404),
     ),
+    Operation("GET", "/sweeps", "sweeps", USE),
+    Operation(
+        "POST", "/sweeps", "sweeps", statuses(201, 201, 201, 201), upload=True, form={"spec": GRID}
+    ),
+    Operation("GET", S, "sweeps/{sweep}", READ_OWN),
+    Operation("GET", S + "/results", "sweeps/{sweep}/results", READ_OWN),
+    Operation("POST", S + "/pause", "sweeps/{sweep}/pause", statuses(200, 404, 200, 200)),
+    Operation("POST", S + "/resume", "sweeps/{sweep}/resume", statuses(200, 404, 200, 200)),
+    Operation("POST", S + "/retry", "sweeps/{sweep}/retry", statuses(409, 404, 409, 409)),
+    Operation("POST", S + "/cancel", "sweeps/{fresh_sweep}/cancel", statuses(200, 404, 200, 200)),
     Operation("GET", "/profiles", "profiles", USE),
     Operation("GET", "/queue", "queue", USE),
     Operation("PUT", "/queue", "queue", ADMIN_ONLY, json={"paused": True}),
@@ -210,6 +225,10 @@ def world(hub: HubProcess) -> dict[str, Any]:
     queued = mine.submit("wait.ipynb", notebook("x = 1")).json()["id"]
     created = mine.call("POST", "datasets", json={"name": "az-data", "readers": "owner"})
     assert created.status_code == 201, created.text
+    sweep = mine.call(
+        "POST", "sweeps", files={"file": ("s.ipynb", SWEPT)}, data={"spec": GRID, "profile": "cpu"}
+    )
+    assert sweep.status_code == 201, sweep.text
     tokens = {
         "owner": owner.token,
         "other": other.token,
@@ -226,6 +245,7 @@ def world(hub: HubProcess) -> dict[str, Any]:
         "finished": finished["id"],
         "queued": queued,
         "dataset": "az-data",
+        "sweep": sweep.json()["id"],
     }
     for job in mine.call("GET", "jobs?state=queued&limit=500").json()["jobs"]:
         mine.call("POST", f"jobs/{job['id']}/cancel")
@@ -243,6 +263,8 @@ def request(
         finished=world["finished"],
         queued=world["queued"],
         dataset=world["dataset"],
+        sweep=world["sweep"],
+        fresh_sweep=fresh("sweep") if "{fresh_sweep}" in operation.path else "",
         fresh=fresh("job") if "{fresh}" in operation.path else "",
         fresh_dataset=fresh("dataset") if "{fresh_dataset}" in operation.path else "",
     )
@@ -250,12 +272,18 @@ def request(
     headers = {"Authorization": f"token {token}"} if token else {}
     headers.update(operation.headers or {})
     url = f"{hub.url}/services/batch/api/v1/{path}"
-    files = {"file": ("t.ipynb", notebook("x = 1"))} if operation.upload else None
+    files = {"file": ("t.ipynb", SWEPT)} if operation.upload else None
     body = operation.json
     if isinstance(body, dict) and body.get("name") == "{caller}":
         body = {**body, "name": "az-" + caller.replace("_", "-")}
     return requests.request(
-        operation.method, url, headers=headers, json=body, files=files, timeout=60
+        operation.method,
+        url,
+        headers=headers,
+        json=body,
+        files=files,
+        data=operation.form,
+        timeout=60,
     )
 
 
@@ -280,6 +308,12 @@ def test_each_caller_gets_exactly_what_it_may(
     def fresh(kind: str) -> str:
         if kind == "job":
             return world["owner"].submit("fresh.ipynb", notebook("x = 1")).json()["id"]
+        if kind == "sweep":
+            # A grid of its own, so the owner's earlier sweeps are not found again.
+            spec = {"kind": "grid", "grid": {"x": [caller]}}
+            data = {"spec": json.dumps(spec), "profile": "cpu"}
+            files = {"file": ("fresh.ipynb", notebook("y = x", parameters="x = 'a'"))}
+            return world["owner"].call("POST", "sweeps", files=files, data=data).json()["id"]
         name = "az-gone-" + caller.replace("_", "-")
         world["owner"].call("POST", "datasets", json={"name": name, "readers": "owner"})
         return name

@@ -208,6 +208,7 @@ def test_every_route_is_in_the_openapi_document(hub: HubProcess) -> None:
         path = pattern.removeprefix("/api/v1/")
         for group in (
             "(?P<job_id>[^/]+)",
+            "(?P<sweep_id>[^/]+)",
             "(?P<turn_id>[^/]+)",
             "(?P<name>[^/]+)",
             "(?P<upload_id>[^/]+)",
@@ -217,6 +218,9 @@ def test_every_route_is_in_the_openapi_document(hub: HubProcess) -> None:
         path = path.replace("\\.", ".")
         if "(?P<action>cancel|release)" in path:
             routed |= {path.replace("(?P<action>cancel|release)", a) for a in ("cancel", "release")}
+        elif "(?P<action>cancel|pause|resume|retry)" in path:
+            actions = ("cancel", "pause", "resume", "retry")
+            routed |= {path.replace("(?P<action>cancel|pause|resume|retry)", a) for a in actions}
         elif "(?P<what>" in path:
             routed |= {
                 path.replace("(?P<what>input|output|output.html)", w)

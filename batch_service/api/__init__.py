@@ -13,6 +13,7 @@ from batch_service.api import (
     queue,
     runner,
     runner_files,
+    sweeps,
     turns,
     tus,
 )
@@ -27,6 +28,7 @@ def api_routes(service_prefix: str) -> list[tuple[str, Any]]:
         (base + pattern, handler)
         for module in (
             jobs,
+            sweeps,
             artifacts,
             datasets,
             tus,

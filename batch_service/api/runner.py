@@ -75,8 +75,13 @@ class OutputHandler(RunnerHandler):
         """Check it in a worker process, then store it (the latest upload wins)."""
         job = await self.runner_job(job_id)
         content = self.request.body
-        await self.settings["batch_checks"].check_notebook(content, "the output")
+        checks = self.settings["batch_checks"]
+        await checks.check_notebook(content, "the output")
         self.runs.store_output(job, content)
+        if job.sweep_id is not None:
+            # A sweep's results table shows what the run glued: read in a worker process.
+            values = await checks.recorded_values(content, self.runs.record_names(job))
+            self.runs.store_recorded(job.id, values)
         self.set_status(204)
         self.finish()
 

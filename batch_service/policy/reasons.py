@@ -12,6 +12,8 @@ The codes, one per waiting request (`none` once it runs):
 - `reservation`: free GPUs are kept for a request that has waited longest (it would delay it).
 - `not_admissible`: it can never start here (more GPUs of its type than exist).
 - `slots`: all batch slots are in use (`max_concurrent_jobs`).
+- `sweep_limit`: a point of a sweep that already runs its `max_parallel` points, or is paused
+  (not offered to the policy: batch_service/sweep_line.py).
 
 Owners' names are for readers who may see everyone's jobs; others read "yours" and counts.
 """
@@ -31,6 +33,7 @@ GROUP_CAP = "group_cap"
 RESERVATION = "reservation"
 NOT_ADMISSIBLE = "not_admissible"
 SLOTS = "slots"
+SWEEP_LIMIT = "sweep_limit"
 NONE = "none"
 CODES = (
     PAUSED,
@@ -42,6 +45,7 @@ CODES = (
     RESERVATION,
     NOT_ADMISSIBLE,
     SLOTS,
+    SWEEP_LIMIT,
     NONE,
 )
 # Holder kinds in words: one, several.

@@ -1,5 +1,5 @@
 """The service's tables: jobs, their files and artifacts, log lines, queue settings, turns,
-datasets and the resumable uploads that fill them, quotas, notification settings.
+datasets and the resumable uploads that fill them, quotas, notification settings, sweeps.
 
 The service is the system of record; a server's disk is only a working copy. The bytes of every
 file live in the file store (batch_service.files); these tables hold what is known about them.
@@ -80,6 +80,12 @@ class Job(Base):
     failed_cell: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # A point of a sweep: the sweep, and the hash of the point's parameters (one current job
+    # per point; an earlier attempt keeps its sweep but gives up the hash).
+    sweep_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    point_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Values the run recorded (scrapbook's glue, named outputs), read from its executed notebook.
+    recorded: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
     files: Mapped[list[JobFile]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
@@ -89,6 +95,7 @@ class Job(Base):
         Index("ix_jobs_state_order", "state", "priority", "submitted_at"),
         Index("ix_jobs_owner_submitted", "owner", "submitted_at"),
         Index("ix_jobs_submitted", "submitted_at"),
+        Index("ix_jobs_sweep_point", "sweep_id", "point_hash", unique=True),
     )
 
 
@@ -269,3 +276,34 @@ class NotificationSetting(Base):
     on_end: Mapped[bool] = mapped_column(Boolean, default=True)
     on_turn: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Sweep(Base):
+    """One input run over a set of parameter points; each point is a job of the sweep."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    input_name: Mapped[str] = mapped_column(String(255))
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    profile: Mapped[str] = mapped_column(String(255))
+    time_limit: Mapped[int] = mapped_column(Integer)
+    max_parallel: Mapped[int] = mapped_column(Integer)
+    # active | paused | cancelled | done
+    state: Mapped[str] = mapped_column(String(16))
+    # grid | table | random (optuna | explore are reserved for adaptive sweeps)
+    kind: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The canonical hash of input, spec and choices: resubmitting the same sweep finds it.
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    budget: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # Named outputs (papermill-style) to read besides scrapbook's glued values.
+    record: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # Live kernels: failed points keep theirs this long; succeeded ones only if asked.
+    failed_live_window: Mapped[int] = mapped_column(Integer)
+    keep_succeeded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[float] = mapped_column(Float)
+
+    # Two submissions of one sweep at once make one sweep (the second is told to submit again).
+    __table_args__ = (Index("ix_sweeps_owner_spec", "owner", "spec_hash", unique=True),)
