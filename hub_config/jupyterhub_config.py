@@ -79,8 +79,15 @@ c.JupyterHub.cleanup_proxy = True
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports.proxy_api}"
 c.ConfigurableHTTPProxy.pid_file = str(hub_state / "proxy.pid")
 proxy_bin = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
-if proxy_bin.exists():
-    c.ConfigurableHTTPProxy.command = [str(proxy_bin)]
+# The hub adds its routes only once its services answer: until then the proxy would answer 404
+# to everyone (the login page too). A default target sends what has no route yet to the hub.
+hub_listens_on = get(values, "hub.hub_ip")
+hub_reached_at = "127.0.0.1" if hub_listens_on in ("", "0.0.0.0", "::") else hub_listens_on
+proxy_default = f"--default-target=http://{hub_reached_at}:{ports.hub}"
+c.ConfigurableHTTPProxy.command = [
+    str(proxy_bin) if proxy_bin.exists() else "configurable-http-proxy",
+    proxy_default,
+]
 c.JupyterHub.template_paths = [str(HERE / "templates")]
 # The batch service's routine reads of the hub API are logged at DEBUG, not INFO.
 quiet_routine_polls()

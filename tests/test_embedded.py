@@ -8,9 +8,11 @@ import os
 import pwd
 import resource
 import stat
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.conftest import ACCOUNT_PREFIX, FAKE_GPUS
 from tests.hub import HubProcess, HubUser
@@ -212,6 +214,29 @@ def test_ctrl_c_stops_every_process_it_started(fresh_hub: HubProcess) -> None:
         and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()
     ]
     assert leftover == []
+
+
+def test_the_login_page_never_answers_404_while_batchhub_starts(fresh_hub: HubProcess) -> None:
+    """The hub adds its routes to the proxy only once its services answer; until then the
+    proxy hands everything to the hub, so a person opening batchhub early gets the login page
+    (or a 503 for the moment before the hub listens), never a 404."""
+    fresh_hub.launch()
+    seen: set[tuple[int, int]] = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            login = requests.get(f"{fresh_hub.url}/hub/login", timeout=5)
+            batch = requests.get(f"{fresh_hub.url}/services/batch/api/v1/", timeout=5)
+        except requests.ConnectionError:
+            time.sleep(0.05)
+            continue
+        seen.add((login.status_code, batch.status_code))
+        if batch.status_code == 200 and "openapi" in batch.text:  # the service answers
+            break
+        time.sleep(0.05)
+    assert (200, 200) in seen, sorted(seen)
+    # The service's own pages may be missing for a moment; the hub's never are.
+    assert all(login in (200, 503) for login, _ in seen), sorted(seen)
 
 
 def _descendants(pid: int) -> list[int]:
