@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
 from typing import Any
 
+from batch_service.policy.machine import MACHINE_KEY, Machines, has_exclusive
 from batch_service.policy.model import (
     Allocation,
     Decision,
@@ -39,6 +40,7 @@ from batch_service.policy.model import (
 from batch_service.policy.order import FairOrder, cost
 from batch_service.policy.reasons import (
     GROUP_CAP,
+    MACHINE,
     NOT_ADMISSIBLE,
     RESERVATION,
     SLOTS,
@@ -183,8 +185,11 @@ def decide(
     batch_slots: int | None = None,
     cpu_slots: int | None = None,
     live_slots: int | None = None,
+    machines: int = 1,
 ) -> Decision:
-    """Which requests start now, which live windows to cut, and positions of the rest."""
+    """Which requests start now, which live windows to cut, and positions of the rest.
+
+    machines: how many machines share the capacity (exclusive runs take one whole)."""
     running = list(running)
     usage = decay(usage, now, config.half_life_seconds)
     free: dict[str, int] = dict(capacity)
@@ -224,6 +229,7 @@ def decide(
         pending[key] = pending.get(key, 0) + n
         smallest[key] = min(smallest.get(key, gpus), gpus)
     one_priority = len(set(map(_PRIORITY, queue))) <= 1
+    machine = Machines(running, capacity, machines, now) if has_exclusive(queue, running) else None
 
     # Starving: a request that waited max_wait, larger than the smallest waiting for its type
     # (so smaller ones can pass it), whose owner holds fewer GPUs than it asks; one per owner.
@@ -231,7 +237,8 @@ def decide(
     starving: dict[str, Request] = {}
     for r in sorted((r for r in queue if r.submitted_at <= threshold), key=_SUBMITTED):
         kind = CPU if r.gpus == 0 else (r.gpu_type or CPU)
-        if r.gpus > smallest[kind] and held_user.get(r.user, 0) < r.gpus and r.user not in starving:
+        big = r.gpus > smallest[kind] and held_user.get(r.user, 0) < r.gpus
+        if (big or r.exclusive) and r.user not in starving:
             starving[r.user] = r
     for r in starving.values():
         owners[(r.group, r.user)].remove(r)
@@ -247,6 +254,22 @@ def decide(
     interactive_total: int | None = None
 
     def consider(request: Request, is_starving: bool) -> bool:
+        if machine is None:
+            return admit(request, is_starving)
+        if request.exclusive and is_starving:
+            machine.reserve(request)  # the machine drains for it until it starts
+        held = machine.blocks(request)
+        if held is None and admit(request, is_starving):
+            machine.take(request)
+            return True
+        if held is not None:
+            # Counted as passed over, as admit() does for those it does not start.
+            kind = CPU if request.gpus == 0 else (request.gpu_type or CPU)
+            pending[kind] -= 1
+            why[request.id] = (MACHINE, held)
+        return False
+
+    def admit(request: Request, is_starving: bool) -> bool:
         nonlocal slots, cpus, interactive_seen
         kind = CPU if request.gpus == 0 else (request.gpu_type or CPU)
         pending[kind] -= 1
@@ -315,6 +338,8 @@ def decide(
 
     def more_can_start() -> bool:
         nonlocal interactive_total
+        if machine is not None and machine.closed():
+            return False
         if slots <= 0:
             # Only interactive requests may still start; count them once, when it matters.
             if interactive_total is None:
@@ -368,15 +393,18 @@ def decide(
             cut_live.append((job, until))
             cut_reasons[job] = CUT_FOR_LIVE_CAP
     holders, slot_ends = _holders(running, started, dict(cut_live), now)
+    if machine is not None:
+        holders[MACHINE_KEY] = machine.sorted_holders()
 
     def planned(ordered: list[Request]) -> tuple[dict[str, Wait], dict[str, int]]:
-        return plan(ordered, why, capacity, free, holders, slots, slot_ends, now)
+        return plan(ordered, why, capacity, free, holders, slots, slot_ends, now, machine)
 
     line = _Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)], planned)
 
     def words(wait: Wait) -> str:
         # As the request's owner reads it: other users' names stay out.
-        held = holders.get(_kind(wait.request), ())
+        key = MACHINE_KEY if wait.code == MACHINE else _kind(wait.request)
+        held = holders.get(key, ())
         return wait_words(wait, held, now, reader=wait.request.user)
 
     return Decision(

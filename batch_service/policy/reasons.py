@@ -12,6 +12,8 @@ The codes, one per waiting request (`none` once it runs):
 - `reservation`: free GPUs are kept for a request that has waited longest (it would delay it).
 - `not_admissible`: it can never start here (more GPUs of its type than exist).
 - `slots`: all batch slots are in use (`max_concurrent_jobs`).
+- `machine`: it waits for the machine: an exclusive run holds it, or the machine drains for
+  an exclusive run that has waited longest; an exclusive request waits for it to be empty.
 
 Owners' names are for readers who may see everyone's jobs; others read "yours" and counts.
 """
@@ -31,6 +33,7 @@ GROUP_CAP = "group_cap"
 RESERVATION = "reservation"
 NOT_ADMISSIBLE = "not_admissible"
 SLOTS = "slots"
+MACHINE = "machine"
 NONE = "none"
 CODES = (
     PAUSED,
@@ -42,11 +45,13 @@ CODES = (
     RESERVATION,
     NOT_ADMISSIBLE,
     SLOTS,
+    MACHINE,
     NONE,
 )
 # Holder kinds in words: one, several.
 HOLDER_WORDS = {
     "run": ("run", "runs"),
+    "exclusive": ("exclusive run", "exclusive runs"),
     "live_kernel": ("live kernel", "live kernels"),
     "server": ("GPU server", "GPU servers"),
     "stopping": ("server that is stopping", "servers that are stopping"),
@@ -77,7 +82,7 @@ def not_admissible_words(exist: int) -> str:
     )
 
 
-def _within(seconds: float) -> str:
+def within(seconds: float) -> str:
     if seconds < 60:
         return "under a minute"
     minutes = round(seconds / 60)
@@ -94,7 +99,7 @@ def _ends(holders: Sequence[Holder], now: float) -> str:
     if not known:
         return "no set end"
     first = known[0]
-    when = "due now" if first <= now else f"in {_within(first - now)}"
+    when = "due now" if first <= now else f"in {within(first - now)}"
     if len(holders) == 1:
         return "ends now" if first <= now else f"ends {when}"
     return f"the first ends {when}" if first > now else "the first is due now"
@@ -138,6 +143,8 @@ def wait_words(
 ) -> str:
     """The sentence for a waiting request, as `reader` may read it."""
     code, request = wait.code, wait.request
+    if code == MACHINE:
+        return machine_words(wait, holders, now, reader, names)
     if code == RESOURCES:
         why = (
             "held by " + holders_words(holders, now, reader, names)
@@ -163,3 +170,15 @@ def wait_words(
     else:
         why = wait.why
     return describe_wait(request, wait.position, why)
+
+
+def machine_words(
+    wait: Wait, holders: Sequence[Holder], now: float, reader: str | None, names: bool
+) -> str:
+    """The sentence for a request that waits for the machine (exclusive runs, machine.py)."""
+    place = f"position {wait.position} in line"
+    if wait.request.exclusive:
+        held = "held by " + holders_words(holders, now, reader, names) if holders else ""
+        why = "; ".join(part for part in (held, wait.why) if part)
+        return f"waiting for the machine to be empty: {why}; {place}"
+    return f"waiting for the machine: {wait.why}; {place}"
