@@ -84,6 +84,10 @@ class Admission:
             }
         )
 
+    def _exclusive(self, profile_name: str) -> bool:
+        profile = self.profiles.get(profile_name)
+        return bool(profile and profile.exclusive)
+
     def _gpus(self, profile_name: str) -> tuple[int, str | None]:
         profile = self.profiles.get(profile_name)
         return (profile.gpus, profile.gpu_type) if profile else (0, None)
@@ -148,6 +152,7 @@ class Admission:
                     priority=row.priority,
                     submitted_at=row.submitted_at,
                     expected_duration=row.time_limit,
+                    exclusive=self._exclusive(row.profile),
                 )
             )
         allocations = []
@@ -173,6 +178,7 @@ class Admission:
                     expected_end=runs_from + row.time_limit,
                     live=live,
                     live_until=live_until,
+                    exclusive=self._exclusive(row.profile),
                 )
             )
         allocations.extend(self._stopping(stopping or {}, {row.id for row in holding}))
@@ -217,7 +223,8 @@ class Admission:
         held, t = [], now()
         for job_id, profile in profiles:
             gpus, gpu_type = self._gpus(profile)
-            if gpus:
+            # Any stopping server keeps the machine from an exclusive run until it is gone.
+            if gpus or any(p.exclusive for p in self.profiles.values()):
                 held.append(
                     Allocation(
                         f"{job_id}:stopping",

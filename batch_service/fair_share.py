@@ -53,6 +53,13 @@ class FairSharePolicy(Configurable):
         a reservation). False: strict order per GPU type.""",
     ).tag(config=True)
 
+    machines = Integer(
+        1,
+        min=1,
+        help="""Machines that share the capacity, for exclusive profiles: an exclusive run
+        takes one whole. 1 on one machine; on Kubernetes the nodes of the exclusive pool.""",
+    ).tag(config=True)
+
     def to_policy(self) -> PolicyConfig:
         """The frozen settings the pure policy reads."""
         return PolicyConfig(
@@ -64,4 +71,5 @@ class FairSharePolicy(Configurable):
             user_weights=dict(self.user_weights),
             group_weights=dict(self.group_weights),
             backfill=self.backfill,
+            machines=self.machines,
         )

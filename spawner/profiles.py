@@ -164,6 +164,12 @@ def load_profiles(entries: Iterable[Mapping[str, Any]]) -> list[Profile]:
     return profiles
 
 
+def takes_turn(profile: Profile, profiles: Iterable[Profile]) -> bool:
+    """Whether an interactive server of `profile` waits its turn in the batch service's line:
+    a GPU server always; a CPU one while some profile is exclusive, unless it opts out."""
+    return profile.gpus > 0 or (profile.waits_for_exclusive and any(p.exclusive for p in profiles))
+
+
 def _check_keys(options: Mapping[str, Any], allowed: frozenset[str], what: str) -> None:
     extra = sorted(str(k) for k in set(options) - allowed)
     if extra:

@@ -185,11 +185,12 @@ def decide(
     batch_slots: int | None = None,
     cpu_slots: int | None = None,
     live_slots: int | None = None,
-    machines: int = 1,
+    machines: int | None = None,
 ) -> Decision:
     """Which requests start now, which live windows to cut, and positions of the rest.
 
-    machines: how many machines share the capacity (exclusive runs take one whole)."""
+    machines: how many machines share the capacity (exclusive runs take one whole); None:
+    config.machines."""
     running = list(running)
     usage = decay(usage, now, config.half_life_seconds)
     free: dict[str, int] = dict(capacity)
@@ -229,7 +230,11 @@ def decide(
         pending[key] = pending.get(key, 0) + n
         smallest[key] = min(smallest.get(key, gpus), gpus)
     one_priority = len(set(map(_PRIORITY, queue))) <= 1
-    machine = Machines(running, capacity, machines, now) if has_exclusive(queue, running) else None
+    machine = (
+        Machines(running, capacity, machines or config.machines, now)
+        if has_exclusive(queue, running)
+        else None
+    )
 
     # Starving: a request that waited max_wait, larger than the smallest waiting for its type
     # (so smaller ones can pass it), whose owner holds fewer GPUs than it asks; one per owner.

@@ -84,6 +84,7 @@ class PolicyConfig:
     user_weights: Mapping[str, float] = field(default_factory=dict)
     group_weights: Mapping[str, float] = field(default_factory=dict)
     backfill: bool = True
+    machines: int = 1  # machines sharing the capacity; an exclusive run takes one whole
 
     @cached_property  # read for every queued request in a decision
     def named_groups(self) -> frozenset[str]:

@@ -80,6 +80,8 @@ class Job(Base):
     failed_cell: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # An exclusive run: the machine as the service saw it (machine_record.py); else null.
+    machine_record: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     files: Mapped[list[JobFile]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
