@@ -220,13 +220,15 @@ class Scheduler:
                     log.warning("could not stop %s/%s: %s", owner, name, e)
 
     def note_servers(self, job: Job, active: Mapping[str, Mapping[str, Any]]) -> None:
-        """An exclusive run: keep on its record any other server the hub lists now."""
+        """An exclusive run: keep on its record any other server the hub lists now (started,
+        or stopping)."""
         own = (job.owner, server_name(job.id))
         names = [
             f"{owner}/{name or '(default)'}"
             for owner, servers in active.items()
-            for name in servers
-            if (owner, name) != own
+            for name, model in servers.items()
+            # A spawn still pending may be waiting its turn in the line: no process yet.
+            if (owner, name) != own and model.get("pending") != "spawn"
         ]
         assert job.machine_record is not None
         record = note_servers(job.machine_record, names)

@@ -57,6 +57,13 @@ def wait_for(batch: Batch, job_id: str, what: str, check: Any, timeout: float = 
     raise AssertionError(f"job {job_id} never {what}: {job}")
 
 
+def release(batch: Batch, *job_ids: str) -> None:
+    """Let the live kernels go, so the next test's runs find the machine empty."""
+    for job_id in job_ids:
+        r = batch.call("POST", f"jobs/{job_id}/release")
+        assert r.status_code in (200, 204, 409), r.text
+
+
 def allowed_cpus(pid: int) -> str:
     """Cpus_allowed_list of a process, as the kernel reports it."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -121,3 +128,56 @@ def test_an_exclusive_run_waits_for_an_empty_machine_then_holds_it_pinned(
     assert machine["others"][0]["owner"] == "another user"
     assert machine["servers_seen"] == ["a server of another user"], machine
     assert "machine" not in ann.job(busy)
+    release(ann, busy)
+    release(ben, exclusive)
+    release(cat, later)
+
+
+def test_a_cpu_server_waits_while_an_exclusive_run_holds_the_machine(
+    exclusive_hub: HubProcess,
+) -> None:
+    dan = Batch(exclusive_hub.ready_user("ex-dan"))
+    eve = exclusive_hub.ready_user("ex-eve")
+    job = dan.submit("hold.ipynb", notebook("import time\ntime.sleep(10)"), profile="perf")
+    job_id = job.json()["id"]
+    wait_for(dan, job_id, "started", lambda j: j["state"] == "running", 120)
+    r = eve.api("POST", f"/hub/api/users/{eve.name}/servers/", json={"profile": "cpu"})
+    assert r.status_code in (201, 202), r.text
+    time.sleep(3)
+    model = eve.server_model("")
+    assert model is not None and not model.get("ready"), model  # waiting its turn
+    eve.wait_server("", ready=True, timeout=120)
+    ready_at = time.time()
+    done = dan.wait(job_id)
+    assert done["state"] == "succeeded"
+    assert ready_at >= done["finished_at"], (ready_at, done["finished_at"])
+    # The waiting server was no process on the machine: the run's record stays clean.
+    assert done["machine"]["servers_seen"] == [] and done["machine"]["others"] == []
+    eve.stop_server("")
+    release(dan, job_id)
+
+
+@pytest.mark.browser
+def test_the_job_page_shows_the_machine_record(exclusive_hub: HubProcess, browser) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from tests.test_embedded_browser import log_in
+
+    fay = Batch(exclusive_hub.ready_user("ex-fay"))
+    job_id = fay.submit("quick.ipynb", notebook("x = 1"), profile="perf").json()["id"]
+    assert fay.wait(job_id)["state"] == "succeeded"
+    shots = os.environ.get("BATCHHUB_SCREENSHOTS")
+    for width, height, label in ((1280, 900, "desktop"), (390, 844, "phone")):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        log_in(page, exclusive_hub, fay.user.name)
+        page.goto(f"{exclusive_hub.url}/services/batch/jobs/{job_id}")
+        page.wait_for_selector("#machine:not([hidden])", timeout=30_000)
+        assert page.inner_text("#machine-cpus") == f"pinned to CPU {PINNED}"
+        assert "Nothing else ran on the machine during its run" in page.inner_text(
+            "#machine-others"
+        )
+        assert "1, 5 and 15 minute averages" in page.inner_text("#machine-load")
+        if shots:
+            page.screenshot(path=f"{shots}/job-machine-{label}.png", full_page=True)
+        context.close()

@@ -81,7 +81,7 @@
   function showMachine(m) {
     $("machine").hidden = !m;
     if (!m) return;
-    $("machine-cpus").textContent = m.cpus === "all" ? "all of the machine's CPUs" : "pinned to CPUs " + m.cpus;
+    $("machine-cpus").textContent = m.cpus === "all" ? "all of the machine's CPUs" : "pinned to CPU" + (/[-,]/.test(m.cpus) ? "s " : " ") + m.cpus;
     $("machine-governor").textContent = m.governor === "unknown"
       ? "unknown (this machine does not report a frequency governor)" : m.governor;
     $("machine-load").textContent = m.load.length
