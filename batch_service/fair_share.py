@@ -60,6 +60,12 @@ class FairSharePolicy(Configurable):
         takes one whole. 1 on one machine; on Kubernetes the nodes of the exclusive pool.""",
     ).tag(config=True)
 
+    exclusive_pool = Bool(
+        False,
+        help="""True: those machines run exclusive runs only (on Kubernetes, a pool of nodes
+        of their own): other work neither holds them nor waits for them.""",
+    ).tag(config=True)
+
     def to_policy(self) -> PolicyConfig:
         """The frozen settings the pure policy reads."""
         return PolicyConfig(
@@ -72,4 +78,5 @@ class FairSharePolicy(Configurable):
             group_weights=dict(self.group_weights),
             backfill=self.backfill,
             machines=self.machines,
+            exclusive_pool=self.exclusive_pool,
         )

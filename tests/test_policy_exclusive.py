@@ -98,3 +98,18 @@ def test_without_exclusive_requests_nothing_changes() -> None:
     decision = decide(line, [running_cpu("r", "x", 100)], {}, Usage(), CONFIG, NOW)
     assert len(decision.start) == 3
     assert not math.isnan(NOW)
+
+
+def test_with_a_pool_of_their_own_exclusive_runs_take_its_machines_and_others_go_elsewhere() -> (
+    None
+):
+    config = PolicyConfig(max_wait_seconds=3600, machines=2, exclusive_pool=True)
+    busy = [running_cpu("r1", "ben", 900), running_cpu("ex0", "u0", 900, exclusive=True)]
+    line = [
+        cpu("ex1", "ann", waited=30, exclusive=True),
+        cpu("ex2", "cat", waited=20, exclusive=True),
+    ]
+    line.append(cpu("c1", "dan", waited=10))
+    decision = decide(line, busy, {}, Usage(), config, NOW)
+    assert set(decision.start) == {"ex1", "c1"}
+    assert decision.waits["ex2"].code == "machine"

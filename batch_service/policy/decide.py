@@ -231,7 +231,7 @@ def decide(
         smallest[key] = min(smallest.get(key, gpus), gpus)
     one_priority = len(set(map(_PRIORITY, queue))) <= 1
     machine = (
-        Machines(running, capacity, machines or config.machines, now)
+        Machines(running, capacity, machines or config.machines, now, config.exclusive_pool)
         if has_exclusive(queue, running)
         else None
     )

@@ -40,9 +40,15 @@ class Machines:
     """What holds the machines now and what this decision adds; answers who may start."""
 
     def __init__(
-        self, running: Iterable[Allocation], capacity: Mapping[str, int], count: int, now: float
+        self,
+        running: Iterable[Allocation],
+        capacity: Mapping[str, int],
+        count: int,
+        now: float,
+        pool: bool = False,
     ) -> None:
         self.count = max(1, count)
+        self.pool = pool  # machines of their own: other work is elsewhere
         self.now = now
         self.per_machine = {k: v / self.count for k, v in capacity.items() if v > 0}
         self.held: dict[str, int] = {}  # GPUs of work that is not exclusive, by type
@@ -54,7 +60,7 @@ class Machines:
         self.shadow: float | None = None  # a reserved machine is expected empty then
         self.reserved_for = ""
         for a in running:
-            if a.live:
+            if a.live or (pool and not a.exclusive):
                 continue  # a live kernel after its run does not keep the machine
             end = math.inf if a.expected_end is None else a.expected_end
             self._add(a.exclusive, _kind(a), a.gpus, end)
@@ -97,7 +103,7 @@ class Machines:
 
     def closed(self) -> bool:
         """Nothing at all can start: every machine is held by an exclusive run."""
-        return len(self.exclusive_ends) >= self.count
+        return not self.pool and len(self.exclusive_ends) >= self.count
 
     def blocks(self, request: Request) -> str | None:
         """Why the machine keeps `request` from starting now (words), or None."""
@@ -108,6 +114,8 @@ class Machines:
             if self.shadow is not None:
                 return "it drains for this run: nothing new starts there from now on"
             return "it starts once nothing else runs there"
+        if self.pool:
+            return None
         kind = _kind(request)
         room = self.count - len(self.exclusive_ends) - self._packed(kind, request.gpus)
         if room < 0:
@@ -125,6 +133,8 @@ class Machines:
 
     def take(self, request: Request) -> None:
         """`request` starts now."""
+        if self.pool and not request.exclusive:
+            return
         end = self.now + request.expected_duration if request.kind == "batch" else math.inf
         if request.id == self.reserved_for:
             self.shadow, self.reserved_for = None, ""

@@ -85,6 +85,9 @@ class PolicyConfig:
     group_weights: Mapping[str, float] = field(default_factory=dict)
     backfill: bool = True
     machines: int = 1  # machines sharing the capacity; an exclusive run takes one whole
+    # The machines run exclusive runs only (a Kubernetes pool): other work neither holds nor
+    # waits for them.
+    exclusive_pool: bool = False
 
     @cached_property  # read for every queued request in a decision
     def named_groups(self) -> frozenset[str]:
