@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
 from typing import Any
 
-from batch_service.policy.machine import MACHINE_KEY, Machines, has_exclusive
+from batch_service.policy.machine import MACHINE_KEY, machines_for
 from batch_service.policy.model import (
     Allocation,
     Decision,
@@ -230,11 +230,7 @@ def decide(
         pending[key] = pending.get(key, 0) + n
         smallest[key] = min(smallest.get(key, gpus), gpus)
     one_priority = len(set(map(_PRIORITY, queue))) <= 1
-    machine = (
-        Machines(running, capacity, machines or config.machines, now, config.exclusive_pool)
-        if has_exclusive(queue, running)
-        else None
-    )
+    machine = machines_for(queue, running, capacity, machines or config.machines, config, now)
 
     # Starving: a request that waited max_wait, larger than the smallest waiting for its type
     # (so smaller ones can pass it), whose owner holds fewer GPUs than it asks; one per owner.
@@ -267,10 +263,8 @@ def decide(
         if held is None and admit(request, is_starving):
             machine.take(request)
             return True
-        if held is not None:
-            # Counted as passed over, as admit() does for those it does not start.
-            kind = CPU if request.gpus == 0 else (request.gpu_type or CPU)
-            pending[kind] -= 1
+        if held is not None:  # passed over: counted as admit() counts those it does not start
+            pending[_kind(request)] -= 1
             why[request.id] = (MACHINE, held)
         return False
 

@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from batch_service.policy.model import Allocation, Holder, Request
+from batch_service.policy.model import Allocation, Holder, PolicyConfig, Request
 
 CPU = ""
 # Key of the machine's holders in Decision.holders (never a GPU type's name).
@@ -202,6 +202,15 @@ def _kind(item: Request | Allocation) -> str:
     return CPU if item.gpus == 0 else (item.gpu_type or CPU)
 
 
-def has_exclusive(queue: list[Request], running: list[Allocation]) -> bool:
-    """Whether the machines need looking at in this decision."""
-    return any(r.exclusive for r in queue) or any(a.exclusive and not a.live for a in running)
+def machines_for(
+    queue: list[Request],
+    running: list[Allocation],
+    capacity: Mapping[str, int],
+    count: int,
+    config: PolicyConfig,
+    now: float,
+) -> Machines | None:
+    """The machines of a decision, or None when nothing in it is exclusive (nothing to do)."""
+    if any(r.exclusive for r in queue) or any(a.exclusive and not a.live for a in running):
+        return Machines(running, capacity, count, now, config.exclusive_pool)
+    return None
