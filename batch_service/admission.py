@@ -88,7 +88,7 @@ class Admission:
         self.capacity = dict(capacity)
         self.policy = policy
         self.changes = JobChanges(store)
-        self.queued = QueuedRequests(self.changes, self._gpus, fair_group)
+        self.queued = QueuedRequests(self.changes, self._gpus, fair_group, self._exclusive)
         self.holding = holding_rows(self.changes)
         # This service is the only writer of weights and usage: both are kept between passes.
         self._config: PolicyConfig | None = None
@@ -115,6 +115,10 @@ class Admission:
             }
         )
         return self._config
+
+    def _exclusive(self, profile_name: str) -> bool:
+        profile = self.profiles.get(profile_name)
+        return bool(profile and profile.exclusive)
 
     def _gpus(self, profile_name: str) -> tuple[int, str | None]:
         profile = self.profiles.get(profile_name)
@@ -165,6 +169,7 @@ class Admission:
                     expected_end=runs_from + row.time_limit,
                     live=live,
                     live_until=live_until,
+                    exclusive=self._exclusive(row.profile),
                 )
             )
         allocations.extend(self._stopping(stopping or {}, self.holding.rows.keys(), session))
@@ -217,7 +222,8 @@ class Admission:
         held, t = [], now()
         for job_id, profile in profiles:
             gpus, gpu_type = self._gpus(profile)
-            if gpus:
+            # Any stopping server keeps the machine from an exclusive run until it is gone.
+            if gpus or any(p.exclusive for p in self.profiles.values()):
                 held.append(
                     Allocation(
                         f"{job_id}:stopping",

@@ -60,6 +60,19 @@ class FairSharePolicy(Configurable):
         further back keep their places and are looked at as the line moves.""",
     ).tag(config=True)
 
+    machines = Integer(
+        1,
+        min=1,
+        help="""Machines that share the capacity, for exclusive profiles: an exclusive run
+        takes one whole. 1 on one machine; on Kubernetes the nodes of the exclusive pool.""",
+    ).tag(config=True)
+
+    exclusive_pool = Bool(
+        False,
+        help="""True: those machines run exclusive runs only (on Kubernetes, a pool of nodes
+        of their own): other work neither holds them nor waits for them.""",
+    ).tag(config=True)
+
     def to_policy(self) -> PolicyConfig:
         """The frozen settings the pure policy reads."""
         return PolicyConfig(
@@ -72,4 +85,6 @@ class FairSharePolicy(Configurable):
             group_weights=dict(self.group_weights),
             backfill=self.backfill,
             backfill_depth=self.backfill_depth,
+            machines=self.machines,
+            exclusive_pool=self.exclusive_pool,
         )

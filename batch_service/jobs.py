@@ -28,6 +28,7 @@ from batch_service.job_view import output_name as output_name
 from batch_service.job_view import output_path as output_path
 from batch_service.job_view import server_name as server_name
 from batch_service.line import Line
+from batch_service.machine_record import machine_view
 from batch_service.policy import Request
 from batch_service.run_options import run_options
 from batch_service.store import Artifact, Job, JobFile, LogLine, Setting, Store
@@ -244,7 +245,12 @@ class JobService:
         if job.state == QUEUED:
             wait = self.wait(job, session, reader, self.line.is_paused())
         has_output = job.id in _with_output(session, [job.id])
-        return job_view(job, wait, self.hub_base_url, has_output)
+        view = job_view(job, wait, self.hub_base_url, has_output)
+        if job.machine_record is not None:
+            name = None if reader is None else reader.name
+            names = reader is not None and reader.can_read_all
+            view["machine"] = machine_view(session, job, now(), name, names)
+        return view
 
     def request(self, job: Job) -> Request:
         """A queued job as the policy sees it (for its place before the next pass)."""
@@ -258,6 +264,7 @@ class JobService:
             priority=job.priority,
             submitted_at=job.submitted_at,
             expected_duration=job.time_limit,
+            exclusive=bool(profile and profile.exclusive),
         )
 
     def wait(

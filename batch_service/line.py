@@ -18,7 +18,8 @@ from typing import Any
 from batch_service.clock import now
 from batch_service.identity import Identity
 from batch_service.policy import Decision, Holder, Request, Wait, wait_words
-from batch_service.policy.reasons import NEW, NONE, PAUSED, SWEEP_LIMIT
+from batch_service.policy.machine import MACHINE_KEY
+from batch_service.policy.reasons import MACHINE, NEW, NONE, PAUSED, SWEEP_LIMIT
 
 CPU = ""
 
@@ -86,7 +87,7 @@ class Line:
         names = reader is not None and reader.can_read_all
         words = wait_words(
             wait,
-            self.holders.get(kind_of(request), ()),
+            self.holders.get(MACHINE_KEY if wait.code == MACHINE else kind_of(request), ()),
             now(),
             reader=None if reader is None else reader.name,
             names=names,

@@ -114,10 +114,12 @@ class QueuedRequests:
         changes: JobChanges,
         gpus_of: Callable[[str], tuple[int, str | None]],
         fair_group: Callable[[str | None, Iterable[str], PolicyConfig], str | None],
+        is_exclusive: Callable[[str], bool] = lambda profile: False,
     ) -> None:
         self.kept = KeptRows(changes, "queued", QueuedRow, Job.state == QUEUED)
         self.gpus_of = gpus_of
         self.fair_group = fair_group
+        self.is_exclusive = is_exclusive
         self.index = QueueIndex()
         self.gate = SweepGate()
         self._owner: dict[str, str] = {}  # id -> owner of each request in the index
@@ -170,4 +172,5 @@ class QueuedRequests:
             priority=row.priority,
             submitted_at=row.submitted_at,
             expected_duration=row.time_limit,
+            exclusive=self.is_exclusive(row.profile),
         )

@@ -31,6 +31,7 @@ from batch_service.jobs import (
     output_path,
     server_name,
 )
+from batch_service.machine_record import reading_at_start
 from batch_service.store import Job, LogLine, Store, Sweep
 from spawner.credentials import runner_key, same
 from spawner.profiles import Profile
@@ -155,6 +156,9 @@ class RunReports:
                 job.state = RUNNING
                 job.started_at = received
                 self.events.job_started(job.id)
+                profile = self.profiles.get(job.profile)
+                if profile is not None and profile.exclusive:
+                    job.machine_record = reading_at_start(profile, received)
             kernel_id = _text(event.get("kernel_id"), 64)
             job.kernel_id = kernel_id if KERNEL_ID.match(kernel_id) else None
             job.progress_total = _bounded(event.get("total_cells"), MAX_CELLS)

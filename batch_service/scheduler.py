@@ -42,6 +42,7 @@ from batch_service.jobs import (
     output_path,
     server_name,
 )
+from batch_service.machine_record import note_servers
 from batch_service.policy import Decision
 from batch_service.policy.decide import CUT_FOR_GPUS, CUT_FOR_LIVE_CAP
 from batch_service.store import Job
@@ -187,6 +188,8 @@ class Scheduler:
             if job.state in ACTIVE_STATES:
                 if self.check_active(job, server, t, report):
                     needed.add((job.owner, name))
+                    if job.machine_record is not None:
+                        self.note_servers(job, active)
             elif job.live_pending:
                 if server is None or server.get("pending") == "stop":
                     self.jobs.mark(job.id, [job.state], live_pending=False, live_ended_at=t)
@@ -219,6 +222,22 @@ class Scheduler:
                     report.stopped.append(f"{owner}/{name}")
                 except (HubError, HubUnreachable) as e:
                     log.warning("could not stop %s/%s: %s", owner, name, e)
+
+    def note_servers(self, job: Job, active: Mapping[str, Mapping[str, Any]]) -> None:
+        """An exclusive run: keep on its record any other server the hub lists now (started,
+        or stopping)."""
+        own = (job.owner, server_name(job.id))
+        names = [
+            f"{owner}/{name or '(default)'}"
+            for owner, servers in active.items()
+            for name, model in servers.items()
+            # A spawn still pending may be waiting its turn in the line: no process yet.
+            if (owner, name) != own and model.get("pending") != "spawn"
+        ]
+        assert job.machine_record is not None
+        record = note_servers(job.machine_record, names)
+        if record is not None:
+            self.jobs.mark(job.id, [job.state], machine_record=record)
 
     def spawn_in_progress(self, model: dict[str, Any], t: float) -> bool:
         """True while the hub starts a server and has not yet given up on it: stopping it now

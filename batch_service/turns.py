@@ -27,7 +27,7 @@ from batch_service.policy import Request
 from batch_service.runs import HubServerLookup
 from batch_service.store import Store, Turn
 from spawner.credentials import same, turn_key
-from spawner.profiles import Profile
+from spawner.profiles import Profile, takes_turn
 
 WAITING, ADMITTED, ENDED = "waiting", "admitted", "ended"
 
@@ -104,8 +104,8 @@ class TurnService:
         if not isinstance(server, str) or not isinstance(profile_name, str):
             raise BatchError('send {"server": "<server name>", "profile": "<profile>"}')
         profile = self.profiles.get(profile_name)
-        if profile is None or not profile.gpus:
-            raise BatchError(f"profile {profile_name[:64]!r} has no GPUs and needs no turn")
+        if profile is None or not takes_turn(profile, self.profiles.values()):
+            raise BatchError(f"profile {profile_name[:64]!r} needs no turn")
         with self.store.session() as session:
             for existing in session.scalars(
                 select(Turn).where(Turn.owner == identity.name, Turn.server == server)

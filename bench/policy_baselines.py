@@ -151,6 +151,7 @@ class Batchhub:
                 group=job.group,
                 submitted_at=job.arrival,
                 expected_duration=time_limit(job),
+                exclusive=job.exclusive,
             )
         return request
 
@@ -166,6 +167,7 @@ class Batchhub:
                 group=job.group,
                 started_at=start,
                 expected_end=start + time_limit(job),
+                exclusive=job.exclusive,
             )
         return allocation
 

@@ -203,11 +203,13 @@ def figures(jobs: list[Job], capacity: int, busy: Busy) -> dict[str, float]:
     return out
 
 
-SIZES = ["1 GPU <=10 min", "1 GPU longer", "2-4 GPUs", "8+ GPUs"]
+SIZES = ["1 GPU <=10 min", "1 GPU longer", "2-4 GPUs", "8+ GPUs", "exclusive (a machine)"]
 
 
 def size_class(job: Job) -> str:
     """The row a job's wait is reported in."""
+    if getattr(job, "exclusive", False):
+        return SIZES[4]
     if job.gpus == 1:
         return SIZES[0] if job.duration <= 600 else SIZES[1]
     return SIZES[2] if job.gpus <= 4 else SIZES[3]

@@ -41,6 +41,7 @@ class Job:
     group: str | None = None
     start: float | None = None
     end: float | None = None
+    exclusive: bool = False  # needs a whole machine (its GPUs are the machine's)
 
 
 def rush(seed: int = 1) -> tuple[list[Job], int]:
@@ -68,6 +69,21 @@ def rush(seed: int = 1) -> tuple[list[Job], int]:
             gpus = rng.choice([2, 4])
             jobs.append(Job(f"{user}-train", user, gpus, rng.uniform(3600, 7200), start))
     return jobs, 48
+
+
+MACHINE_GPUS = 4  # the rush's machines: 12 x 4 GPUs
+
+
+def rush_exclusive(share: float = 0.2, seed: int = 1) -> tuple[list[Job], int]:
+    """The deadline rush where a share of the assignment runs are performance experiments
+    that must run alone on a machine: each takes a whole machine (its 4 GPUs), for the same
+    2 to 10 minutes. The rest is the rush as above."""
+    rng = random.Random(seed + 100)
+    jobs, capacity = rush(seed)
+    for job in jobs:
+        if "-run" in job.id and rng.random() < share:
+            job.gpus, job.exclusive = MACHINE_GPUS, True
+    return jobs, capacity
 
 
 def heavy(seed: int = 2) -> tuple[list[Job], int]:

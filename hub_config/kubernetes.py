@@ -27,6 +27,11 @@ def configure_kubernetes(c: Any, values: dict[str, Any], profiles: list[dict[str
     spawner.gpu_product_label = kube.get("gpu_product_label", "nvidia.com/gpu.product")
     spawner.gpu_products = dict(kube.get("gpu_products") or {})
     spawner.gpu_taint_key = kube.get("gpu_taint_key", "nvidia.com/gpu")
+    pool = kube.get("exclusive_pool") or {}
+    if pool.get("node_selector"):
+        spawner.exclusive_pool_selector = dict(pool["node_selector"])
+    if pool.get("taint_key"):
+        spawner.exclusive_taint_key = pool["taint_key"]
     spawner.datasets_claim = kube.get("datasets_claim") or os.environ.get(
         "BATCHHUB_FILES_CLAIM", ""
     )

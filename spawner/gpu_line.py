@@ -134,8 +134,10 @@ async def wait_for_turn(
 def describe_wait(turn: Turn, gpus: int, gpu_type: str | None) -> str:
     """The sentence the spawn page shows while a server waits for GPUs."""
     kind = f"{gpus} GPU{'s' if gpus > 1 else ''}" + (f" of type {gpu_type}" if gpu_type else "")
+    if not gpus:
+        kind = "the machine"  # a CPU server waits only while an exclusive run holds it
     if turn.state == "admitted":
-        return f"Your turn: {kind} reserved"
+        return f"Your turn: {kind} reserved" if gpus else "Your turn: the machine is free"
     if turn.reason_code and turn.reason:
         # The line's own sentence: what, the place in line, and why (what holds the GPUs).
         text = turn.reason[:1].upper() + turn.reason[1:]

@@ -21,10 +21,12 @@ from traitlets import Dict, Integer, List, Unicode
 
 from .manifests import (
     FILES_VOLUME,
+    ExclusivePool,
     GpuNodes,
     batch_job,
     check_pod,
     dataset_volumes,
+    exclusive_placement,
     gpu_scheduling,
     lab_volumes,
     to_manifest,
@@ -78,6 +80,17 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
     job_ttl_seconds = Integer(
         3600, config=True, help="ttlSecondsAfterFinished of batch Jobs (the cluster cleans up)."
     )
+    exclusive_pool_selector = Dict(
+        {"batchhub.io/pool": "exclusive"},
+        config=True,
+        help="""Node labels of the pool where runs of exclusive profiles get a node each
+        (each such node tainted with exclusive_taint_key).""",
+    )
+    exclusive_taint_key = Unicode(
+        "batchhub.io/exclusive",
+        config=True,
+        help="Taint key (NoSchedule) on the exclusive pool's nodes; exclusive pods tolerate it.",
+    )
     job_name = Unicode("", help="The batch Job of this server (state).")
 
     # --- profiles ----------------------------------------------------------------------
@@ -89,6 +102,16 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
         self.extra_resource_limits = placement["extra_resource_limits"]
         self.node_selector = placement["node_selector"]
         self.tolerations = placement["tolerations"]
+        pool = ExclusivePool(dict(self.exclusive_pool_selector), self.exclusive_taint_key)
+        any_exclusive = any(p.exclusive for p in self.profile_models)
+        alone = exclusive_placement(profile, pool, any_exclusive)
+        self.node_selector = {**self.node_selector, **alone["node_selector"]}
+        self.tolerations = [*self.tolerations, *alone["tolerations"]]
+        self.extra_labels = {**self.extra_labels, **alone["labels"]}
+        # A spawner starts its server again with the same object: add each term once.
+        terms = list(self.pod_anti_affinity_required)
+        terms += [t for t in alone["anti_affinity"] if t not in terms]
+        self.pod_anti_affinity_required = terms
         image = profile.kubernetes.get("image") or (self.gpu_image if profile.gpus else "")
         if image:
             self.image = image

@@ -35,7 +35,7 @@ from .mounts import (
     prepare_host,
     readable_datasets,
 )
-from .profiles import ServerRequest
+from .profiles import ServerRequest, cpu_list
 
 RUNNER_CONFIG = Path(__file__).resolve().parent.parent / "batch_service" / "runner" / "etc"
 
@@ -209,6 +209,13 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         """Refuse at once (HTTP 409) a GPU profile that cannot start: its GPUs do not exist,
         or, without the GPU line to wait in, they are not free now."""
         profile = request.profile
+        if profile.cpus is not None and not set(profile.cpus) <= os.sched_getaffinity(0):
+            have = cpu_list(os.sched_getaffinity(0))
+            raise web.HTTPError(
+                409,
+                f"profile {profile.name!r} pins runs to CPUs {cpu_list(profile.cpus)}, but this "
+                f"machine offers CPUs {have}: ask an admin to fix the profile",
+            )
         if not profile.gpus or self.gpu_pool.held_by(self.owner_key):
             return
         try:
@@ -245,9 +252,14 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         # Readers get each dataset's group: its files are readable by that group only.
         gids += [d.gid for d in self.datasets if d.gid is not None and d.gid not in gids]
         datasets, labs = list(self.datasets), list(self.labs)
+        request = self.server_request
+        cpus = request.profile.cpus if request is not None else None
 
         def preexec() -> None:
             try:
+                if cpus is not None:
+                    # The server, its kernels and everything they start inherit the pinning.
+                    os.sched_setaffinity(0, cpus)
                 limit_step()
                 fence_step()
                 if isolated:
@@ -296,6 +308,9 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
             env["BATCHHUB_MEMORY_LIMIT"] = self.memory_note
         env["BATCHHUB_GPU_BARRIER"] = self.device_barrier.mechanism
         env["BATCHHUB_DATA_DIR"] = self.data_dir
+        request = self.server_request
+        if request is not None and request.profile.cpus is not None:
+            env["BATCHHUB_CPUS"] = cpu_list(request.profile.cpus)
         if env.get("BATCHHUB_JOB_ID"):
             # Enables the runner extension from the work tree, whatever pip installed; a batch
             # server also skips Jupytext's server extension (its start is on every run's clock).

@@ -87,6 +87,55 @@ def gpu_scheduling(profile: Profile, nodes: GpuNodes) -> dict[str, Any]:
     return {"extra_resource_limits": limits, "node_selector": selector, "tolerations": tolerations}
 
 
+EXCLUSIVE_LABEL = "batchhub.io/exclusive"
+HOSTNAME = "kubernetes.io/hostname"
+# Every server pod KubeSpawner makes carries this label (batch runs and interactive servers).
+SERVER_PODS = {
+    "matchExpressions": [
+        {"key": "app.kubernetes.io/component", "operator": "In", "values": ["singleuser-server"]}
+    ]
+}
+
+
+@dataclass(frozen=True)
+class ExclusivePool:
+    """The labelled, tainted nodes where exclusive runs get a node each."""
+
+    node_selector: Mapping[str, str]
+    taint_key: str = "batchhub.io/exclusive"
+
+
+def exclusive_placement(
+    profile: Profile, pool: ExclusivePool, any_exclusive: bool
+) -> dict[str, Any]:
+    """Where an exclusive run's pod may go, and how other server pods keep off its node.
+
+    An exclusive pod: a node of the pool (its labels), tolerating the pool's taint, with a
+    required anti-affinity against every server pod on the same node (hostname topology), so
+    it lands only on a node no server pod is on, and (the scheduler honours an existing pod's
+    required anti-affinity for pods that come later) none lands beside it. Other server pods
+    also say so themselves: a required anti-affinity against exclusive pods. The taint keeps
+    pods that are not batchhub's off the pool. Chosen over requesting each node's allocatable
+    CPUs: that needs every node's size in the profile and still lets small pods squeeze in.
+    """
+    if profile.exclusive:
+        return {
+            "node_selector": dict(pool.node_selector),
+            "tolerations": [{"key": pool.taint_key, "operator": "Exists", "effect": "NoSchedule"}],
+            "labels": {EXCLUSIVE_LABEL: "true"},
+            "anti_affinity": [{"labelSelector": SERVER_PODS, "topologyKey": HOSTNAME}],
+        }
+    if not any_exclusive:
+        return {"node_selector": {}, "tolerations": [], "labels": {}, "anti_affinity": []}
+    exclusive = {"matchLabels": {EXCLUSIVE_LABEL: "true"}}
+    return {
+        "node_selector": {},
+        "tolerations": [],
+        "labels": {},
+        "anti_affinity": [{"labelSelector": exclusive, "topologyKey": HOSTNAME}],
+    }
+
+
 def workspace_claim_name(user: str) -> str:
     """The name of a user's workspace PersistentVolumeClaim (DNS-safe)."""
     safe = re.sub(r"[^a-z0-9-]", "-", user.lower()).strip("-")[:40] or "user"

@@ -17,7 +17,14 @@ from traitlets.config import LoggingConfigurable
 
 from .credentials import TicketError, load_or_create_key, runner_key, turn_key, verify_ticket
 from .gpu_line import GpuLineClient, Turn, TurnRefused, describe_wait, wait_for_turn
-from .profiles import Profile, ProfileError, ServerRequest, choose_profile, load_profiles
+from .profiles import (
+    Profile,
+    ProfileError,
+    ServerRequest,
+    choose_profile,
+    load_profiles,
+    takes_turn,
+)
 
 
 def describe_profile(profile: Profile) -> str:
@@ -222,7 +229,12 @@ class BatchSpawnerMixin(LoggingConfigurable):
     def uses_gpu_line(self) -> bool:
         """True for an interactive GPU server when the GPU line is configured."""
         request = self.server_request
-        return bool(self.gpu_line_url and request and not request.is_batch and request.profile.gpus)
+        return bool(
+            self.gpu_line_url
+            and request
+            and not request.is_batch
+            and takes_turn(request.profile, self.profile_models)
+        )
 
     async def take_turn(self) -> None:
         """Wait in the GPU line until this interactive GPU server is admitted."""

@@ -45,6 +45,13 @@ class Profile:
     artifacts_max_bytes: int = 2**30
     interactive: bool = True
     batch: bool = True
+    # A run of an exclusive profile has its machine (node) to itself while it runs.
+    exclusive: bool = False
+    # CPUs a run's processes are pinned to (locally); None: every CPU.
+    cpus: tuple[int, ...] | None = None
+    # Interactive servers of this profile wait while an exclusive run holds the machine and
+    # count as holding it (only where some profile is exclusive).
+    waits_for_exclusive: bool = True
     kubernetes: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -74,8 +81,57 @@ class Profile:
             "artifacts_max_bytes": self.artifacts_max_bytes,
             "interactive": self.interactive,
             "batch": self.batch,
+            "exclusive": self.exclusive,
+            "cpus": None if self.cpus is None else list(self.cpus),
+            "waits_for_exclusive": self.waits_for_exclusive,
             "kubernetes": dict(self.kubernetes),
         }
+
+
+MAX_CPU = 4095  # highest CPU number a profile may name (the kernel's default NR_CPUS bound)
+MAX_CPU_LIST = 256  # characters of a CPU list like "0-3,8-11"
+
+
+def parse_cpus(value: Any, profile: str = "") -> tuple[int, ...] | None:
+    """A CPU list ("0-3,6", [0, 1, 2], "all" or None) as sorted CPU numbers; None: all."""
+    if value is None or value == "all":
+        return None
+    where = f"profile {profile!r}: cpus" if profile else "cpus"
+    numbers: set[int] = set()
+    if isinstance(value, str):
+        if len(value) > MAX_CPU_LIST or not re.fullmatch(
+            r"\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*", value
+        ):
+            raise ProfileError(
+                f'{where} must be a CPU list like "0-3,6", a list of numbers or "all"'
+            )
+        for part in value.split(","):
+            low, _, high = part.partition("-")
+            first, last = int(low), int(high or low)
+            if first > last or last > MAX_CPU:
+                raise ProfileError(f"{where}: {part} is not a range of CPUs 0 to {MAX_CPU}")
+            numbers.update(range(first, last + 1))
+    elif isinstance(value, (list, tuple)) and len(value) <= MAX_CPU + 1:
+        for cpu in value:
+            if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu <= MAX_CPU:
+                raise ProfileError(f"{where}: {cpu!r} is not a CPU number 0 to {MAX_CPU}")
+            numbers.add(cpu)
+    else:
+        raise ProfileError(f'{where} must be a CPU list like "0-3,6", a list of numbers or "all"')
+    if not numbers:
+        raise ProfileError(f"{where} names no CPU")
+    return tuple(sorted(numbers))
+
+
+def cpu_list(cpus: Iterable[int]) -> str:
+    """CPU numbers as a list like "0-3,6" (how the kernel writes Cpus_allowed_list)."""
+    ranges: list[list[int]] = []
+    for cpu in sorted(set(cpus)):
+        if ranges and cpu == ranges[-1][1] + 1:
+            ranges[-1][1] = cpu
+        else:
+            ranges.append([cpu, cpu])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
 
 
 def profile_from_dict(raw: Mapping[str, Any]) -> Profile:
@@ -88,6 +144,7 @@ def profile_from_dict(raw: Mapping[str, Any]) -> Profile:
         data["artifacts_max_bytes"] = parse_bytes(data["artifacts_max_bytes"])
     data["groups"] = tuple(data.get("groups") or ())
     data["kubernetes"] = dict(data.get("kubernetes") or {})
+    data["cpus"] = parse_cpus(data.get("cpus"), str(data.get("name")))
     known = Profile.__dataclass_fields__
     unknown = set(data) - set(known)
     if unknown:
@@ -105,6 +162,12 @@ def load_profiles(entries: Iterable[Mapping[str, Any]]) -> list[Profile]:
     if not profiles:
         raise ProfileError("at least one profile is needed")
     return profiles
+
+
+def takes_turn(profile: Profile, profiles: Iterable[Profile]) -> bool:
+    """Whether an interactive server of `profile` waits its turn in the batch service's line:
+    a GPU server always; a CPU one while some profile is exclusive, unless it opts out."""
+    return profile.gpus > 0 or (profile.waits_for_exclusive and any(p.exclusive for p in profiles))
 
 
 def _check_keys(options: Mapping[str, Any], allowed: frozenset[str], what: str) -> None:

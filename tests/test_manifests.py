@@ -11,12 +11,14 @@ from kubespawner.objects import make_pod
 
 from hub_config.values import get, load_values
 from spawner.manifests import (
+    ExclusivePool,
     GpuNodes,
     UserIds,
     batch_job,
     check_pod,
     check_profile_kubernetes,
     dataset_volumes,
+    exclusive_placement,
     gpu_scheduling,
     lab_volumes,
     to_manifest,
@@ -44,8 +46,11 @@ def objects_for(values_path: Path) -> list[dict]:
     products = dict(NODES.products or {}, **(get(values, "spawner.kubernetes.gpu_products") or {}))
     nodes = GpuNodes(products=products)
     made = []
-    for profile in load_profiles(get(values, "profiles")):
+    profiles = load_profiles(get(values, "profiles"))
+    pool = ExclusivePool({"batchhub.io/pool": "exclusive"})
+    for profile in profiles:
         placement = gpu_scheduling(profile, nodes)
+        alone = exclusive_placement(profile, pool, any(p.exclusive for p in profiles))
         volumes, mounts = user_volumes("ada")
         data_volumes, data_mounts = dataset_volumes("files", [("cifar", "datasets/d0000000001")])
         labs, lab_mounts = lab_volumes([{"name": "a", "claim": "lab-a", "mount_path": "/lab/a"}])
@@ -56,8 +61,9 @@ def objects_for(values_path: Path) -> list[dict]:
             port=8888,
             image="quay.io/jupyter/base-notebook:latest",
             image_pull_policy="IfNotPresent",
-            node_selector=placement["node_selector"],
-            tolerations=placement["tolerations"],
+            node_selector={**placement["node_selector"], **alone["node_selector"]},
+            tolerations=placement["tolerations"] + alone["tolerations"],
+            pod_anti_affinity_required=alone["anti_affinity"],
             extra_resource_limits=placement["extra_resource_limits"],
             cpu_limit=profile.cpu_limit,
             mem_limit=profile.mem_limit,
@@ -66,7 +72,12 @@ def objects_for(values_path: Path) -> list[dict]:
             fs_gid=100,
             volumes=volumes,
             volume_mounts=mounts,
-            labels={"component": "singleuser-server", "hub.jupyter.org/username": "ada"},
+            labels={
+                "component": "singleuser-server",
+                "app.kubernetes.io/component": "singleuser-server",
+                "hub.jupyter.org/username": "ada",
+                **alone["labels"],
+            },
             env={"BATCHHUB_PROFILE": profile.name},
             allow_privilege_escalation=False,
         )
@@ -187,3 +198,22 @@ def test_datasets_are_mounted_read_only_one_folder_each() -> None:
     )
     with pytest.raises(ProfileError, match="read-only"):
         check_pod(pod, "batchhub", "ada", files_claim="files")
+
+
+def test_an_exclusive_pod_repels_every_server_pod_and_others_repel_it() -> None:
+    made = objects_for(VALUES["gpu-cluster"])
+    pods = {m["metadata"]["name"]: m for m in made if m["kind"] == "Pod"}
+    alone = pods["jupyter-ada-perf"]["spec"]
+    assert alone["nodeSelector"] == {"batchhub.io/pool": "exclusive"}
+    assert {"key": "batchhub.io/exclusive", "operator": "Exists", "effect": "NoSchedule"} in (
+        alone["tolerations"]
+    )
+    (term,) = alone["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchExpressions"][0]["values"] == ["singleuser-server"]
+    other = pods["jupyter-ada-cpu"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = other["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["labelSelector"] == {"matchLabels": {"batchhub.io/exclusive": "true"}}
+    # Without exclusive profiles nothing changes.
+    defaults = [m for m in objects_for(VALUES["defaults"]) if m["kind"] == "Pod"]
+    assert all("affinity" not in m["spec"] for m in defaults)

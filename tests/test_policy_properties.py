@@ -294,3 +294,112 @@ def test_a_line_kept_between_passes_decides_as_the_same_line_read_afresh(  # typ
     afresh = decide(plain, running, capacity, usage, CONFIG, NOW, batch_slots=3)
     assert ours.start == afresh.start and ours.cut_live == afresh.cut_live
     assert dict(ours.waits) == dict(afresh.waits)
+
+
+@st.composite
+def lines_with_exclusive(draw):  # type: ignore[no-untyped-def]
+    """One machine: what runs (one exclusive run alone, or anything else), and a line with
+    exclusive requests among CPU runs, GPU runs and GPU servers."""
+    capacity, running, queue, usage = draw(lines())
+    if running and draw(st.booleans()):
+        only = running[0]
+        running = [
+            Allocation(
+                only.id,
+                only.user,
+                only.gpus,
+                only.gpu_type,
+                expected_end=only.expected_end,
+                exclusive=True,
+            )
+        ]
+    queue = [
+        Request(
+            r.id,
+            r.user,
+            r.gpus,
+            r.gpu_type,
+            kind=r.kind if not (exclusive := draw(st.booleans())) else "batch",
+            priority=r.priority,
+            submitted_at=r.submitted_at,
+            expected_duration=r.expected_duration,
+            exclusive=exclusive,
+        )
+        for r in queue
+    ]
+    return capacity, running, queue, usage
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines_with_exclusive())
+def test_an_exclusive_allocation_never_shares_its_machine(line) -> None:  # type: ignore[no-untyped-def]
+    capacity, running, queue, usage = line
+    decision = decide(queue, running, capacity, usage, CONFIG, NOW)
+    by_id = {r.id: r for r in queue}
+    holding = [a for a in running if not a.live] + [by_id[i] for i in decision.start]
+    if any(h.exclusive for h in holding):
+        assert len(holding) == 1, holding
+    # Nothing starts that the GPUs could not hold either.
+    used: Counter[str] = Counter()
+    for h in holding:
+        used[h.gpu_type] += h.gpus
+    assert all(used[t] <= capacity[t] for t in TYPES)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 120), st.integers(60, 1800)), min_size=50, max_size=50),
+    st.integers(0, 600),
+)
+def test_an_exclusive_run_starts_within_max_wait_plus_the_longest_time_limit(
+    stream,  # type: ignore[no-untyped-def]
+    arrives,
+) -> None:
+    """Short CPU runs keep arriving (gap, time limit), more than one machine can drain; an
+    exclusive request still starts within max_wait plus the longest time limit running."""
+    config = PolicyConfig(half_life_seconds=3600, max_wait_seconds=1800)
+    step, t, longest = 5.0, 0.0, max(limit for _, limit in stream)
+    arrivals, at = [], 0.0
+    for i, (gap, limit) in enumerate(stream * 4):
+        at += gap / 4  # a dense stream: several runs at once whenever the machine allows
+        arrivals.append(
+            Request(f"c{i}", f"u{i % 7}", 0, None, submitted_at=at, expected_duration=limit)
+        )
+    exclusive = Request(
+        "ex", "ann", 0, None, submitted_at=float(arrives), expected_duration=600, exclusive=True
+    )
+    arrivals.append(exclusive)
+    queue: list[Request] = []
+    running: list[Allocation] = []
+    usage = Usage()
+    started_at = None
+    while t <= arrives + config.max_wait_seconds + longest + 2 * step:
+        queue += [
+            r
+            for r in arrivals
+            if t - step < r.submitted_at <= t or (t == 0 and r.submitted_at == 0)
+        ]
+        running = [a for a in running if a.expected_end is not None and a.expected_end > t]
+        decision = decide(queue, running, {}, usage, config, t)
+        usage = decision.usage
+        started = set(decision.start)
+        for r in queue:
+            if r.id in started:
+                running.append(
+                    Allocation(
+                        r.id,
+                        r.user,
+                        0,
+                        None,
+                        started_at=t,
+                        expected_end=t + r.expected_duration,
+                        exclusive=r.exclusive,
+                    )
+                )
+        queue = [r for r in queue if r.id not in started]
+        if "ex" in started:
+            started_at = t
+            break
+        t += step
+    assert started_at is not None, "the exclusive run never started"
+    assert started_at <= arrives + config.max_wait_seconds + longest + step

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spawner.gpus import Gpu, GpuPool, GpuUnavailable
-from spawner.profiles import ProfileError, choose_profile, load_profiles
+from spawner.profiles import ProfileError, choose_profile, load_profiles, profile_from_dict
 
 PROFILES = load_profiles(
     [
@@ -88,3 +88,18 @@ def test_restored_allocation_is_held_again() -> None:
     pool.restore("alice/", ["GPU-a", "GPU-unknown"])
     assert pool.free() == []
     assert pool.held_by("alice/") == ["GPU-a"]
+
+
+def test_cpu_lists_of_exclusive_profiles_are_read_and_bad_ones_refused() -> None:
+    from spawner.profiles import cpu_list, parse_cpus
+
+    assert parse_cpus("0-3,6") == (0, 1, 2, 3, 6)
+    assert parse_cpus([3, 1, 1]) == (1, 3)
+    assert parse_cpus("all") is None and parse_cpus(None) is None
+    assert cpu_list((0, 1, 2, 3, 6, 8, 9)) == "0-3,6,8-9"
+    for bad in ("3-1", "0-99999", "1,,2", "x", [], [-1], [True], "0-" + "9" * 300, 7):
+        with pytest.raises(ProfileError, match="cpus"):
+            parse_cpus(bad, "exclusive")
+    profile = profile_from_dict({"name": "perf", "exclusive": True, "cpus": "0-1"})
+    assert profile.exclusive and profile.cpus == (0, 1) and profile.waits_for_exclusive
+    assert profile.to_dict()["cpus"] == [0, 1]

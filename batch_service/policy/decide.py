@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
 from typing import Any
 
+from batch_service.policy.machine import MACHINE_KEY, machines_for
 from batch_service.policy.model import (
     Allocation,
     Decision,
@@ -40,6 +41,7 @@ from batch_service.policy.order import FairOrder, cost
 from batch_service.policy.queue_index import QueueIndex
 from batch_service.policy.reasons import (
     GROUP_CAP,
+    MACHINE,
     NOT_ADMISSIBLE,
     RESERVATION,
     SLOTS,
@@ -185,8 +187,12 @@ def decide(
     batch_slots: int | None = None,
     cpu_slots: int | None = None,
     live_slots: int | None = None,
+    machines: int | None = None,
 ) -> Decision:
-    """Which requests start now, which live windows to cut, and positions of the rest."""
+    """Which requests start now, which live windows to cut, and positions of the rest.
+
+    machines: how many machines share the capacity (exclusive runs take one whole); None:
+    config.machines."""
     running = list(running)
     usage = decay(usage, now, config.half_life_seconds)
     free: dict[str, int] = dict(capacity)
@@ -206,11 +212,15 @@ def decide(
     index = queue if isinstance(queue, QueueIndex) else QueueIndex(queue)
     pending: dict[str, int] = {}
     smallest: dict[str, int] = {}
-    for (gpu_type, gpus), n in index.shapes.items():
+    for (gpu_type, gpus, _), n in index.shapes.items():
         key = CPU if gpus == 0 else (gpu_type or CPU)
         pending[key] = pending.get(key, 0) + n
         smallest[key] = min(smallest.get(key, gpus), gpus)
     one_priority = len(index.priorities) <= 1
+    waiting_exclusive = any(exclusive for _, _, exclusive in index.shapes)
+    machine = machines_for(
+        waiting_exclusive, running, capacity, machines or config.machines, config, now
+    )
 
     # Starving: a request that waited max_wait, larger than the smallest waiting for its type
     # (so smaller ones can pass it), whose owner holds fewer GPUs than it asks; per owner, the
@@ -222,7 +232,10 @@ def decide(
         firsts = [
             index.first(user, shape)
             for shape in shapes
-            if shape[1] > held and shape[1] > smallest[CPU if shape[1] == 0 else shape[0] or CPU]
+            # Big (smaller ones can pass it) and more than its owner holds, or exclusive.
+            if shape[2]
+            or shape[1] > held
+            and shape[1] > smallest[CPU if shape[1] == 0 else shape[0] or CPU]
         ]
         old = [r for r in firsts if r.submitted_at <= threshold]
         if old:
@@ -256,6 +269,20 @@ def decide(
     interactive_seen = 0
 
     def consider(request: Request, is_starving: bool) -> bool:
+        if machine is None:
+            return admit(request, is_starving)
+        if request.exclusive and is_starving:
+            machine.reserve(request)  # the machine drains for it until it starts
+        held = machine.blocks(request)
+        if held is None and admit(request, is_starving):
+            machine.take(request)
+            return True
+        if held is not None:  # passed over: counted as admit() counts those it does not start
+            pending[_kind(request)] -= 1
+            why[request.id] = (MACHINE, held)
+        return False
+
+    def admit(request: Request, is_starving: bool) -> bool:
         nonlocal slots, cpus, interactive_seen
         kind = CPU if request.gpus == 0 else (request.gpu_type or CPU)
         pending[kind] -= 1
@@ -323,6 +350,8 @@ def decide(
         return False
 
     def more_can_start() -> bool:
+        if machine is not None and machine.closed():
+            return False
         if slots <= 0:
             # Only interactive requests may still start; count them once, when it matters.
             if index.interactive <= interactive_seen:
@@ -393,15 +422,18 @@ def decide(
             cut_live.append((job, until))
             cut_reasons[job] = CUT_FOR_LIVE_CAP
     holders, slot_ends = _holders(running, started, dict(cut_live), now)
+    if machine is not None:
+        holders[MACHINE_KEY] = machine.sorted_holders()
 
     def planned(ordered: list[Request]) -> tuple[dict[str, Wait], dict[str, int]]:
-        return plan(ordered, why, capacity, free, holders, slots, slot_ends, now)
+        return plan(ordered, why, capacity, free, holders, slots, slot_ends, now, machine)
 
     line = _Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)], planned)
 
     def words(wait: Wait) -> str:
         # As the request's owner reads it: other users' names stay out.
-        held = holders.get(_kind(wait.request), ())
+        key = MACHINE_KEY if wait.code == MACHINE else _kind(wait.request)
+        held = holders.get(key, ())
         return wait_words(wait, held, now, reader=wait.request.user)
 
     return Decision(

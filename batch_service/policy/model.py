@@ -21,6 +21,8 @@ class Request:
     priority: int = 0
     submitted_at: float = 0.0
     expected_duration: float = 3600.0
+    # Needs a whole machine to itself while it runs (policy/machine.py).
+    exclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,13 @@ class Allocation:
     # "batch" (a run, or its live kernel), "interactive" (a GPU server: no set end) or
     # "stopping" (a server whose job no longer needs it, until the hub has let it go).
     kind: str = "batch"
+    exclusive: bool = False  # a run that holds its machine whole (not once it is live)
 
 
 class Holder(NamedTuple):
     """Who holds GPUs of a type now (for the words of those who wait for them)."""
 
-    kind: str  # "run", "live_kernel", "server" or "stopping"
+    kind: str  # "run", "exclusive", "live_kernel", "server" or "stopping"
     user: str
     gpus: int
     end: float | None  # expected end; None: no set end (an interactive server)
@@ -83,6 +86,10 @@ class PolicyConfig:
     backfill: bool = True
     # Requests that cannot start looked at per decision, at most (the rest keep their places).
     backfill_depth: int = 1000
+    machines: int = 1  # machines sharing the capacity; an exclusive run takes one whole
+    # The machines run exclusive runs only (a Kubernetes pool): other work neither holds nor
+    # waits for them.
+    exclusive_pool: bool = False
 
     @cached_property  # read for every queued request in a decision
     def named_groups(self) -> frozenset[str]:

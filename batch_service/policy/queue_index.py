@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from batch_service.policy.model import Request
 from batch_service.policy.order import ranked
 
-Shape = tuple[str | None, int]  # (GPU type, GPUs)
+Shape = tuple[str | None, int, bool]  # (GPU type, GPUs, exclusive)
 
 
 def _earliest(request: Request) -> tuple[float, str]:
@@ -46,7 +46,7 @@ class QueueIndex:
     def add(self, request: Request) -> None:
         """Put a request in line (replacing one with its id)."""
         self.remove(request.id, request.user)
-        user, shape = request.user, (request.gpu_type, request.gpus)
+        user, shape = request.user, (request.gpu_type, request.gpus, request.exclusive)
         self.by_user.setdefault(user, {})[request.id] = request
         self.by_shape.setdefault(user, {}).setdefault(shape, {})[request.id] = request
         first = self._first.get((user, shape))
@@ -63,7 +63,7 @@ class QueueIndex:
         old = None if own is None else own.pop(request_id, None)
         if old is None:
             return
-        shape = (old.gpu_type, old.gpus)
+        shape = (old.gpu_type, old.gpus, old.exclusive)
         bucket = self.by_shape[user][shape]
         del bucket[request_id]
         if self._first.get((user, shape)) is old:
@@ -101,7 +101,7 @@ class QueueIndex:
         groups[request.group] += n
         if not groups[request.group]:
             del groups[request.group]
-        shape = (request.gpu_type, request.gpus)
+        shape = (request.gpu_type, request.gpus, request.exclusive)
         self.shapes[shape] += n
         if not self.shapes[shape]:
             del self.shapes[shape]

@@ -14,6 +14,8 @@ The codes, one per waiting request (`none` once it runs):
 - `slots`: all batch slots are in use (`max_concurrent_jobs`).
 - `sweep_limit`: a point of a sweep that already runs its `max_parallel` points, or is paused
   (not offered to the policy: batch_service/sweep_line.py).
+- `machine`: it waits for the machine: an exclusive run holds it, or the machine drains for
+  an exclusive run that has waited longest; an exclusive request waits for it to be empty.
 
 Owners' names are for readers who may see everyone's jobs; others read "yours" and counts.
 """
@@ -34,6 +36,7 @@ RESERVATION = "reservation"
 NOT_ADMISSIBLE = "not_admissible"
 SLOTS = "slots"
 SWEEP_LIMIT = "sweep_limit"
+MACHINE = "machine"
 NONE = "none"
 CODES = (
     PAUSED,
@@ -46,11 +49,13 @@ CODES = (
     NOT_ADMISSIBLE,
     SLOTS,
     SWEEP_LIMIT,
+    MACHINE,
     NONE,
 )
 # Holder kinds in words: one, several.
 HOLDER_WORDS = {
     "run": ("run", "runs"),
+    "exclusive": ("exclusive run", "exclusive runs"),
     "live_kernel": ("live kernel", "live kernels"),
     "server": ("GPU server", "GPU servers"),
     "stopping": ("server that is stopping", "servers that are stopping"),
@@ -81,7 +86,7 @@ def not_admissible_words(exist: int) -> str:
     )
 
 
-def _within(seconds: float) -> str:
+def within(seconds: float) -> str:
     if seconds < 60:
         return "under a minute"
     minutes = round(seconds / 60)
@@ -98,7 +103,7 @@ def _ends(holders: Sequence[Holder], now: float) -> str:
     if not known:
         return "no set end"
     first = known[0]
-    when = "due now" if first <= now else f"in {_within(first - now)}"
+    when = "due now" if first <= now else f"in {within(first - now)}"
     if len(holders) == 1:
         return "ends now" if first <= now else f"ends {when}"
     return f"the first ends {when}" if first > now else "the first is due now"
@@ -142,6 +147,8 @@ def wait_words(
 ) -> str:
     """The sentence for a waiting request, as `reader` may read it."""
     code, request = wait.code, wait.request
+    if code == MACHINE:
+        return machine_words(wait, holders, now, reader, names)
     if code == RESOURCES:
         why = (
             "held by " + holders_words(holders, now, reader, names)
@@ -167,3 +174,15 @@ def wait_words(
     else:
         why = wait.why
     return describe_wait(request, wait.position, why)
+
+
+def machine_words(
+    wait: Wait, holders: Sequence[Holder], now: float, reader: str | None, names: bool
+) -> str:
+    """The sentence for a request that waits for the machine (exclusive runs, machine.py)."""
+    place = f"position {wait.position} in line"
+    if wait.request.exclusive:
+        held = "held by " + holders_words(holders, now, reader, names) if holders else ""
+        why = "; ".join(part for part in (held, wait.why) if part)
+        return f"waiting for the machine to be empty: {why}; {place}"
+    return f"waiting for the machine: {wait.why}; {place}"

@@ -20,10 +20,12 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from batch_service.policy.model import Holder, Request, Wait
 from batch_service.policy.reasons import (
     GROUP_CAP,
+    MACHINE,
     NOT_ADMISSIBLE,
     PRIORITY,
     RESERVATION,
@@ -34,6 +36,16 @@ from batch_service.policy.reasons import (
 )
 
 CPU = ""
+
+
+class Machine(Protocol):
+    """What plan() asks the machines (policy/machine.py: Machines)."""
+
+    def blocks(self, request: Request) -> str | None: ...  # noqa: D102
+
+    def wait_start(self, request: Request) -> float | None: ...  # noqa: D102
+
+
 _HELD = (USER_CAP, GROUP_CAP, NOT_ADMISSIBLE)
 # A device (or slot) in the played-forward line: (free from, taken by a request ahead: 0/1).
 Slot = tuple[float, int]
@@ -58,9 +70,11 @@ def plan(
     slots_free: float,
     slot_ends: list[float],
     now: float,
+    machine: Machine | None = None,
 ) -> tuple[dict[str, Wait], dict[str, int]]:
     """Wait of each request in the line (its order), positions counted per GPU type; and how
-    many wait in each type's line."""
+    many wait in each type's line. machine: the machines as this decision leaves them, when
+    something is exclusive (machine.py): who waits for the machine and till when."""
     pools: dict[str, list[Slot]] = {}
     slots: list[Slot] | None = None
     if not math.isinf(slots_free):
@@ -77,10 +91,18 @@ def plan(
         kind = (r.gpu_type or CPU) if gpus else CPU
         position = seen[kind] = seen.get(kind, 0) + 1
         code, words = why_of(r.id, no_why)
+        if machine is not None and not code:
+            # The walk stopped before it: the machine may be why it waits.
+            held = machine.blocks(r)
+            if held is not None:
+                code, words = MACHINE, held
         if gpus and gpus > capacity.get(kind, 0) and code != NOT_ADMISSIBLE:
             code, words = NOT_ADMISSIBLE, not_admissible_words(capacity.get(kind, 0))
         if code in _HELD:
             waits[r.id] = Wait(r, position, code, None, words)
+            continue
+        if code == MACHINE and machine is not None:
+            waits[r.id] = Wait(r, position, code, machine.wait_start(r), words)
             continue
         batch = r.kind == "batch"
         gpu_time, behind = now, 0

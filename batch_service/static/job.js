@@ -71,8 +71,28 @@
     $("live-note").textContent = job.live && job.live_until
       ? "The kernel stays live until " + B.when(job.live_until) + "; every variable of the run is there."
       : finished && job.has_output ? "The kernel has ended; the executed notebook is kept." : "";
+    showMachine(job.machine);
     const label = B.stateWord(job.state) + (running && p.total ? " " + p.index + "/" + p.total : "");
     B.setTitle(label);
+  }
+
+  // An exclusive run: the machine as the service saw it, and what else held it in the window.
+  const KINDS = { run: "a run", live_kernel: "a live kernel (kept after its run)" };
+  function showMachine(m) {
+    $("machine").hidden = !m;
+    if (!m) return;
+    $("machine-cpus").textContent = m.cpus === "all" ? "all of the machine's CPUs" : "pinned to CPU" + (/[-,]/.test(m.cpus) ? "s " : " ") + m.cpus;
+    $("machine-governor").textContent = m.governor === "unknown"
+      ? "unknown (this machine does not report a frequency governor)" : m.governor;
+    $("machine-load").textContent = m.load.length
+      ? m.load.join(", ") + " (1, 5 and 15 minute averages, read when the run started)" : "unknown";
+    const items = m.others.map((o) => KINDS[o.kind] + " of " + o.owner + (o.job ? " (job " + o.job + ")" : ""))
+      .concat(m.servers_seen.map((s) => "server " + s));
+    if (m.servers_seen_more) items.push(m.servers_seen_more + " more servers");
+    const window = m.window_end ? "during its run" : "so far";
+    $("machine-others").replaceChildren(items.length
+      ? B.el("ul", { class: "mb-0 ps-3 text-warning-emphasis" }, ...items.map((t) => B.el("li", { text: t })))
+      : B.el("span", { class: "text-success", text: "Nothing else ran on the machine " + window + " (checked against the service's records of runs, live kernels and servers)." }));
   }
 
   async function refresh() {

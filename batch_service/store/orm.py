@@ -86,6 +86,8 @@ class Job(Base):
     point_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Values the run recorded (scrapbook's glue, named outputs), read from its executed notebook.
     recorded: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # An exclusive run: the machine as the service saw it (machine_record.py); else null.
+    machine_record: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     files: Mapped[list[JobFile]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True

@@ -314,6 +314,12 @@ class ControlPlane:
         r.raise_for_status()
         return r.json()
 
+    def delete(self, path: str) -> None:
+        """DELETE as admin; a missing object is fine."""
+        r = self._session().delete(self.server + path, timeout=10)
+        if r.status_code != 404:
+            r.raise_for_status()
+
     # --- identities for tests --------------------------------------------------------
     @property
     def ca(self) -> Path:

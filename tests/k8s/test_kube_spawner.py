@@ -37,10 +37,9 @@ def make_spawner(user: str, server: str, options: dict, **traits) -> BatchKubeSp
         **hub_side(user, server),
         **as_batch_service(user, server, options),
         namespace=NAMESPACE,
-        profiles=PROFILES,
         gpu_products=GPU_PRODUCTS,
         image="quay.io/jupyter/base-notebook:latest",
-        **{"start_timeout": 60, "http_timeout": 10, **traits},
+        **{"start_timeout": 60, "http_timeout": 10, "profiles": PROFILES, **traits},
     )
     spawner.user_options = options
     spawner.validate_user_options(options)
