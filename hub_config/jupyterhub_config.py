@@ -284,6 +284,7 @@ service_config = {
         "max_live_kernels": get(values, "batch.max_live_kernels"),
         "scheduler_interval": get(values, "batch.scheduler_interval"),
         "housekeeping_interval": get(values, "batch.housekeeping_interval"),
+        "definitions_interval": get(values, "batch.definitions_interval"),
         "start_timeout": get(values, "batch.start_timeout"),
         "paused": get(values, "batch.paused"),
         "capacity": gpu_capacity,

@@ -7,6 +7,7 @@ from typing import Any
 from batch_service.api import (
     artifacts,
     datasets,
+    definitions,
     gpus,
     jobs,
     notifications,
@@ -27,6 +28,7 @@ def api_routes(service_prefix: str) -> list[tuple[str, Any]]:
         (base + pattern, handler)
         for module in (
             jobs,
+            definitions,
             artifacts,
             datasets,
             tus,
