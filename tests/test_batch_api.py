@@ -209,6 +209,7 @@ def test_every_route_is_in_the_openapi_document(hub: HubProcess) -> None:
         for group in (
             "(?P<job_id>[^/]+)",
             "(?P<turn_id>[^/]+)",
+            "(?P<definition_id>[^/]+)",
             "(?P<name>[^/]+)",
             "(?P<upload_id>[^/]+)",
             "(?P<path>.+)",
@@ -217,6 +218,8 @@ def test_every_route_is_in_the_openapi_document(hub: HubProcess) -> None:
         path = path.replace("\\.", ".")
         if "(?P<action>cancel|release)" in path:
             routed |= {path.replace("(?P<action>cancel|release)", a) for a in ("cancel", "release")}
+        elif "(?P<action>pause|resume)" in path:
+            routed |= {path.replace("(?P<action>pause|resume)", a) for a in ("pause", "resume")}
         elif "(?P<what>" in path:
             routed |= {
                 path.replace("(?P<what>input|output|output.html)", w)
