@@ -286,6 +286,9 @@ class BatchScheduler(BaseScheduler):
             path = "jobs"
         page = await self.api.call("GET", f"{path}?{urlencode(params)}")
         jobs = [describe_job(j) for j in page["jobs"]]
+        for job in jobs:
+            # Whether its files are already in the user's folder (no download button then).
+            self.add_job_files(model=job)
         if query.name:
             jobs = [j for j in jobs if query.name.lower() in j.name.lower()]
         following = offset + limit

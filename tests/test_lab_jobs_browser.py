@@ -83,21 +83,35 @@ def test_create_job_in_jupyterlab_queues_a_batch_job_that_succeeds_and_downloads
         listing = None
         for _ in range(120):
             r = user.api("GET", f"/user/{user.name}/api/contents/{folder}")
-            if r.status_code == 200 and any(
-                f["name"].endswith(".ipynb") for f in r.json()["content"]
-            ):
+            found = {f["name"] for f in r.json()["content"]} if r.status_code == 200 else set()
+            if "double.ipynb" in found and {n.rsplit(".", 1)[1] for n in found} >= {"html"}:
                 listing = r.json()
                 break
             page.wait_for_timeout(500)
         assert listing is not None, "the job's files never reached the file browser"
         names = sorted(f["name"] for f in listing["content"])
-        assert any(n.endswith(".html") for n in names) and "double.ipynb" in names
+        executed = [n for n in names if n.endswith(".ipynb") and n != "double.ipynb"]
+        assert len(executed) == 1 and any(n.endswith(".html") for n in names), names
+        nb = user.api("GET", f"/user/{user.name}/api/contents/{folder}/{executed[0]}").json()
+        printed = [
+            "".join(o.get("text", "")) for c in nb["content"]["cells"] for o in c.get("outputs", [])
+        ]
+        assert any("y is 42" in text for text in printed), printed
         # Phone width: the same dialog and panel, read at 390 pixels.
         phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
         small = phone.new_page()
         log_in(small, hub, user.name)
         open_create_job(small, hub, user.name, "double.ipynb")
+        # On a phone the file browser is folded away to read the form (JupyterLab's own tab).
+        small.locator("#jp-left-stack").wait_for()
+        small.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
+        small.get_by_label("Job name").wait_for()
         shot(small, "lab-create-job-390")
+        small.get_by_role("button", name="Cancel", exact=True).click()
+        small.locator("tr", has_text="double").first.get_by_text("Completed").wait_for(
+            timeout=60_000
+        )
+        shot(small, "lab-jobs-panel-390")
         phone.close()
     finally:
         context.close()
