@@ -16,9 +16,11 @@ Jobs run in batch servers, so stopping the lab server leaves queued and running 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -67,6 +69,7 @@ STATE_OF = {
 }
 # The service refuses bigger uploads anyway; this keeps the lab from reading a huge file.
 MAX_INPUT_BYTES = 100 * 2**20
+MAX_FOLDER_FILES = 1000
 
 
 class BatchApi:
@@ -243,21 +246,45 @@ class BatchScheduler(BaseScheduler):
             raise SchedulerError(f"{input_uri!r} is larger than {MAX_INPUT_BYTES >> 20} MiB")
         return path.name, path.read_bytes()
 
-    @staticmethod
-    def _refuse_folder(model: Any) -> None:
-        if getattr(model, "package_input_folder", False):
-            raise SchedulerError(
-                "batchhub sends the notebook alone: put the files it reads in a dataset "
-                "(/data/<name>) or your home folder, and untick 'Run job with input folder'"
-            )
+    def _upload(self, model: Any) -> dict[str, Any]:
+        """The file part of a submission: the notebook, or with "Run job with input folder" a
+        zip of its folder (bounded; hidden files and the downloads folder left out) whose entry
+        point is the notebook."""
+        name, content = self._input(model.input_uri)
+        if not getattr(model, "package_input_folder", False):
+            return {"file": (name, content, "application/octet-stream")}
+        root = Path(self.root_dir).resolve()
+        folder = (root / model.input_uri).resolve().parent
+        skip = (root / self.output_directory).resolve()
+        buffer = io.BytesIO()
+        count = total = 0
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                relative = path.relative_to(folder)
+                if any(part.startswith(".") for part in relative.parts):
+                    continue
+                if path.is_symlink() or not path.is_file() or path.is_relative_to(skip):
+                    continue
+                count += 1
+                total += path.stat().st_size
+                if count > MAX_FOLDER_FILES or total > MAX_INPUT_BYTES:
+                    raise SchedulerError(
+                        f"the notebook's folder holds more than {MAX_FOLDER_FILES} files or "
+                        f"{MAX_INPUT_BYTES >> 20} MiB: put big data in a dataset (/data/<name>) "
+                        "and run the job without its input folder"
+                    )
+                archive.write(path, relative.as_posix())
+        stem = name.rsplit(".", 1)[0]
+        return {
+            "file": (f"{stem}.zip", buffer.getvalue(), "application/zip"),
+            "entry_point": name,
+        }
 
     # --- jobs -------------------------------------------------------------------------
     async def create_job(self, model: CreateJob) -> str:  # type: ignore[override]
         """Submit the notebook to batchhub's queue with the chosen profile and parameters."""
-        self._refuse_folder(model)
-        name, content = self._input(model.input_uri)
         fields: dict[str, Any] = {
-            "file": (name, content, "application/octet-stream"),
+            **self._upload(model),
             "parameters": _parameters(model.parameters),
         }
         if model.compute_type:
@@ -326,11 +353,9 @@ class BatchScheduler(BaseScheduler):
     # --- job definitions --------------------------------------------------------------
     async def create_job_definition(self, model: CreateJobDefinition) -> str:  # type: ignore[override]
         """A batchhub job definition: it fires in the service, also while nobody is logged in."""
-        self._refuse_folder(model)
-        name, content = self._input(model.input_uri)
         fields: dict[str, Any] = {
-            "file": (name, content, "application/octet-stream"),
-            "name": model.name or name,
+            **self._upload(model),
+            "name": model.name or Path(model.input_uri).stem,
             "parameters": _parameters(model.parameters),
             "schedule": model.schedule or "",
             "timezone": model.timezone or "UTC",

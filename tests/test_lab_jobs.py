@@ -179,3 +179,43 @@ def test_create_job_from_jupyterlab_runs_in_the_queue_and_downloads_into_the_fol
         for o in cell.get("outputs", [])
     ]
     assert any("y is 42" in text for text in printed)
+
+
+def test_run_job_with_input_folder_runs_the_notebook_among_its_files(
+    hub: HubProcess, lab_user: HubUser
+) -> None:
+    r = lab_user.api("PUT", f"/user/{lab_user.name}/api/contents/proj", json={"type": "directory"})
+    assert r.status_code in (200, 201), r.text
+    r = lab_user.api(
+        "PUT",
+        f"/user/{lab_user.name}/api/contents/proj/data.csv",
+        json={"type": "file", "format": "text", "content": "a,b\n1,2\n"},
+    )
+    assert r.status_code in (200, 201), r.text
+    reader = notebook(
+        "print('read:', open('data.csv').read().splitlines()[1], n)", parameters="n = 0"
+    )
+    put_notebook(lab_user, "proj/reader.ipynb", reader)
+    r = lab_user.api(
+        "POST",
+        f"/user/{lab_user.name}/scheduler/jobs",
+        json={
+            "name": "reader",
+            "input_uri": "proj/reader.ipynb",
+            "runtime_environment_name": "batchhub",
+            "compute_type": "cpu",
+            "parameters": {"n": "5"},
+            "output_formats": ["ipynb"],
+            "package_input_folder": True,
+        },
+    )
+    assert r.status_code == 200, r.text
+    batch = Batch(lab_user)
+    job = batch.wait(r.json()["job_id"].removeprefix("batch-"))
+    assert (job["state"], job["kind"], job["entry_point"]) == (
+        "succeeded",
+        "module",
+        "reader.ipynb",
+    )
+    text = batch.call("GET", f"jobs/{job['id']}/logs?format=text").text
+    assert "read: 1,2 5" in text
