@@ -219,3 +219,101 @@ def test_run_job_with_input_folder_runs_the_notebook_among_its_files(
     )
     text = batch.call("GET", f"jobs/{job['id']}/logs?format=text").text
     assert "read: 1,2 5" in text
+
+
+def test_a_job_definition_from_jupyterlab_is_batchhubs_and_pauses_there(
+    hub: HubProcess, lab_user: HubUser
+) -> None:
+    put_notebook(lab_user, "nightly.ipynb", NB)
+    lab = f"/user/{lab_user.name}/scheduler/"
+    r = lab_user.api(
+        "POST",
+        lab + "job_definitions",
+        json={
+            "name": "nightly",
+            "input_uri": "nightly.ipynb",
+            "runtime_environment_name": "batchhub",
+            "compute_type": "cpu",
+            "parameters": {"x": "2"},
+            "output_formats": ["ipynb"],
+            "schedule": "30 2 * * *",
+            "timezone": "America/New_York",
+        },
+    )
+    assert r.status_code == 200, r.text
+    lab_id = r.json()["job_definition_id"]
+    batch = Batch(lab_user)
+    d = batch.call("GET", f"definitions/{lab_id.removeprefix('definition-')}").json()
+    assert (d["schedule"], d["timezone"], d["parameters"], d["paused"]) == (
+        "30 2 * * *",
+        "America/New_York",
+        {"x": 2},
+        False,
+    )
+    r = lab_user.api("PATCH", lab + f"job_definitions/{lab_id}", json={"active": False})
+    assert r.status_code == 204, r.text
+    assert batch.call("GET", f"definitions/{d['id']}").json()["paused"] is True
+    listed = lab_user.api("GET", lab + "job_definitions").json()["job_definitions"]
+    assert [(x["job_definition_id"], x["active"]) for x in listed] == [(lab_id, False)]
+    # A bad schedule is refused with batchhub's words, and nothing is stored.
+    r = lab_user.api(
+        "POST",
+        lab + "job_definitions",
+        json={
+            "name": "bad",
+            "input_uri": "nightly.ipynb",
+            "runtime_environment_name": "batchhub",
+            "compute_type": "cpu",
+            "schedule": "every night",
+            "timezone": "UTC",
+        },
+    )
+    assert r.status_code >= 400 and "cron" in r.text
+    assert batch.call("GET", "definitions").json()["total"] == 1
+    assert lab_user.api("DELETE", lab + f"job_definitions/{lab_id}").status_code == 204
+    assert batch.call("GET", "definitions").json()["total"] == 0
+
+
+def test_stopping_the_lab_server_leaves_its_jobs_running(hub: HubProcess) -> None:
+    user = hub.ready_user("lab-leaves")
+    assert user.start_server(timeout=120).status_code in (201, 202)
+    put_notebook(user, "slow.ipynb", notebook("import time\ntime.sleep(8)\nprint('done')"))
+    r = user.api(
+        "POST",
+        f"/user/{user.name}/scheduler/jobs",
+        json={
+            "name": "slow",
+            "input_uri": "slow.ipynb",
+            "runtime_environment_name": "batchhub",
+            "compute_type": "cpu",
+            "output_formats": ["ipynb"],
+        },
+    )
+    assert r.status_code == 200, r.text
+    job_id = r.json()["job_id"].removeprefix("batch-")
+    user.stop_server()
+    assert Batch(user).wait(job_id)["state"] == "succeeded"
+
+
+def test_the_service_fires_an_every_minute_definition_as_its_owner(hub: HubProcess) -> None:
+    batch = Batch(hub.ready_user("def-minute"))
+    r = batch.call(
+        "POST",
+        "definitions",
+        files={"file": ("tick.ipynb", NB)},
+        data={"schedule": "* * * * *", "profile": "cpu", "parameters": '{"x": 4}'},
+    )
+    assert r.status_code == 201, r.text
+    d = r.json()
+    # Its first moment is the next whole minute; the service looks every few seconds.
+    deadline = d["next_fire_at"] + 30
+    fired: list = []
+    while time.time() < deadline and not fired:
+        fired = batch.call("GET", f"definitions/{d['id']}/jobs").json()["jobs"]
+        time.sleep(1)
+    batch.call("POST", f"definitions/{d['id']}/pause")
+    assert fired, "the definition did not fire at its first moment"
+    job = batch.wait(fired[0]["id"])
+    assert (job["state"], job["parameters"], job["owner"]) == ("succeeded", {"x": 4}, "def-minute")
+    assert batch.call("GET", f"definitions/{d['id']}").json()["last_job_id"] == job["id"]
+    batch.call("DELETE", f"definitions/{d['id']}")
