@@ -151,15 +151,12 @@ def _millis(seconds: float | None) -> int | None:
 def describe_job(job: dict[str, Any]) -> DescribeJob:
     """A batchhub job as the Jobs panel shows it (states, place in line, error)."""
     state = job["state"]
-    message = job.get("reason") or ""
-    if state == "queued" and job.get("position"):
-        message = f"in line, position {job['position']}: {message}".rstrip(": ")
+    # The Jobs UI shows status_message as an error: only a failure's words go there.
+    message = None
     error = job.get("error") or {}
-    if state in ("failed", "timed_out") and error.get("name"):
-        message = f"{error.get('name')}: {error.get('value', '')}"[:500]
-    progress = job.get("progress") or {}
-    if state == "running" and progress.get("total"):
-        message = f"cell {progress.get('index', 0)} of {progress['total']}"
+    if state in ("failed", "timed_out"):
+        message = f"{error.get('name') or state}: {error.get('value') or job.get('reason') or ''}"
+        message = message[:500]
     submitted = job["submitted_at"]
     return DescribeJob(
         job_id=JOB_PREFIX + job["id"],
