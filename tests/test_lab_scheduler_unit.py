@@ -68,3 +68,21 @@ def test_ids_without_batchhubs_prefix_are_refused() -> None:
     assert _service_id("batch-abc", "batch-") == "abc"
     with pytest.raises(SchedulerError):
         _service_id("definition-abc", "batch-")
+
+
+def test_a_zip_with_a_notebook_entry_point_is_checked_as_that_notebook() -> None:
+    from batch_service.errors import BatchError
+    from batch_service.uploads import check_upload
+    from tests.batch import notebook, zip_bytes
+
+    nb = notebook("print(open('data.csv').read())", parameters="rows: int = 10")
+    folder = zip_bytes({"my run.ipynb": nb, "data.csv": "a\n1\n"})
+    checked = check_upload("proj.zip", folder, "my run.ipynb", 10, 2**20)
+    assert (checked.kind, checked.entry_point) == ("module", "my run.ipynb")
+    assert [p.name for p in checked.parameters or []] == ["rows"]
+    for entry, words in (("../x.ipynb", "outside"), ("missing.ipynb", "not in")):
+        with pytest.raises(BatchError, match=words):
+            check_upload("proj.zip", folder, entry, 10, 2**20)
+    broken = zip_bytes({"nb.ipynb": "{not json"})
+    with pytest.raises(BatchError):
+        check_upload("proj.zip", broken, "nb.ipynb", 10, 2**20)
