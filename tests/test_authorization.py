@@ -36,7 +36,8 @@ RESTRICTED = ("access_only", "server_token", "service")  # may not use the batch
 @dataclass(frozen=True)
 class Operation:
     """One request of the matrix: method, the documented path, the path sent (with {queued},
-    {finished}, {fresh}, {dataset}, {fresh_dataset}), a body, headers."""
+    {finished}, {fresh}, {dataset}, {fresh_dataset}, {definition}, {fresh_definition}), a body,
+    headers, form fields of an upload."""
 
     method: str
     doc: str
@@ -45,6 +46,7 @@ class Operation:
     json: Any = None
     upload: bool = False
     headers: dict[str, str] | None = None
+    form: dict[str, str] | None = None
 
 
 def statuses(
@@ -72,6 +74,9 @@ ADMIN_ONLY = statuses(403, 403, 200, 200)
 RUNNER = statuses(404, 404, 404, 404, restricted=404)  # no runner key: unknown job
 TUS = {"Tus-Resumable": "1.0.0"}
 J = "/jobs/{job_id}"
+D = "/definitions/{definition_id}"
+# A definition's first moment is next New Year's: none fires during the tests.
+YEARLY = {"schedule": "0 0 1 1 *", "profile": "cpu", "paused": "true"}
 
 OPERATIONS = [
     Operation("GET", "/", "", EVERYONE),
@@ -188,6 +193,21 @@ OPERATIONS = [
     Operation(
         "PUT", "/quotas", "quotas", ADMIN_ONLY, json={"kind": "user", "name": "az-x", "bytes": None}
     ),
+    Operation("GET", "/definitions", "definitions", USE),
+    Operation(
+        "POST",
+        "/definitions",
+        "definitions",
+        statuses(201, 201, 201, 201),
+        upload=True,
+        form=YEARLY,
+    ),
+    Operation("GET", D, "definitions/{definition}", READ_OWN),
+    Operation("PATCH", D, "definitions/{definition}", READ_OWN, json={"paused": True}),
+    Operation("DELETE", D, "definitions/{fresh_definition}", statuses(204, 404, 204, 204)),
+    Operation("POST", D + "/pause", "definitions/{definition}/pause", READ_OWN),
+    Operation("POST", D + "/resume", "definitions/{definition}/resume", READ_OWN),
+    Operation("GET", D + "/jobs", "definitions/{definition}/jobs", READ_OWN),
     Operation("GET", "/notifications", "notifications", USE),
     Operation("PUT", "/notifications", "notifications", USE, json={"on_end": True}),
     Operation("POST", "/notifications/test", "notifications/test", statuses(400, 400, 400, 400)),
@@ -210,6 +230,9 @@ def world(hub: HubProcess) -> dict[str, Any]:
     queued = mine.submit("wait.ipynb", notebook("x = 1")).json()["id"]
     created = mine.call("POST", "datasets", json={"name": "az-data", "readers": "owner"})
     assert created.status_code == 201, created.text
+    files = {"file": ("d.ipynb", notebook("x = 1"))}
+    definition = mine.call("POST", "definitions", files=files, data=YEARLY)
+    assert definition.status_code == 201, definition.text
     tokens = {
         "owner": owner.token,
         "other": other.token,
@@ -226,6 +249,7 @@ def world(hub: HubProcess) -> dict[str, Any]:
         "finished": finished["id"],
         "queued": queued,
         "dataset": "az-data",
+        "definition": definition.json()["id"],
     }
     for job in mine.call("GET", "jobs?state=queued&limit=500").json()["jobs"]:
         mine.call("POST", f"jobs/{job['id']}/cancel")
@@ -245,6 +269,8 @@ def request(
         dataset=world["dataset"],
         fresh=fresh("job") if "{fresh}" in operation.path else "",
         fresh_dataset=fresh("dataset") if "{fresh_dataset}" in operation.path else "",
+        definition=world["definition"],
+        fresh_definition=fresh("definition") if "{fresh_definition}" in operation.path else "",
     )
     token = world["tokens"][caller]
     headers = {"Authorization": f"token {token}"} if token else {}
@@ -255,7 +281,13 @@ def request(
     if isinstance(body, dict) and body.get("name") == "{caller}":
         body = {**body, "name": "az-" + caller.replace("_", "-")}
     return requests.request(
-        operation.method, url, headers=headers, json=body, files=files, timeout=60
+        operation.method,
+        url,
+        headers=headers,
+        json=body,
+        files=files,
+        data=operation.form,
+        timeout=60,
     )
 
 
@@ -280,6 +312,10 @@ def test_each_caller_gets_exactly_what_it_may(
     def fresh(kind: str) -> str:
         if kind == "job":
             return world["owner"].submit("fresh.ipynb", notebook("x = 1")).json()["id"]
+        if kind == "definition":
+            files = {"file": ("fresh.ipynb", notebook("x = 1"))}
+            made = world["owner"].call("POST", "definitions", files=files, data=YEARLY)
+            return made.json()["id"]
         name = "az-gone-" + caller.replace("_", "-")
         world["owner"].call("POST", "datasets", json={"name": name, "readers": "owner"})
         return name
