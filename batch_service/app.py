@@ -28,9 +28,11 @@ from batch_service.api import api_routes
 from batch_service.artifacts import ArtifactService
 from batch_service.checks import CheckPool
 from batch_service.datasets import DatasetService
+from batch_service.definitions import DefinitionService
 from batch_service.events import Events
 from batch_service.fair_share import FairSharePolicy
 from batch_service.files import FileStore
+from batch_service.firing import FiringLoop
 from batch_service.gpu_view import GpuView
 from batch_service.housekeeping import Housekeeping
 from batch_service.hub_client import HubClient, ServerLookup
@@ -125,6 +127,11 @@ class BatchServiceApp(Application):
     ).tag(config=True)
     start_timeout = Float(
         300.0, help="Seconds a batch server may take to start before its job fails."
+    ).tag(config=True)
+    definitions_interval = Float(
+        10.0,
+        help="""Seconds between looks for job definitions whose time has come (cron moments
+        are whole minutes; a firing is at most this late).""",
     ).tag(config=True)
     housekeeping_interval = Float(
         600.0, help="Seconds between removals of stopped batch servers the hub still lists."
@@ -297,6 +304,10 @@ class BatchServiceApp(Application):
             signing_key=self.signing_key,
         )
         self.loop = SchedulerLoop(self.scheduler, self.scheduler_interval)
+        self.definitions = DefinitionService(self.store, self.job_service, self.files)
+        self.firing = FiringLoop(
+            self.definitions, self.check_stored_input, self.definitions_interval, self.loop.kick
+        )
         self.gpu_view = GpuView(
             self.store, self.gpu_inventory, gpu_capacity, self.job_service.profiles, nvml_readings
         )
@@ -331,6 +342,7 @@ class BatchServiceApp(Application):
             batch_sweeps=self.sweeps,
             batch_turns=self.turn_service,
             batch_checks=self.checks,
+            batch_definitions=self.definitions,
             batch_artifacts=self.artifacts,
             batch_datasets=self.datasets,
             batch_quotas=self.quotas,
@@ -346,6 +358,12 @@ class BatchServiceApp(Application):
             batch_kick=self.loop.kick,
             # The real limit is per upload (streamed handlers raise it); this bounds the rest.
             max_body_size=max(self.max_upload_bytes * 4, 64 * 2**20),
+        )
+
+    async def check_stored_input(self, name: str, content: bytes, entry: str | None) -> Any:
+        """A definition's input checked again at its firing, as an upload is (off the loop)."""
+        return await self.checks.check_upload(
+            name, content, entry, self.zip_max_members, self.zip_max_uncompressed_bytes
         )
 
     async def stop_server_soon(self, stop: StopRequest) -> None:
@@ -376,6 +394,7 @@ class BatchServiceApp(Application):
         self.checks.warm_up()
         self.events.start()
         self.loop.start()
+        self.firing.start()
         sweep = PeriodicCallback(
             self.sweep_uploads, 1000 * min(300.0, max(self.upload_expiry_seconds / 4, 1.0))
         )
@@ -401,6 +420,7 @@ class BatchServiceApp(Application):
         if watch is not None:
             watch.stop()
         self.loop.stop()
+        self.firing.stop()
         sweep.stop()
         housekeeping.stop()
         server.stop()

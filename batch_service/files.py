@@ -6,6 +6,7 @@ database keeps only what is known about each file (name, size, sha256). Layout:
     jobs/<job id>/input/<name>         the uploaded input
     jobs/<job id>/output/<name>        the executed notebook
     jobs/<job id>/artifacts/<path>     files the run wrote under its job folder
+    definitions/<id>/input/<name>      a job definition's input (copied into each firing's job)
     uploads/<upload id>                bytes of a resumable upload that is not complete yet
     datasets/<name>/...                complete, verified datasets (read-only to everyone)
     staging/                           files being written; renamed into place when whole
@@ -86,6 +87,11 @@ class FileStore:
     def job_file(self, job_id: str, role: str, name: str) -> Path:
         """A job's input or output file."""
         return self.job_folder(job_id) / role / str(safe_relative(name, "file name"))
+
+    def definition_file(self, definition_id: str, name: str) -> Path:
+        """A job definition's input file (each firing submits a copy)."""
+        folder = self.root / "definitions" / str(safe_relative(definition_id, "definition id"))
+        return folder / "input" / str(safe_relative(name, "file name"))
 
     def artifact(self, job_id: str, path: str) -> Path:
         """One artifact of a job."""

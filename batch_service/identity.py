@@ -30,7 +30,8 @@ class Identity:
     @property
     def can_submit(self) -> bool:
         """May queue jobs of their own."""
-        return SUBMIT in self.scopes or self.is_admin
+        # A server's token holds the scope filtered to its own user (the hub's server role).
+        return SUBMIT in self.scopes or f"{SUBMIT}!user={self.name}" in self.scopes or self.is_admin
 
     @property
     def is_admin(self) -> bool:

@@ -146,8 +146,16 @@ class JobService:
         return group
 
     # --- submitting -------------------------------------------------------------------
-    def submit(self, identity: Identity, submission: Submission) -> dict[str, Any]:
-        """Validate and store a job with its input in ONE transaction; return its view."""
+    def submit(
+        self,
+        identity: Identity,
+        submission: Submission,
+        on_store: Callable[[Session, Job], None] | None = None,
+    ) -> dict[str, Any]:
+        """Validate and store a job with its input in ONE transaction; return its view.
+
+        `on_store` runs inside that transaction (a definition's firing records itself there, so
+        a job and its firing are stored together or not at all)."""
         job = self.prepare(identity, submission)
         upload = submission.input
         # The file first: a job row is never committed without its input.
@@ -156,15 +164,20 @@ class JobService:
             with self.store.session() as session:
                 session.add(job)
                 session.add(input_row)
+                if on_store is not None:
+                    session.flush()
+                    on_store(session, job)
         except BaseException:
             self.files.remove_job(job.id)
             raise
         return self.view(job, reader=identity)
 
-    def prepare(self, identity: Identity, submission: Submission) -> Job:
-        """The checked, not yet stored, job row of a submission (sweeps make theirs from it)."""
-        profile = self._profile(identity, submission.profile)
-        time_limit = submission.time_limit
+    def check_choices(
+        self, identity: Identity, profile_name: str, time_limit: int | None
+    ) -> tuple[Profile, int]:
+        """The profile this user may run with and the time limit within it (job definitions
+        are checked with this too, when saved and at each firing)."""
+        profile = self._profile(identity, profile_name)
         if time_limit is None:
             time_limit = profile.default_time_limit
         if isinstance(time_limit, bool) or not isinstance(time_limit, int) or time_limit < 1:
@@ -174,6 +187,14 @@ class JobService:
                 f"time_limit {time_limit}s is beyond profile {profile.name!r}'s maximum "
                 f"of {profile.max_time_limit}s"
             )
+        self.check_gpus_exist(profile)
+        return profile, time_limit
+
+    def prepare(self, identity: Identity, submission: Submission) -> Job:
+        """The checked, not yet stored, job row of a submission (sweeps make theirs from it)."""
+        profile, time_limit = self.check_choices(
+            identity, submission.profile, submission.time_limit
+        )
         priority = submission.priority
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise BatchError("priority must be a whole number")
@@ -182,12 +203,11 @@ class JobService:
         if not -1000 <= priority <= 1000:
             raise BatchError("priority must be between -1000 and 1000")
         group = self._group(identity, submission.group)
-        self.check_gpus_exist(profile)
         upload = submission.input
         options = run_options(
             upload, submission.parameters, submission.report_mode, submission.args
         )
-        job = Job(
+        return Job(
             id=new_job_id(),
             owner=identity.name,
             state=QUEUED,
@@ -215,7 +235,6 @@ class JobService:
             last_seq=0,
             recorded={},
         )
-        return job
 
     def check_gpus_exist(self, profile: Profile) -> None:
         """Refuse a profile no GPU of this machine can ever run, in the spawn page's words."""

@@ -119,7 +119,7 @@ def _check_member_name(name: str) -> PurePosixPath:
 
 def entry_point_candidates(entry_point: str) -> list[str]:
     """Member paths an entry point may mean: a path, or a dotted module name."""
-    if entry_point.endswith(".py"):
+    if entry_point.endswith((".py", ".ipynb")):
         return [entry_point]
     module_path = entry_point.replace(".", "/")
     return [f"{module_path}.py", f"{module_path}/__main__.py"]
@@ -132,10 +132,15 @@ def check_zip(
     if not entry_point:
         raise BatchError("a zipped module needs an entry point, e.g. main.py or mypkg.train")
     entry = entry_point.strip()
-    if not all(part.isidentifier() for part in entry.removesuffix(".py").split("/")) and not all(
+    if entry.endswith(".ipynb"):
+        # A notebook with the files of its folder (JupyterLab's "run job with input folder").
+        _check_member_name(entry)
+    elif not all(part.isidentifier() for part in entry.removesuffix(".py").split("/")) and not all(
         part.isidentifier() for part in entry.split(".")
     ):
-        raise BatchError(f"the entry point {entry!r} is not a .py path or a dotted module name")
+        raise BatchError(
+            f"the entry point {entry!r} is not a .py path, a dotted module name or a notebook"
+        )
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
     except zipfile.BadZipFile:
@@ -200,6 +205,18 @@ def check_upload(
         declared = notebook_parameters(script_notebook(source))
         return CheckedInput(kind, name, content, parameters=declared, reassignments=found)
     member = check_zip(content, name, entry_point, max_members, max_bytes)
+    if member.endswith(".ipynb"):
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            nb = read_notebook(archive.read(member), member)  # bounded by check_zip
+        kernel = nb.metadata.get("kernelspec", {}).get("name")
+        return CheckedInput(
+            kind,
+            name,
+            content,
+            entry_point=member,
+            parameters=notebook_parameters(nb),
+            kernel_name=kernel if isinstance(kernel, str) else None,
+        )
     return CheckedInput(kind, name, content, entry_point=member)
 
 

@@ -256,6 +256,18 @@ c.JupyterHub.load_roles = [
         "scopes": ["self", "access:services!service=batch", "custom:batch:submit"],
     },
     {
+        # A server's own token (JUPYTERHUB_API_TOKEN) may submit and read its user's batch jobs
+        # and nothing more: JupyterLab's Create Job and Jobs panel (batch_service/lab_scheduler.py).
+        "name": "server",
+        "description": "Post activity; submit and read its own user's batch jobs.",
+        "scopes": [
+            "users:activity!user",
+            "access:servers!server",
+            "access:services!service=batch",
+            "custom:batch:submit!user",
+        ],
+    },
+    {
         "name": "batch-admin",
         "description": "Administers the batch queue.",
         "scopes": ["custom:batch:admin", "access:services!service=batch"],
@@ -291,6 +303,7 @@ service_config = {
         "max_live_kernels": get(values, "batch.max_live_kernels"),
         "scheduler_interval": get(values, "batch.scheduler_interval"),
         "housekeeping_interval": get(values, "batch.housekeeping_interval"),
+        "definitions_interval": get(values, "batch.definitions_interval"),
         "start_timeout": get(values, "batch.start_timeout"),
         "paused": get(values, "batch.paused"),
         "sweep_max_points": get(values, "batch.sweep_max_points"),

@@ -38,6 +38,7 @@ from .mounts import (
 from .profiles import ServerRequest, cpu_list
 
 RUNNER_CONFIG = Path(__file__).resolve().parent.parent / "batch_service" / "runner" / "etc"
+LAB_CONFIG = Path(__file__).resolve().parent.parent / "batch_service" / "lab" / "etc"
 
 
 def isolation_enabled(setting: str) -> bool:
@@ -316,6 +317,11 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
             # server also skips Jupytext's server extension (its start is on every run's clock).
             env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
                 filter(None, [str(RUNNER_CONFIG), env.get("JUPYTER_CONFIG_PATH")])
+            )
+        else:
+            # JupyterLab's Jobs go to batchhub's queue (from the work tree, whatever pip installed).
+            env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+                filter(None, [str(LAB_CONFIG), env.get("JUPYTER_CONFIG_PATH")])
             )
         return env
 

@@ -295,7 +295,8 @@ class BatchSpawnerMixin(LoggingConfigurable):
         """Environment of a batch server: who it is and where the service is."""
         request = self.server_request
         if request is None or not request.is_batch:
-            return {}
+            # JupyterLab's Create Job and Jobs panel talk to the service (lab_scheduler.py).
+            return {"BATCHHUB_SERVICE_URL": self.batch_service_url}
         key = self.signing_key
         assert key is not None and request.start_id  # checked in validate_user_options
         return {

@@ -36,6 +36,9 @@ def fuzzed_queue(hub: HubProcess) -> Iterator[dict[str, str]]:
     admin.call("PUT", "queue", json={"paused": True})
     yield {"user": user.token or "", "admin": admin.user.token or ""}
     for caller in (Batch(user), admin):
+        # Generated job definitions would go on firing for the rest of the session.
+        for d in caller.call("GET", "definitions?limit=500").json()["definitions"]:
+            caller.call("DELETE", f"definitions/{d['id']}")
         for job in caller.call("GET", "jobs?state=queued&limit=500").json()["jobs"]:
             caller.call("POST", f"jobs/{job['id']}/cancel")
     admin.call("PUT", "queue", json={"paused": False})

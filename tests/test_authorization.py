@@ -37,7 +37,8 @@ RESTRICTED = ("access_only", "server_token", "service")  # may not use the batch
 @dataclass(frozen=True)
 class Operation:
     """One request of the matrix: method, the documented path, the path sent (with {queued},
-    {finished}, {fresh}, {dataset}, {fresh_dataset}), a body, headers."""
+    {finished}, {fresh}, {dataset}, {fresh_dataset}, {definition}, {fresh_definition}), a body,
+    headers, form fields of an upload."""
 
     method: str
     doc: str
@@ -77,6 +78,9 @@ J = "/jobs/{job_id}"
 S = "/sweeps/{sweep_id}"
 SWEPT = notebook("y = x", parameters="x = 1")
 GRID = '{"kind": "grid", "grid": {"x": "1:2"}}'
+D = "/definitions/{definition_id}"
+# A definition's first moment is next New Year's: none fires during the tests.
+YEARLY = {"schedule": "0 0 1 1 *", "profile": "cpu", "paused": "true"}
 
 OPERATIONS = [
     Operation("GET", "/", "", EVERYONE),
@@ -203,6 +207,21 @@ OPERATIONS = [
     Operation(
         "PUT", "/quotas", "quotas", ADMIN_ONLY, json={"kind": "user", "name": "az-x", "bytes": None}
     ),
+    Operation("GET", "/definitions", "definitions", USE),
+    Operation(
+        "POST",
+        "/definitions",
+        "definitions",
+        statuses(201, 201, 201, 201),
+        upload=True,
+        form=YEARLY,
+    ),
+    Operation("GET", D, "definitions/{definition}", READ_OWN),
+    Operation("PATCH", D, "definitions/{definition}", READ_OWN, json={"paused": True}),
+    Operation("DELETE", D, "definitions/{fresh_definition}", statuses(204, 404, 204, 204)),
+    Operation("POST", D + "/pause", "definitions/{definition}/pause", READ_OWN),
+    Operation("POST", D + "/resume", "definitions/{definition}/resume", READ_OWN),
+    Operation("GET", D + "/jobs", "definitions/{definition}/jobs", READ_OWN),
     Operation("GET", "/notifications", "notifications", USE),
     Operation("PUT", "/notifications", "notifications", USE, json={"on_end": True}),
     Operation("POST", "/notifications/test", "notifications/test", statuses(400, 400, 400, 400)),
@@ -229,6 +248,9 @@ def world(hub: HubProcess) -> dict[str, Any]:
         "POST", "sweeps", files={"file": ("s.ipynb", SWEPT)}, data={"spec": GRID, "profile": "cpu"}
     )
     assert sweep.status_code == 201, sweep.text
+    files = {"file": ("d.ipynb", notebook("x = 1"))}
+    definition = mine.call("POST", "definitions", files=files, data=YEARLY)
+    assert definition.status_code == 201, definition.text
     tokens = {
         "owner": owner.token,
         "other": other.token,
@@ -246,6 +268,7 @@ def world(hub: HubProcess) -> dict[str, Any]:
         "queued": queued,
         "dataset": "az-data",
         "sweep": sweep.json()["id"],
+        "definition": definition.json()["id"],
     }
     for job in mine.call("GET", "jobs?state=queued&limit=500").json()["jobs"]:
         mine.call("POST", f"jobs/{job['id']}/cancel")
@@ -267,6 +290,8 @@ def request(
         fresh_sweep=fresh("sweep") if "{fresh_sweep}" in operation.path else "",
         fresh=fresh("job") if "{fresh}" in operation.path else "",
         fresh_dataset=fresh("dataset") if "{fresh_dataset}" in operation.path else "",
+        definition=world["definition"],
+        fresh_definition=fresh("definition") if "{fresh_definition}" in operation.path else "",
     )
     token = world["tokens"][caller]
     headers = {"Authorization": f"token {token}"} if token else {}
@@ -314,6 +339,10 @@ def test_each_caller_gets_exactly_what_it_may(
             data = {"spec": json.dumps(spec), "profile": "cpu"}
             files = {"file": ("fresh.ipynb", notebook("y = x", parameters="x = 'a'"))}
             return world["owner"].call("POST", "sweeps", files=files, data=data).json()["id"]
+        if kind == "definition":
+            files = {"file": ("fresh.ipynb", notebook("x = 1"))}
+            made = world["owner"].call("POST", "definitions", files=files, data=YEARLY)
+            return made.json()["id"]
         name = "az-gone-" + caller.replace("_", "-")
         world["owner"].call("POST", "datasets", json={"name": name, "readers": "owner"})
         return name

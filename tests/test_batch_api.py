@@ -210,6 +210,7 @@ def test_every_route_is_in_the_openapi_document(hub: HubProcess) -> None:
             "(?P<job_id>[^/]+)",
             "(?P<sweep_id>[^/]+)",
             "(?P<turn_id>[^/]+)",
+            "(?P<definition_id>[^/]+)",
             "(?P<name>[^/]+)",
             "(?P<upload_id>[^/]+)",
             "(?P<path>.+)",
@@ -221,6 +222,8 @@ def test_every_route_is_in_the_openapi_document(hub: HubProcess) -> None:
         elif "(?P<action>cancel|pause|resume|retry)" in path:
             actions = ("cancel", "pause", "resume", "retry")
             routed |= {path.replace("(?P<action>cancel|pause|resume|retry)", a) for a in actions}
+        elif "(?P<action>pause|resume)" in path:
+            routed |= {path.replace("(?P<action>pause|resume)", a) for a in ("pause", "resume")}
         elif "(?P<what>" in path:
             routed |= {
                 path.replace("(?P<what>input|output|output.html)", w)

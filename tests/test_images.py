@@ -57,6 +57,23 @@ def test_requirements_install_and_the_runner_is_enabled(image: str, tmp_path: Pa
         output = listed.stdout + listed.stderr
         line = next(ln for ln in output.splitlines() if "batch_service.runner" in ln)
         assert "enabled" in line and "OK" in output.split("batch_service.runner", 1)[1][:200]
+        # JupyterLab's Jobs are set to batchhub's queue in the image's own config.
+        configured = subprocess.run(
+            [
+                str(venv / "python"),
+                "-c",
+                "from jupyter_server.serverapp import ServerApp;"
+                "import batch_service.lab_scheduler;"
+                "a = ServerApp(); a.load_config_file();"
+                "print(a.config.SchedulerApp.scheduler_class)",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert configured.stdout.strip() == "batch_service.lab_scheduler.BatchScheduler", (
+            configured.stderr
+        )
 
 
 def test_the_gpu_image_requirements_resolve(tmp_path: Path) -> None:

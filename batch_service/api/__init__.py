@@ -7,6 +7,7 @@ from typing import Any
 from batch_service.api import (
     artifacts,
     datasets,
+    definitions,
     gpus,
     jobs,
     notifications,
@@ -29,6 +30,7 @@ def api_routes(service_prefix: str) -> list[tuple[str, Any]]:
         for module in (
             jobs,
             sweeps,
+            definitions,
             artifacts,
             datasets,
             tus,

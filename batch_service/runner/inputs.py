@@ -113,6 +113,9 @@ def build_notebook(
     if kind == "module":
         safe_extract(content, folder)
         entry = str(entry_point or "")
+        if entry.endswith(".ipynb"):
+            # A notebook sent with the files of its folder: it runs among them.
+            return load_notebook_node(str(folder / entry)), folder / entry
         nb = empty_notebook(kernel_name)
         nb.cells = [nbformat.v4.new_code_cell(module_runner(folder, module_name(entry), args))]
         return load_notebook_node(nb), folder / entry

@@ -1,5 +1,6 @@
 """The service's tables: jobs, their files and artifacts, log lines, queue settings, turns,
-datasets and the resumable uploads that fill them, quotas, notification settings, sweeps.
+datasets and the resumable uploads that fill them, quotas, notification settings, sweeps, and job
+definitions (notebooks on a schedule) with the jobs they fired.
 
 The service is the system of record; a server's disk is only a working copy. The bytes of every
 file live in the file store (batch_service.files); these tables hold what is known about them.
@@ -309,3 +310,61 @@ class Sweep(Base):
 
     # Two submissions of one sweep at once make one sweep (the second is told to submit again).
     __table_args__ = (Index("ix_sweeps_owner_spec", "owner", "spec_hash", unique=True),)
+
+
+class JobDefinition(Base):
+    """A notebook on a schedule: each firing submits a job as its owner (definitions.py)."""
+
+    __tablename__ = "job_definitions"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    # The input, stored like a job's: bytes in the file store (definitions/<id>/input/<name>).
+    kind: Mapped[str] = mapped_column(String(16))
+    input_name: Mapped[str] = mapped_column(String(255))
+    input_size: Mapped[int] = mapped_column(BigInteger)
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    entry_point: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    profile: Mapped[str] = mapped_column(String(255))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # None: the profile's default at each firing.
+    time_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The owner's hub groups when last saved: firings use them (nobody is logged in then).
+    owner_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    schedule: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # skip | queue: what a firing does while the previous job is still queued or running.
+    on_overlap: Mapped[str] = mapped_column(String(8))
+    # The next firing (epoch seconds); kept while paused, worked out again on resume.
+    next_fire_at: Mapped[float] = mapped_column(Float)
+    last_job_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_fired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    last_skipped_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Why the last firing made no job (the profile went away, the input no longer passes).
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_job_definitions_due", "paused", "next_fire_at"),
+        Index("ix_job_definitions_owner", "owner", "created_at"),
+    )
+
+
+class DefinitionJob(Base):
+    """A job a definition's firing submitted (the definition's history)."""
+
+    __tablename__ = "definition_jobs"
+
+    definition_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("job_definitions.id", ondelete="CASCADE"), primary_key=True
+    )
+    job_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    fired_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_definition_jobs_job", "job_id"),)

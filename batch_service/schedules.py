@@ -1,0 +1,81 @@
+"""Schedules of job definitions: a five-field cron expression read in an IANA time zone.
+
+Parsing is bounded before any work (length, five fields, known zone names), and the next firing
+is found by croniter in the definition's own zone, so "0 9 * * 1-5" in Europe/Berlin means nine
+in the morning there in summer and in winter.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime
+from functools import lru_cache
+
+from croniter import croniter
+
+from batch_service.errors import BatchError
+
+MAX_SCHEDULE_CHARS = 120
+MAX_TIMEZONE_CHARS = 64
+# A schedule that matches no date for this long (e.g. "0 0 30 2 *") never fires: refused.
+MAX_YEARS_BETWEEN_FIRINGS = 8
+
+
+@lru_cache(maxsize=1)
+def time_zones() -> frozenset[str]:
+    """The IANA zone names this machine knows (read once)."""
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+def check_timezone(name: object) -> str:
+    """A known IANA time zone name, or a 400 saying what is wrong."""
+    if name in (None, ""):
+        return "UTC"
+    if not isinstance(name, str) or len(name) > MAX_TIMEZONE_CHARS:
+        raise BatchError(
+            "timezone must be an IANA name such as Europe/Berlin or UTC, "
+            f"at most {MAX_TIMEZONE_CHARS} characters"
+        )
+    if name not in time_zones():
+        raise BatchError(
+            f"unknown time zone {name[:MAX_TIMEZONE_CHARS]!r}: use an IANA name such as "
+            "Europe/Berlin, America/New_York or UTC"
+        )
+    return name
+
+
+def check_schedule(expression: object) -> str:
+    """A five-field cron expression (minute hour day-of-month month day-of-week)."""
+    if not isinstance(expression, str) or not expression.strip():
+        raise BatchError('schedule must be a cron expression such as "0 9 * * 1-5"')
+    if len(expression) > MAX_SCHEDULE_CHARS:
+        raise BatchError(f"schedule is longer than {MAX_SCHEDULE_CHARS} characters")
+    fields = expression.split()
+    if len(fields) != 5:
+        raise BatchError(
+            f"schedule {expression!r} has {len(fields)} fields; a cron expression has five: "
+            'minute hour day-of-month month day-of-week (e.g. "*/15 * * * *")'
+        )
+    normal = " ".join(fields)
+    try:
+        valid = croniter.is_valid(normal)
+    except (ValueError, TypeError):  # croniter's errors are ValueErrors
+        valid = False
+    if not valid:
+        raise BatchError(
+            f"schedule {normal!r} is not a valid cron expression "
+            "(minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-6)"
+        )
+    return normal
+
+
+def next_firing(expression: str, timezone: str, after: float) -> float:
+    """Epoch seconds of the first firing strictly after `after`, in the schedule's zone."""
+    start = datetime.fromtimestamp(after, zoneinfo.ZoneInfo(timezone))
+    try:
+        it = croniter(expression, start, max_years_between_matches=MAX_YEARS_BETWEEN_FIRINGS)
+        return float(it.get_next(float))
+    except (ValueError, TypeError) as e:
+        raise BatchError(
+            f"schedule {expression!r} never fires within {MAX_YEARS_BETWEEN_FIRINGS} years"
+        ) from e
