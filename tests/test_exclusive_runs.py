@@ -181,3 +181,68 @@ def test_the_job_page_shows_the_machine_record(exclusive_hub: HubProcess, browse
         if shots:
             page.screenshot(path=f"{shots}/job-machine-{label}.png", full_page=True)
         context.close()
+
+
+def test_a_stream_of_short_runs_does_not_keep_an_exclusive_run_waiting() -> None:
+    """Short CPU runs keep arriving from two people, so the machine is never empty by itself;
+    the exclusive run still starts within max_wait plus the longest running time limit (the
+    machine drains for it once it has waited max_wait)."""
+    max_wait, short_limit = 8, 20
+    values = copy.deepcopy(SESSION_VALUES)
+    values["policy"]["max_wait_seconds"] = max_wait
+    values["profiles"].append(
+        {"name": "perf", "display_name": "Measurement", "exclusive": True, "live_window": 60}
+    )
+    with state_folder() as path:
+        hub = HubProcess.configure(path, values).start()
+        try:
+            people = [Batch(hub.ready_user(f"st-{i}")) for i in range(2)]
+            measurer = Batch(hub.ready_user("st-measure"))
+            short = notebook("import time\ntime.sleep(2)")
+            mine: list[tuple[Batch, str]] = []
+            every: list[tuple[Batch, str]] = []  # all short runs submitted
+
+            def feed() -> None:
+                """Keep two short runs waiting; let the kernels of finished ones go."""
+                for batch, job_id in list(mine):
+                    job = batch.job(job_id)
+                    if job["state"] not in ("queued", "starting", "running"):
+                        batch.call("POST", f"jobs/{job_id}/release")
+                        mine.remove((batch, job_id))
+                waiting = sum(1 for b, j in mine if b.job(j)["state"] == "queued")
+                for i in range(max(0, 2 - waiting)):
+                    batch = people[(len(mine) + i) % 2]
+                    r = batch.submit("short.ipynb", short, time_limit=short_limit)
+                    mine.append((batch, r.json()["id"]))
+                    every.append(mine[-1])
+
+            # The stream runs first, so the exclusive request finds the machine busy.
+            busy_by = time.monotonic() + 60
+            while time.monotonic() < busy_by:
+                feed()
+                if any(b.job(j)["state"] == "running" for b, j in mine):
+                    break
+                time.sleep(0.5)
+            submitted, submitted_at = time.monotonic(), time.time()
+            measure = measurer.submit("measure.ipynb", notebook("x = 1"), profile="perf")
+            measure_id = measure.json()["id"]
+            bound = max_wait + short_limit + 30  # passes and a server's start, on a busy machine
+            while time.monotonic() - submitted < bound + 30:
+                feed()
+                if measurer.job(measure_id)["state"] in ("starting", "running", "succeeded"):
+                    break
+                time.sleep(0.5)
+            waited = time.monotonic() - submitted
+            job = measurer.job(measure_id)
+            assert job["state"] in ("starting", "running", "succeeded"), job
+            assert waited <= bound, f"started after {waited:.0f}s (bound {bound}s)"
+            # Short runs kept starting after it arrived: the machine was not empty by chance.
+            later = [j for b, j in every if (b.job(j)["started_at"] or 0) > submitted_at]
+            assert later, "no short run started after the exclusive request arrived"
+            assert measurer.wait(measure_id)["state"] == "succeeded"
+            measurer.call("POST", f"jobs/{measure_id}/release")
+            for batch, job_id in mine:
+                batch.call("POST", f"jobs/{job_id}/cancel")
+                batch.call("POST", f"jobs/{job_id}/release")
+        finally:
+            hub.stop()
