@@ -278,7 +278,9 @@
     const reason = B.reasonText(job);
     const cells = [cell("Job", {},
       el("div", {}, el("a", { href: config.prefix + "jobs/" + job.id }, el("code", { text: job.id }))),
-      el("div", { class: "text-break", text: job.input_name }), params, argv, warned)];
+      el("div", { class: "text-break", text: job.input_name }), params, argv, warned,
+      job.sweep_id ? el("div", { class: "bh-params job-sweep" }, "a point of sweep ",
+        el("a", { href: config.prefix + "sweeps/" + job.sweep_id, text: job.sweep_id })) : null)];
     if (config.read_all) cells.push(cell("User", { text: job.owner }));
     cells.push(
       cell("State", {}, el("div", {}, ...B.stateBadge(job)), reason ? el("span", { class: "bh-reason job-reason", text: reason }) : null),

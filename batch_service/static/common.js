@@ -78,7 +78,8 @@
   // Why a job waits or how it ended: the words, the code the API carries, an expected start.
   function reasonText(job) {
     let text = job.reason || "";
-    if (job.reason_code && !text) text = job.reason_code;
+    // "none": it waits for nothing, so there is nothing to say.
+    if (job.reason_code && job.reason_code !== "none" && !text) text = job.reason_code;
     if (job.state === "queued" && job.estimated_start) {
       text = (text ? text + " · " : "") + "expected start " + when(job.estimated_start);
     }

@@ -168,9 +168,15 @@
     }
     sortSelect.value = sort.key ? sort.key + (sort.descending ? ":desc" : ":asc") : "";
     const body = table.querySelector("tbody");
+    const td = (c, r) => {
+      const content = c.cell(r);
+      // Empty cells fold away on a phone, where each point is a card of labelled fields.
+      const blank = content === "" || (content instanceof Element && !content.textContent);
+      return el("td", { "data-label": (c.kind ? c.kind + " " : "") + c.label, "data-key": c.key, class: blank ? "bh-empty" : null },
+        el("div", { class: "bh-cell" }, content));
+    };
     body.replaceChildren(...visible.map((r) => el("tr", { id: "point-" + r.job_id, "data-state": r.state },
-      ...columns.map((c) => el("td", { "data-label": (c.kind ? c.kind + " " : "") + c.label, "data-key": c.key },
-        el("div", { class: "bh-cell" }, c.cell(r)))))));
+      ...columns.map((c) => td(c, r)))));
     if (!visible.length) {
       body.append(el("tr", { id: "no-points" }, el("td", { colspan: columns.length, class: "text-muted",
         text: rows.length ? "No point matches the filter." : "This sweep has no points." })));

@@ -148,7 +148,7 @@
         const others = params.filter((p) => p !== xSelect.value);
         // Two parameters by default when there are two: the grid's whole picture at once.
         const keepY = chosen.value === null ? others[0] || "" : chosen.y || "";
-        options(ySelect, others, keepY, "none (scatter)");
+        options(ySelect, others, keepY, "none: the value goes up the y axis");
         choose();
       },
     };
