@@ -221,3 +221,77 @@ def test_the_sweep_page_fits_desktop_and_phone(grid, browser, width: int) -> Non
         losses = [float(r["value.loss"]) for r in table_rows(page)]
         assert losses == sorted(losses, reverse=True)
     ctx.close()
+
+
+def test_a_table_and_random_samples_from_the_form_and_the_sweeps_buttons(
+    hub: HubProcess,
+    browser,  # type: ignore[no-untyped-def]
+) -> None:
+    user = hub.ready_user("swp-ben")
+    batch = Batch(user)
+    slow = notebook("import time\ntime.sleep(90)", parameters="a = 1\nb = 1")
+    ctx, page = page_for(browser, hub, user)
+    page.goto(f"{hub.url}/services/batch/")
+    page.check("#mode-sweep")
+    page.set_input_files(
+        "#job-file",
+        files=[{"name": "slow.ipynb", "mimeType": "application/json", "buffer": slow}],
+    )
+    page.wait_for_selector("#sweep-values-b")
+    page.select_option("#job-profile", "cpu")
+    message = "document.getElementById('submit-message').textContent"
+    # A table (JSON file) with a column the notebook does not have: the service's words.
+    page.select_option("#sweep-kind", "table")
+    table = json.dumps([{"a": 1, "c": 2}]).encode()
+    page.set_input_files(
+        "#sweep-table-file",
+        files=[{"name": "points.json", "mimeType": "application/json", "buffer": table}],
+    )
+    page.click("#job-submit")
+    page.wait_for_function(f"{message}.includes('is not a parameter')", timeout=30_000)
+    assert "'c' is not a parameter of slow.ipynb" in page.inner_text("#submit-message")
+    # Random samples need both bounds.
+    page.select_option("#sweep-kind", "random")
+    page.fill("#sweep-low-a", "0")
+    page.click("#job-submit")
+    page.wait_for_function(f"{message}.includes('needs bounds')", timeout=30_000)
+    assert batch.call("GET", "sweeps").json()["total"] == 0 and batch.count() == 0
+    page.fill("#sweep-high-a", "10")
+    page.locator("#sweep-space tbody tr").first.locator(".sweep-int").check()
+    page.fill("#sweep-samples", "3")
+    page.fill("#sweep-seed", "7")
+    page.fill("#sweep-max-parallel", "1")
+    page.click("#job-submit")
+    page.wait_for_selector("#sweep-link", timeout=60_000)
+    assert "3 points queued" in page.inner_text("#submit-message")
+    page.click("#sweep-link")
+    page.wait_for_selector("#sweep-app[data-rows='3']", timeout=30_000)
+    sweep_id = page.url.rsplit("/", 1)[1]
+    spec = batch.call("GET", f"sweeps/{sweep_id}").json()["spec"]
+    assert spec == {
+        "kind": "random",
+        "space": {"a": {"low": 0, "high": 10, "int": True}},
+        "samples": 3,
+        "seed": 7,
+    }
+    # Only a was drawn (b keeps the notebook's value): whole numbers within the bounds.
+    assert page.locator("th[data-key='param.b']").count() == 0
+    assert all(0 <= int(r["param.a"]) <= 10 for r in table_rows(page))
+    # Pause: nothing more starts; resume; cancel (asked first) ends every point.
+    page.click("#sweep-pause")
+    page.wait_for_selector("#sweep-state[data-state='paused']", timeout=15_000)
+    assert "no point starts until you resume it" in page.inner_text("#sweep-state-note")
+    assert batch.call("GET", f"sweeps/{sweep_id}").json()["state"] == "paused"
+    page.click("#sweep-resume")
+    page.wait_for_selector("#sweep-state[data-state='active']", timeout=15_000)
+    page.click("#sweep-cancel")
+    assert "queued points are dropped" in page.inner_text("#confirm-dialog")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#sweep-state[data-state='cancelled']", timeout=15_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results-table tbody tr')]"
+        ".every(tr => tr.dataset.state === 'cancelled')",
+        timeout=15_000,
+    )
+    assert batch.call("GET", f"sweeps/{sweep_id}").json()["counts"]["cancelled"] == 3
+    ctx.close()
