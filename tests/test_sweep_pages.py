@@ -144,12 +144,16 @@ def test_the_plot_draws_every_point(grid) -> None:  # type: ignore[no-untyped-de
     # Two parameters: each point placed by a and b, coloured by the loss.
     assert page.input_value("#plot-value") == "loss"
     assert (page.input_value("#plot-x"), page.input_value("#plot-y")) == ("a", "b")
-    data = page.evaluate(f"{chart}.data.datasets[0].data")
+    data = page.evaluate(f"{chart}.data.datasets.flatMap(d => d.data)")
     assert sorted((p["x"], p["y"], p["v"]) for p in data) == sorted(
         (a, b, (a - 2) ** 2 + b) for a in (1, 2, 3) for b in (1, 2, 3)
     )
-    # One colour per loss (1 to 4).
-    assert len(set(page.evaluate(f"{chart}.data.datasets[0].backgroundColor"))) == 4
+    # One colour per loss (1 to 4), each point in the colour of its own loss.
+    colours = page.evaluate(
+        f"{chart}.data.datasets.map(d => [d.backgroundColor, d.data.map(p => p.v)])"
+    )
+    assert len(colours) == 4 and all(len(set(losses)) == 1 for _, losses in colours)
+    assert len({colour for colour, _ in colours}) == 4
     assert page.is_visible("#plot-scale")
     # One parameter: loss against a, a scatter of the same nine points.
     page.select_option("#plot-y", "")
@@ -294,4 +298,43 @@ def test_a_table_and_random_samples_from_the_form_and_the_sweeps_buttons(
         timeout=15_000,
     )
     assert batch.call("GET", f"sweeps/{sweep_id}").json()["counts"]["cancelled"] == 3
+    ctx.close()
+
+
+def test_a_long_table_comes_a_hundred_rows_at_a_time(hub: HubProcess, browser) -> None:  # type: ignore[no-untyped-def]
+    user = hub.ready_user("swp-cal")
+    batch = Batch(user)
+    # 110 points that never run: paused at once, then cancelled (at most one had started).
+    r = batch.call(
+        "POST",
+        "sweeps",
+        files={"file": ("model.ipynb", MODEL)},
+        data={
+            "spec": json.dumps({"kind": "grid", "grid": {"a": "1:11", "b": "1:10"}}),
+            "profile": "cpu",
+            "max_parallel": "1",
+        },
+    )
+    assert r.status_code == 201, r.text
+    sweep_id = r.json()["id"]
+    assert batch.call("POST", f"sweeps/{sweep_id}/pause").status_code == 200
+    assert batch.call("POST", f"sweeps/{sweep_id}/cancel").status_code == 200
+    ctx, page = page_for(browser, hub, user)
+    page.goto(f"{hub.url}/services/batch/sweeps/{sweep_id}")
+    page.wait_for_selector("#sweep-app[data-rows='110'][data-shown='100']", timeout=30_000)
+    assert len(table_rows(page)) == 100
+    assert page.inner_text("#results-page") == "rows 1–100 of 110"
+    assert page.is_disabled("#results-prev")
+    page.click("#results-next")
+    assert len(table_rows(page)) == 10 and page.inner_text("#results-page") == "rows 101–110 of 110"
+    assert page.is_disabled("#results-next")
+    # Sorting sorts all 110 and starts again at the first page.
+    page.click("th[data-key='param.a'] button")
+    page.click("th[data-key='param.a'] button")
+    rows = table_rows(page)
+    assert len(rows) == 100 and [int(r["param.a"]) for r in rows[:10]] == [11] * 10
+    assert page.inner_text("#results-page") == "rows 1–100 of 110"
+    # The plot has nothing to draw, and says why.
+    assert page.get_attribute("#sweep-app", "data-plot-points") == "0"
+    assert "sb.glue" in page.inner_text("#plot-note")
     ctx.close()

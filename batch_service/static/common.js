@@ -33,13 +33,17 @@
     return data;
   }
 
-  // A time of day, with the date when it is not today.
+  // A time of day, with the date when it is not today. The formatters are made once: making
+  // one per call (toLocaleTimeString with options) costs a fifth of a millisecond, which a
+  // table of a thousand rows notices.
+  const timeOfDay = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+  const dayAndTime = new Intl.DateTimeFormat([], { dateStyle: "short", timeStyle: "short" });
   function when(t) {
     if (!t) return "";
     const d = new Date(t * 1000);
-    const today = new Date().toDateString() === d.toDateString();
-    return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-      : d.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+    const now = new Date();
+    const today = now.getFullYear() === d.getFullYear() && now.getMonth() === d.getMonth() && now.getDate() === d.getDate();
+    return today ? timeOfDay.format(d) : dayAndTime.format(d);
   }
   // 1h 30m, 45m, 12s: the units that are not zero.
   function duration(s) {

@@ -147,7 +147,7 @@
         c.kind ? el("span", { class: "bh-col-kind", text: c.kind }) : null, c.label);
       button.addEventListener("click", () => {
         sort = { key: c.key, descending: sort.key === c.key ? !sort.descending : false };
-        showRows();
+        again();
       });
       return el("th", { scope: "col", "data-key": c.key }, button);
     }));
@@ -158,10 +158,16 @@
       }))));
   }
 
+  // A page of rows at a time: a thousand rows laid out at once keep a browser busy for a
+  // second, and a phone's reader would scroll through a thousand cards.
+  const PAGE = 100;
+  let first = 0;
   function showRows() {
     const text = filterInput.value.trim();
     const state = stateFilter.value;
-    const visible = sorted(rows.filter((r) => matches(r, text, state)));
+    const matched = sorted(rows.filter((r) => matches(r, text, state)));
+    first = Math.max(0, Math.min(first, Math.floor((matched.length - 1) / PAGE) * PAGE));
+    const visible = matched.slice(first, first + PAGE);
     for (const th of table.querySelectorAll("thead th")) {
       const on = th.dataset.key === sort.key;
       th.setAttribute("aria-sort", on ? (sort.descending ? "descending" : "ascending") : "none");
@@ -181,19 +187,28 @@
       body.append(el("tr", { id: "no-points" }, el("td", { colspan: columns.length, class: "text-muted",
         text: rows.length ? "No point matches the filter." : "This sweep has no points." })));
     }
-    $("results-count").textContent = visible.length === rows.length
+    $("results-count").textContent = matched.length === rows.length
       ? rows.length + " point" + (rows.length === 1 ? "" : "s")
-      : visible.length + " of " + rows.length + " points shown";
-    root.dataset.rows = String(visible.length);
+      : matched.length + " of " + rows.length + " points shown";
+    const paged = matched.length > PAGE;
+    $("results-pages").hidden = !paged;
+    $("results-page").textContent = paged ? "rows " + (first + 1) + "–" + (first + visible.length) + " of " + matched.length : "";
+    $("results-prev").disabled = first === 0;
+    $("results-next").disabled = first + PAGE >= matched.length;
+    root.dataset.rows = String(matched.length);
+    root.dataset.shown = String(visible.length);
   }
 
-  filterInput.addEventListener("input", showRows);
-  stateFilter.addEventListener("change", showRows);
+  const again = () => { first = 0; showRows(); };
+  filterInput.addEventListener("input", again);
+  stateFilter.addEventListener("change", again);
   sortSelect.addEventListener("change", () => {
     const [key, direction] = sortSelect.value.split(":");
     sort = { key: key || null, descending: direction === "desc" };
-    showRows();
+    again();
   });
+  $("results-prev").addEventListener("click", () => { first = Math.max(0, first - PAGE); showRows(); });
+  $("results-next").addEventListener("click", () => { first += PAGE; showRows(); });
 
   // --- actions ------------------------------------------------------------------------
   async function act(action, question, label) {

@@ -8,6 +8,7 @@
   "use strict";
   // viridis: readable in both themes and by people who do not tell red from green.
   const RAMP = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"];
+  const STEPS = 9; // colour steps of a two-parameter plot, low to high
 
   function rgb(hex) {
     return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
@@ -82,22 +83,25 @@
       const span = high - low || 1;
       const theme = themeColours();
       const radius = drawn.length > 2000 ? 3 : drawn.length > 200 ? 5 : 9;
-      const dataset = {
-        label: y ? value + " by " + x + " and " + y : value,
-        data: drawn,
-        pointStyle: y ? "rect" : "circle",
-        pointRadius: radius,
-        pointHoverRadius: radius + 2,
-        backgroundColor: y ? drawn.map((p) => colour((p.v - low) / span)) : "rgba(44, 123, 182, 0.75)",
-        borderColor: y ? "transparent" : "#2c7bb6",
-      };
+      const label = y ? value + " by " + x + " and " + y : value;
+      const style = { pointStyle: y ? "rect" : "circle", pointRadius: radius, pointHoverRadius: radius + 2 };
+      // Two parameters: one dataset per colour step (a colour per point would make Chart.js
+      // work out every point's options apart, which a thousand points notice).
+      const datasets = y
+        ? Array.from({ length: STEPS }, (_, i) => ({ ...style, label: label + " " + (i + 1) + "/" + STEPS, data: [],
+          backgroundColor: colour(i / (STEPS - 1)), borderColor: "transparent" }))
+        : [{ ...style, label, data: drawn, backgroundColor: "rgba(44, 123, 182, 0.75)", borderColor: "#2c7bb6" }];
+      if (y) for (const p of drawn) datasets[Math.round(((p.v - low) / span) * (STEPS - 1))].data.push(p);
       const axis = (title) => ({ type: "linear", title: { display: true, text: title, color: theme.text },
         ticks: { color: theme.text }, grid: { color: theme.grid } });
       const config = {
         type: "scatter",
-        data: { datasets: [dataset] },
+        data: { datasets: datasets.filter((d) => d.data.length) },
         options: {
           animation: false,
+          // The points are already {x, y} numbers: Chart.js need not parse or sort them.
+          parsing: false,
+          normalized: true,
           maintainAspectRatio: false,
           scales: { x: axis(x), y: axis(y || value) },
           plugins: {
@@ -119,11 +123,13 @@
       }
       canvas.dataset.points = String(drawn.length);
       root.dataset.plotPoints = String(drawn.length);
-      canvas.setAttribute("aria-label", dataset.label + ": " + drawn.length + " points");
+      canvas.setAttribute("aria-label", label + ": " + drawn.length + " points");
       scale.hidden = !y || !drawn.length;
       if (y && drawn.length) {
         document.getElementById("plot-scale-low").textContent = value + " " + fmt(low);
         document.getElementById("plot-scale-high").textContent = fmt(high);
+        const stops = Array.from({ length: STEPS }, (_, i) => colour(i / (STEPS - 1)) + " " + (100 * i / STEPS) + "% " + (100 * (i + 1) / STEPS) + "%");
+        scale.querySelector(".bh-scale-bar").style.background = "linear-gradient(to right, " + stops.join(", ") + ")";
       }
       note.textContent = drawn.length + " point" + (drawn.length === 1 ? "" : "s") + " drawn"
         + (y ? "; the colour is " + value + " (dark: low, yellow: high)" : "")
