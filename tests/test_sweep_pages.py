@@ -102,6 +102,8 @@ def test_the_results_table_has_a_row_per_point_with_its_glued_value(grid) -> Non
         assert row["output"].split() == ["ipynb", "html"]
         seen.add((a, b))
     assert seen == {(a, b) for a in (1, 2, 3) for b in (1, 2, 3)}
+    # Nine rows need no pages.
+    assert page.is_hidden("#results-pages")
     # Nothing to act on in a finished sweep without failures.
     for button in ("#sweep-pause", "#sweep-resume", "#sweep-cancel", "#sweep-retry"):
         assert page.is_hidden(button), button
@@ -324,7 +326,7 @@ def test_a_long_table_comes_a_hundred_rows_at_a_time(hub: HubProcess, browser) -
     page.wait_for_selector("#sweep-app[data-rows='110'][data-shown='100']", timeout=30_000)
     assert len(table_rows(page)) == 100
     assert page.inner_text("#results-page") == "rows 1–100 of 110"
-    assert page.is_disabled("#results-prev")
+    assert page.is_visible("#results-pages") and page.is_disabled("#results-prev")
     page.click("#results-next")
     assert len(table_rows(page)) == 10 and page.inner_text("#results-page") == "rows 101–110 of 110"
     assert page.is_disabled("#results-next")

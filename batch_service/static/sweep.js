@@ -191,7 +191,7 @@
       ? rows.length + " point" + (rows.length === 1 ? "" : "s")
       : matched.length + " of " + rows.length + " points shown";
     const paged = matched.length > PAGE;
-    $("results-pages").hidden = !paged;
+    $("results-pages").classList.toggle("d-none", !paged); // d-flex would outdo [hidden]
     $("results-page").textContent = paged ? "rows " + (first + 1) + "–" + (first + visible.length) + " of " + matched.length : "";
     $("results-prev").disabled = first === 0;
     $("results-next").disabled = first + PAGE >= matched.length;

@@ -92,8 +92,9 @@
           backgroundColor: colour(i / (STEPS - 1)), borderColor: "transparent" }))
         : [{ ...style, label, data: drawn, backgroundColor: "rgba(44, 123, 182, 0.75)", borderColor: "#2c7bb6" }];
       if (y) for (const p of drawn) datasets[Math.round(((p.v - low) / span) * (STEPS - 1))].data.push(p);
-      const axis = (title) => ({ type: "linear", title: { display: true, text: title, color: theme.text },
-        ticks: { color: theme.text }, grid: { color: theme.grid } });
+      // Whole-number parameters get whole-number ticks; some room keeps edge squares whole.
+      const axis = (title, values) => ({ type: "linear", grace: "6%", title: { display: true, text: title, color: theme.text },
+        ticks: { color: theme.text, precision: values.every(Number.isInteger) ? 0 : undefined }, grid: { color: theme.grid } });
       const config = {
         type: "scatter",
         data: { datasets: datasets.filter((d) => d.data.length) },
@@ -103,7 +104,8 @@
           parsing: false,
           normalized: true,
           maintainAspectRatio: false,
-          scales: { x: axis(x), y: axis(y || value) },
+          layout: { padding: 8 },
+          scales: { x: axis(x, drawn.map((p) => p.x)), y: axis(y || value, drawn.map((p) => p.y)) },
           plugins: {
             legend: { display: false },
             tooltip: { callbacks: { label: (item) => {
