@@ -70,6 +70,7 @@
         if (chart) { chart.destroy(); chart = null; }
         canvas.hidden = true;
         scale.hidden = true;
+        document.getElementById("plot-choices").hidden = true; // nothing to choose from yet
         canvas.dataset.points = "0";
         root.dataset.plotPoints = "0";
         note.textContent = rows.some((r) => Object.keys(r.recorded).length)
@@ -78,6 +79,7 @@
         return;
       }
       canvas.hidden = false;
+      document.getElementById("plot-choices").hidden = false;
       const { drawn, left } = points(value, x, y);
       const low = Math.min(...drawn.map((p) => p.v)), high = Math.max(...drawn.map((p) => p.v));
       const span = high - low || 1;
