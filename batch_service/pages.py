@@ -146,6 +146,21 @@ class JobPage(PageHandler):
         )
 
 
+class SweepPage(PageHandler):
+    """One sweep: its state and counts, the results table (sortable, filterable) and a plot."""
+
+    @web.authenticated
+    def get(self, sweep_id: str) -> None:
+        """Render the sweep page (404 for other people's sweeps); the script reads the rows."""
+        identity = self.identity
+        sweep = self.settings["batch_sweeps"].get(identity, sweep_id)
+        self.finish(
+            self.render_page(
+                "sweep.html", sweep=sweep, config=self.page_config(identity, sweep_id=sweep["id"])
+            )
+        )
+
+
 class DataPage(PageHandler):
     """Datasets: upload (resumable), list, delete; quotas; admins set quotas."""
 
@@ -219,6 +234,7 @@ def page_routes(prefix: str) -> list[tuple[str, Any, dict[str, Any] | None]]:
     return [
         (prefix, BatchPage, None),
         (prefix + r"jobs/(?P<job_id>[a-z0-9]{1,16})", JobPage, None),
+        (prefix + r"sweeps/(?P<sweep_id>[a-z0-9]{1,16})", SweepPage, None),
         (prefix + "data", DataPage, None),
         (prefix + "gpus", GpusPage, None),
         (prefix + r"jobs/(?P<job_id>[a-z0-9]{1,16})/live", LiveKernelPage, None),
@@ -229,5 +245,11 @@ def page_routes(prefix: str) -> list[tuple[str, Any, dict[str, Any] | None]]:
             prefix + r"vendor/tus-js-client/(tus\.min\.js(?:\.map)?)",
             web.StaticFileHandler,
             {"path": str(node_modules() / "tus-js-client" / "dist")},
+        ),
+        # Chart.js's UMD bundle for the sweep page's plot, pinned the same way.
+        (
+            prefix + r"vendor/chart.js/(chart\.umd\.min\.js)",
+            web.StaticFileHandler,
+            {"path": str(node_modules() / "chart.js" / "dist")},
         ),
     ]

@@ -99,11 +99,19 @@
     const file = fileInput.files[0];
     if (!file) return;
     entryRow.hidden = !file.name.toLowerCase().endsWith(".zip");
-    if (entryRow.hidden === false) { showParams({ kind: "module" }); return; }
+    if (entryRow.hidden === false) {
+      showParams({ kind: "module" });
+      form.dispatchEvent(new CustomEvent("batchhub:inspected", { detail: { kind: "module" } }));
+      return;
+    }
     const data = new FormData();
     data.append("file", file);
-    try { showParams(await api(config, "POST", "inspect", data)); }
-    catch (e) { say(message, e.message, "danger"); }
+    try {
+      const info = await api(config, "POST", "inspect", data);
+      showParams(info);
+      // The sweep form (sweep_form.js) offers the same parameters as its axes.
+      form.dispatchEvent(new CustomEvent("batchhub:inspected", { detail: info }));
+    } catch (e) { say(message, e.message, "danger"); }
   }
   fileInput.addEventListener("change", inspect);
 
@@ -151,8 +159,26 @@
   // Shown only to people in more than one fair-share group.
   const groupChoice = () => document.getElementById("job-group")?.value || null;
 
+  // The fields a job and a sweep share: the file, profile, group, time limit and how it runs.
+  function fillCommon(data, file) {
+    data.append("file", file);
+    data.append("profile", profile.value);
+    if (groupChoice()) data.append("group", groupChoice());
+    const timeLimit = timeLimitText();
+    if (timeLimit) data.append("time_limit", timeLimit);
+    const entry = document.getElementById("job-entry-point").value.trim();
+    if (entry) data.append("entry_point", entry);
+    if (reportMode.checked) data.append("report_mode", "true");
+    if (!argsRow.hidden && argsInput.value.trim()) {
+      data.append("args", JSON.stringify(splitArgs(argsInput.value)));
+    }
+    return data;
+  }
+  window.batchhubForm = { fillCommon, say: (text, kind) => say(message, text, kind), refresh: () => refresh() };
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (form.dataset.mode === "sweep") return; // sweep_form.js submits a sweep
     say(message, "Submitting…");
     try {
       let job;
@@ -165,18 +191,8 @@
       } else {
         const file = fileInput.files[0];
         if (!file) throw new Error("choose a file, or tick 'No file' for an empty notebook");
-        const data = new FormData();
-        data.append("file", file);
-        data.append("profile", profile.value);
-        if (groupChoice()) data.append("group", groupChoice());
-        if (timeLimit) data.append("time_limit", timeLimit);
+        const data = fillCommon(new FormData(), file);
         data.append("parameters", JSON.stringify(collectParameters()));
-        const entry = document.getElementById("job-entry-point").value.trim();
-        if (entry) data.append("entry_point", entry);
-        if (reportMode.checked) data.append("report_mode", "true");
-        if (!argsRow.hidden && argsInput.value.trim()) {
-          data.append("args", JSON.stringify(splitArgs(argsInput.value)));
-        }
         job = await api(config, "POST", "jobs", data);
       }
       say(message, "Queued job " + job.id + "."
@@ -262,7 +278,9 @@
     const reason = B.reasonText(job);
     const cells = [cell("Job", {},
       el("div", {}, el("a", { href: config.prefix + "jobs/" + job.id }, el("code", { text: job.id }))),
-      el("div", { class: "text-break", text: job.input_name }), params, argv, warned)];
+      el("div", { class: "text-break", text: job.input_name }), params, argv, warned,
+      job.sweep_id ? el("div", { class: "bh-params job-sweep" }, "a point of sweep ",
+        el("a", { href: config.prefix + "sweeps/" + job.sweep_id, text: job.sweep_id })) : null)];
     if (config.read_all) cells.push(cell("User", { text: job.owner }));
     cells.push(
       cell("State", {}, el("div", {}, ...B.stateBadge(job)), reason ? el("span", { class: "bh-reason job-reason", text: reason }) : null),

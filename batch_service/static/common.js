@@ -33,13 +33,17 @@
     return data;
   }
 
-  // A time of day, with the date when it is not today.
+  // A time of day, with the date when it is not today. The formatters are made once: making
+  // one per call (toLocaleTimeString with options) costs a fifth of a millisecond, which a
+  // table of a thousand rows notices.
+  const timeOfDay = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+  const dayAndTime = new Intl.DateTimeFormat([], { dateStyle: "short", timeStyle: "short" });
   function when(t) {
     if (!t) return "";
     const d = new Date(t * 1000);
-    const today = new Date().toDateString() === d.toDateString();
-    return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-      : d.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+    const now = new Date();
+    const today = now.getFullYear() === d.getFullYear() && now.getMonth() === d.getMonth() && now.getDate() === d.getDate();
+    return today ? timeOfDay.format(d) : dayAndTime.format(d);
   }
   // 1h 30m, 45m, 12s: the units that are not zero.
   function duration(s) {
@@ -78,7 +82,8 @@
   // Why a job waits or how it ended: the words, the code the API carries, an expected start.
   function reasonText(job) {
     let text = job.reason || "";
-    if (job.reason_code && !text) text = job.reason_code;
+    // "none": it waits for nothing, so there is nothing to say.
+    if (job.reason_code && job.reason_code !== "none" && !text) text = job.reason_code;
     if (job.state === "queued" && job.estimated_start) {
       text = (text ? text + " · " : "") + "expected start " + when(job.estimated_start);
     }
