@@ -6,6 +6,7 @@ each pass is the service's own (`FollowUps.advance`)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
+from batch_service import cli_sweep
 from batch_service.errors import BatchError, Conflict
 from batch_service.jobs import JobService
 from batch_service.store import Base, Job, JobFile, Store, Sweep
@@ -280,3 +282,44 @@ def test_an_exploration_over_budget_drops_and_counts_and_still_ends(
     info = sweeps.get(ALICE, sweep_id)["info"]
     assert info["points"] == 5 and info["deepest"] == 1
     assert info["dropped"][TOO_DEEP] > 0
+
+
+# --- the CLI's options -----------------------------------------------------------------------
+def cli_spec(*argv: str) -> dict[str, Any]:
+    parser = argparse.ArgumentParser()
+    cli_sweep.add_commands(parser.add_subparsers())
+    return cli_sweep.spec_from(parser.parse_args(["sweep", "model.ipynb", *argv]))
+
+
+def test_the_cli_makes_the_specs_the_service_checks(
+    service: tuple[SweepService, FollowUps],
+) -> None:
+    spec = cli_spec(
+        "--optimise", "loss", "--space", "x=0:5", "--space", "n=1:4:int",
+        "--space", "mode=a,b", "--max-trials", "20", "--seed", "3", "--maximise",
+    )  # fmt: skip
+    assert spec == {
+        "kind": "optuna",
+        "space": {
+            "x": {"low": 0, "high": 5},
+            "n": {"low": 1, "high": 4, "int": True},
+            "mode": {"choices": ["a", "b"]},
+        },
+        "objective": "loss",
+        "direction": "maximize",
+        "max_trials": 20,
+        "seed": 3,
+    }
+    explore = cli_spec(
+        "--explore", "--start", "x=0,y=0", "--space", "x=-4:4:int", "--space", "y=-4:4:int",
+        "--max-points", "30", "--max-depth", "3",
+    )  # fmt: skip
+    assert explore["start"] == [{"x": 0, "y": 0}] and explore["max_depth"] == 3
+    sweeps, followups = service
+    for made in (spec, explore):
+        sweep_id = create(sweeps, made, max_parallel=2)
+        assert followups.advance(sweep_id) == (2 if made is spec else 0)
+    with pytest.raises(cli_sweep.CliError, match="--optimise needs --max-trials"):
+        cli_spec("--optimise", "loss", "--space", "x=0:5")
+    with pytest.raises(cli_sweep.CliError, match="after low:high only :int and :log"):
+        cli_spec("--optimise", "loss", "--space", "x=0:5:cubic", "--max-trials", "3")
