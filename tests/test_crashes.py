@@ -217,6 +217,7 @@ def a_killed_part_loses_no_job_and_holds_no_gpu(
     assert not servers, f"servers left after their jobs ended: {sorted(servers)}"
 
 
+@pytest.mark.timeout(1200)
 def test_a_sweep_whose_service_is_killed_runs_every_point_exactly_once(
     crash_hub: HubProcess,
 ) -> None:

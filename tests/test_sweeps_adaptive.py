@@ -14,6 +14,8 @@ import pytest
 from tests.batch import Batch, notebook
 from tests.hub import HubProcess
 
+# Thirty runs, a few at a time, each a batch server of its own.
+pytestmark = pytest.mark.timeout(1500)
 ACTIVE = ("starting", "running")
 # Glues the loss with scrapbook: the value Optuna is told.
 QUADRATIC = notebook("import scrapbook as sb\nsb.glue('loss', (x - 2) ** 2)", parameters="x = 1.0")
