@@ -211,7 +211,12 @@ class OptunaTrials:
             for t in trials.values()
             if t.state == TrialState.RUNNING and t.number not in with_job
         ]
-        if sweep.state == "active":
+        if sweep.state == "cancelled":
+            # A cancelled sweep runs no more trials: those handed out without a job are over.
+            for point in new:
+                study.tell(point.trial, state=TrialState.FAIL)
+            new = []
+        elif sweep.state == "active":
             room = sweep.max_parallel - active - len(new)
             left = spec.max_trials - len(trials)
             space = distributions(spec)
@@ -226,6 +231,8 @@ class OptunaTrials:
         running = [t for t in final if t.state == TrialState.RUNNING]
         if sweep.state == "active" and len(final) >= spec.max_trials and not running and not active:
             self._finish(sweep_id)
+        elif sweep.state == "cancelled":
+            self.forget(sweep_id)
         return added
 
     def info(self, trials: list[Any], jobs: Any, spec: OptunaSpec) -> dict[str, Any]:

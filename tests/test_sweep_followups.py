@@ -216,6 +216,23 @@ def test_a_restart_between_ask_and_job_loses_and_repeats_no_trial(
     assert sorted(j.trial for j in jobs_of(sweeps, sweep_id)) == list(range(12))
 
 
+def test_a_cancelled_optimisation_asks_nothing_and_ends_every_trial(
+    service: tuple[SweepService, FollowUps],
+) -> None:
+    sweeps, followups = service
+    sweep_id = create(sweeps, OPTUNA, max_parallel=2)
+    followups.advance(sweep_id)
+    study = optuna.load_study(
+        study_name=STUDY_PREFIX + sweep_id, storage=followups.optuna.storage()
+    )
+    study.ask({"x": optuna.distributions.FloatDistribution(0, 5)})  # handed out, no job yet
+    sweeps.cancel(ALICE, sweep_id)
+    assert followups.advance(sweep_id) == 0
+    assert len(jobs_of(sweeps, sweep_id)) == 2
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 3
+    assert state(sweeps, sweep_id) == "cancelled"
+
+
 def test_optunas_tables_sit_beside_ours_and_migrations_still_equal_the_models(
     service: tuple[SweepService, FollowUps],
 ) -> None:
