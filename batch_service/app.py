@@ -44,6 +44,7 @@ from batch_service.quotas import QuotaLimits, QuotaService
 from batch_service.runs import RunReports
 from batch_service.scheduler import Capacity, Scheduler, SchedulerLoop
 from batch_service.store import Store
+from batch_service.sweep_followups import FollowUps
 from batch_service.sweeps import SweepService
 from batch_service.turns import TurnService
 from batch_service.tus_uploads import UploadService
@@ -316,6 +317,9 @@ class BatchServiceApp(Application):
         self.notifier = Notifier(self.store, parent=self)
         self.events = Events(self.store)
         self.events.listeners.append(self.notifier)
+        # Adaptive sweeps act on each run's end (tell Optuna, queue proposed points).
+        self.followups = FollowUps(self.job_service, kick=lambda: self.loop.kick())
+        self.events.listeners.append(self.followups.on_moment)
         self.job_service.events = self.turn_service.events = self.runs.events = self.events
         # Prometheus: the queue read at each scrape, events counted, each decision timed.
         self.metrics = Metrics(
@@ -340,6 +344,7 @@ class BatchServiceApp(Application):
             batch_jobs=self.job_service,
             batch_runs=self.runs,
             batch_sweeps=self.sweeps,
+            batch_followups=self.followups,
             batch_turns=self.turn_service,
             batch_checks=self.checks,
             batch_definitions=self.definitions,
@@ -395,6 +400,7 @@ class BatchServiceApp(Application):
         self.events.start()
         self.loop.start()
         self.firing.start()
+        self.followups.start()
         sweep = PeriodicCallback(
             self.sweep_uploads, 1000 * min(300.0, max(self.upload_expiry_seconds / 4, 1.0))
         )
@@ -425,6 +431,7 @@ class BatchServiceApp(Application):
         housekeeping.stop()
         server.stop()
         self.checks.shutdown()
+        await self.followups.stop()
         await self.events.stop()
         self.store.dispose()
 

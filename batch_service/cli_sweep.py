@@ -2,12 +2,20 @@
 
     batchhub sweep model.ipynb -g lr=0.1,0.01 -g layers=1:4 --max-parallel 4 --follow
     batchhub sweep model.ipynb --table points.csv
+    batchhub sweep model.ipynb --optimise loss --space x=0:5 --space lr=1e-4:0.1:log \
+        --space act=relu,tanh --max-trials 30 --max-parallel 4 [--maximise] [--seed 1]
+    batchhub sweep model.ipynb --explore --start x=0,y=0 --space x=-5:5:int \
+        --space y=-5:5:int --max-points 200 --max-depth 10
     batchhub sweep results ID [--csv] | show ID | cancel ID | pause ID | resume ID | retry ID
 
 `-g name=values` is one axis of a grid: a list (`lr=0.1,0.01`) or a range with both ends
 included (`layers=1:4`, `x=0:1:0.25`). `--table` reads points from a CSV file (a header row of
 parameter names) or a JSON list of objects. `--follow` draws a progress bar of points done,
 running and failed until the sweep ends.
+
+`--optimise NAME` runs Optuna's trials on the recorded value NAME; `--explore` runs the
+`--start` points and what the runs propose (glued `next_points`). `--space name=low:high`
+bounds a parameter (`:int` whole numbers, `:log` log scale; `name=a,b,c` choices).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_service.cli import Api, CliError, multipart, time_limit
+from batch_service.sweep_points import literal
 
 ACTIONS = ("results", "show", "cancel", "pause", "resume", "retry")
 BAR = 30
@@ -47,14 +56,98 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--keep-succeeded", action="store_true", help="keep succeeded points' kernels")
     p.add_argument("--into", metavar="SWEEP_ID", help="add the points to this sweep of yours")
     p.add_argument("--follow", action="store_true", help="a progress bar until the sweep ends")
+    p.add_argument("--optimise", metavar="VALUE", help="optimise this recorded value (Optuna)")
+    p.add_argument("--maximise", action="store_true", help="with --optimise: the larger the better")
+    p.add_argument("--explore", action="store_true", help="run --start points and their proposals")
+    p.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="NAME=BOUNDS",
+        help="a parameter's bounds: low:high[:int][:log] or choices a,b,c",
+    )
+    p.add_argument("--start", action="append", default=[], metavar="NAME=V,NAME=V")
+    p.add_argument("--max-trials", type=int, help="with --optimise: trials in all")
+    p.add_argument("--seed", type=int, help="with --optimise: the sampler's seed")
+    p.add_argument("--max-points", type=int, help="with --explore: points in all")
+    p.add_argument("--max-depth", type=int, help="with --explore: proposals after proposals")
     p.add_argument("--csv", action="store_true", help="results as CSV")
 
 
+def bounds_from(items: list[str]) -> dict[str, Any]:
+    """`--space name=low:high[:int][:log]` or `name=a,b,c` as the API's bounds."""
+    bounds: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name or name in bounds:
+            raise CliError(f"--space {item!r}: write name=low:high[:int][:log] or name=a,b,c")
+        if ":" not in text:
+            bounds[name] = {"choices": [literal(v) for v in text.split(",")]}
+            continue
+        low, high, *flags = text.split(":")
+        if set(flags) - {"int", "log"}:
+            raise CliError(f"--space {item!r}: after low:high only :int and :log")
+        try:
+            bounds[name] = {"low": float(low), "high": float(high)}
+        except ValueError:
+            raise CliError(f"--space {item!r}: low and high are numbers") from None
+        bounds[name].update({flag: True for flag in flags})
+    return bounds
+
+
+def adaptive_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's spec of --optimise or --explore."""
+    if not args.space:
+        raise CliError("give each parameter's bounds with --space name=low:high or name=a,b,c")
+    if args.optimise:
+        if args.max_trials is None:
+            raise CliError("--optimise needs --max-trials")
+        spec = {
+            "kind": "optuna",
+            "space": bounds_from(args.space),
+            "objective": args.optimise,
+            "direction": "maximize" if args.maximise else "minimize",
+            "max_trials": args.max_trials,
+        }
+        if args.seed is not None:
+            spec["seed"] = args.seed
+        return spec
+    if not args.start:
+        raise CliError("--explore needs at least one --start name=value,name=value")
+    start = []
+    for item in args.start:
+        point = {}
+        for pair in item.split(","):
+            name, sep, value = pair.partition("=")
+            if not sep or not name.strip():
+                raise CliError(f"--start {item!r}: write name=value,name=value")
+            point[name.strip()] = literal(value)
+        start.append(point)
+    spec = {"kind": "explore", "start": start, "bounds": bounds_from(args.space)}
+    if args.max_points is not None:
+        spec["max_points"] = args.max_points
+    if args.max_depth is not None:
+        spec["max_depth"] = args.max_depth
+    return spec
+
+
 def spec_from(args: argparse.Namespace) -> dict[str, Any]:
-    """The API's spec from -g, --table or --spec (exactly one)."""
-    given = [bool(args.grid), bool(args.table), bool(args.spec)]
+    """The API's spec from -g, --table, --spec, --optimise or --explore (exactly one)."""
+    given = [
+        bool(args.grid),
+        bool(args.table),
+        bool(args.spec),
+        bool(args.optimise),
+        bool(args.explore),
+    ]
     if sum(given) != 1:
-        raise CliError("give the points with -g name=values (repeatable), --table FILE or --spec")
+        raise CliError(
+            "give the points with -g name=values (repeatable), --table FILE, --spec, "
+            "--optimise VALUE or --explore"
+        )
+    if args.optimise or args.explore:
+        return adaptive_spec(args)
     if args.spec:
         try:
             return json.loads(args.spec)

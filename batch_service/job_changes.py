@@ -13,6 +13,7 @@ old row before the commit, and misses the change.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -61,6 +62,9 @@ class JobChanges:
         # Reader -> ids changed since its last take (EVERYTHING: read all again).
         self._readers: dict[str, set[str]] = {}
         self._read_all_at: dict[str, float] = {}
+        # Some writes commit in worker threads (sweep follow-ups): taking and adding ids is
+        # one step at a time, so no id lands in a set just taken.
+        self._lock = threading.Lock()
         sessions = store.sessions
         event.listen(sessions, "after_flush", self._flushed)
         event.listen(sessions, "do_orm_execute", self._executed)
@@ -70,14 +74,15 @@ class JobChanges:
     def take(self, reader: str) -> set[str]:
         """Ids of jobs changed since this reader last took them; {EVERYTHING} on a first take,
         after a statement whose jobs are unknown, or when a full read is due."""
-        changed = self._readers.get(reader)
+        with self._lock:
+            changed = self._readers.get(reader)
+            self._readers[reader] = set()
         now = self.clock()
         if changed is None or now - self._read_all_at.get(reader, now) >= FULL_READ_SECONDS:
             changed = {EVERYTHING}
         if EVERYTHING in changed:
             self._read_all_at[reader] = now
             changed = {EVERYTHING}
-        self._readers[reader] = set()
         return changed
 
     @staticmethod
@@ -105,8 +110,9 @@ class JobChanges:
     def _committed(self, session: Session) -> None:
         ids = session.info.pop(_PENDING, None)
         if ids:
-            for changed in self._readers.values():
-                changed.update(ids)
+            with self._lock:
+                for changed in self._readers.values():
+                    changed.update(ids)
 
     def _rolled_back(self, session: Session) -> None:
         session.info.pop(_PENDING, None)

@@ -37,8 +37,8 @@ MAX_NUMBER_CHARS = 40
 MAX_AXIS_TEXT = 64 * 1024
 MAX_TABLE_BYTES = 8 * 2**20
 MAX_AXES = 32
-# The kinds this service accepts; others (optimisation, exploration) are not offered yet.
-KINDS = ("grid", "table", "random")
+# The kinds of sweep (optuna and explore choose their points as they run: sweep_space.py).
+KINDS = ("grid", "table", "random", "optuna", "explore")
 
 
 class SweepError(BatchError, ValueError):

@@ -62,9 +62,16 @@ def check_record(names: Any) -> list[str]:
 
 
 def replace_job(
-    base: Job, sweep: Sweep, point_hash: str, parameters: dict[str, Any], warnings: list[str]
+    base: Job,
+    sweep: Sweep,
+    point_hash: str,
+    parameters: dict[str, Any],
+    warnings: list[str],
+    trial: int | None = None,
+    depth: int | None = None,
 ) -> Job:
-    """A new queued job of the sweep for one point, with the base job's choices."""
+    """A new queued job of the sweep for one point, with the base job's choices (and, in an
+    adaptive sweep, its trial or depth)."""
     return Job(
         id=new_job_id(),
         owner=base.owner,
@@ -94,6 +101,9 @@ def replace_job(
         sweep_id=sweep.id,
         point_hash=point_hash,
         recorded={},
+        trial=trial,
+        depth=depth,
+        followed_up=False,
     )
 
 

@@ -46,6 +46,9 @@ def result_row(
         "error": _error(job) if job.state not in ("succeeded", "queued") else "",
         "reason": wait["reason"] if wait is not None else "",
         "recorded": job.recorded or {},
+        # Adaptive sweeps: the Optuna trial this run is, or its depth in an exploration.
+        "trial": job.trial,
+        "depth": job.depth,
         "links": links,
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -37,7 +38,8 @@ from batch_service.jobs import (
 from batch_service.jobs import _with_output as with_output
 from batch_service.run_options import run_options
 from batch_service.store import Job, JobFile, Sweep
-from batch_service.sweep_points import DEFAULT_MAX_POINTS, make_points
+from batch_service.sweep_growth import public_info, run_choices
+from batch_service.sweep_points import DEFAULT_MAX_POINTS, Checker, make_points
 from batch_service.sweep_request import (
     SweepRequest,
     check_record,
@@ -47,6 +49,7 @@ from batch_service.sweep_request import (
     spec_hash,
 )
 from batch_service.sweep_results import result_rows
+from batch_service.sweep_space import ADAPTIVE_KINDS, adaptive_points, budget_of
 
 ACTIVE, PAUSED, DONE = "active", "paused", "done"
 SWEEP_STATES = (ACTIVE, PAUSED, CANCELLED, DONE)
@@ -90,7 +93,18 @@ class SweepService:
         declared = upload.parameters if upload.kind == "notebook" else None
         if upload.kind == "notebook" and declared is None:
             declared = []
-        points = make_points(request.spec, declared, upload.name, self.max_points)
+        kind = request.spec.get("kind") if isinstance(request.spec, dict) else None
+        adaptive = kind in ADAPTIVE_KINDS
+        if adaptive:
+            if request.into:
+                raise BatchError(
+                    "an optimisation or exploration sweep chooses its own points: "
+                    "into is for grids, tables and random samples"
+                )
+            checker = Checker(declared, upload.name)
+            points = adaptive_points(request.spec, checker, self.max_points)
+        else:
+            points = make_points(request.spec, declared, upload.name, self.max_points)
         base = self.jobs.prepare(identity, replace(request.submission, parameters={}))
         profile = self.jobs.profiles[base.profile]
         window = request.failed_live_window
@@ -113,6 +127,7 @@ class SweepService:
         t = now()
         with self.store.session() as session:
             sweep = self._target(session, identity, request.into, same)
+            fresh = sweep is None
             if sweep is None:
                 sweep = Sweep(
                     id=new_sweep_id(),
@@ -126,14 +141,18 @@ class SweepService:
                     kind=request.spec["kind"],
                     spec=request.spec,
                     spec_hash=same,
-                    budget={"max_points": self.max_points},
+                    budget=budget_of(request.spec, self.max_points),
                     record=record,
                     failed_live_window=window,
                     keep_succeeded=bool(request.keep_succeeded),
                     created_at=t,
+                    info={"run": run_choices(base)} if adaptive else {},
                 )
                 existing: dict[str, Job] = {}
             else:
+                if sweep.kind in ADAPTIVE_KINDS or adaptive:
+                    if sweep.kind != kind:
+                        raise BatchError("points are added only to a sweep of the same kind")
                 sweep.max_parallel = request.max_parallel
                 existing = self._current(session, sweep.id)
         new_points = [
@@ -141,11 +160,19 @@ class SweepService:
         ]
         jobs = []
         for i, h in enumerate(new_points):
-            job = replace_job(base, sweep, h, options[h].parameters, options[h].warnings)
+            depth = 0 if kind == "explore" else None
+            job = replace_job(
+                base, sweep, h, options[h].parameters, options[h].warnings, depth=depth
+            )
             # One submission, in the points' order: the first point is the first in line.
             job.submitted_at = t + i * 1e-6
             jobs.append(job)
         rows = self._write_inputs(jobs, upload.name, upload.content)
+        if adaptive and fresh:
+            # Later points link to the sweep's own copy of the input (it may start with none).
+            target = self.sweep_input(sweep.id, upload.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.jobs.files.write_atomic(target, upload.content)
         try:
             with self.store.session() as session:
                 if existing or session.get(Sweep, sweep.id) is not None:
@@ -163,11 +190,15 @@ class SweepService:
                 session.add_all(rows)
         except IntegrityError:
             self._remove_inputs(jobs)
+            if adaptive and fresh:
+                self.jobs.files.remove_job(sweep.id)
             raise Conflict(
                 "this sweep changed while it was being submitted; submit again"
             ) from None
         except BaseException:
             self._remove_inputs(jobs)
+            if adaptive and fresh:
+                self.jobs.files.remove_job(sweep.id)
             raise
         view = self.get(identity, sweep.id)
         view["added"] = len(jobs)
@@ -239,6 +270,10 @@ class SweepService:
             rows.append(replace_row(rows[0], job.id))
         return rows
 
+    def sweep_input(self, sweep_id: str, name: str) -> Path:
+        """An adaptive sweep's copy of its input (sweep ids never name a job's folder)."""
+        return self.jobs.files.job_file(sweep_id, "input", name)
+
     def _remove_inputs(self, jobs: list[Job]) -> None:
         for job in jobs:
             self.jobs.files.remove_job(job.id)
@@ -268,7 +303,10 @@ class SweepService:
         """A sweep as the API shows it; a list (`whole` false) gives a table's row count
         instead of its rows (a table may be megabytes)."""
         state = sweep.state
-        if state == ACTIVE and not any(counts[s] for s in (QUEUED, *ACTIVE_STATES)):
+        # An adaptive sweep with nothing queued may be about to choose more: it says itself
+        # when it is done (batch_service/sweep_followups.py).
+        idle = not any(counts[s] for s in (QUEUED, *ACTIVE_STATES))
+        if state == ACTIVE and idle and sweep.kind not in ADAPTIVE_KINDS:
             state = DONE
         return {
             "id": sweep.id,
@@ -287,6 +325,7 @@ class SweepService:
             "created_at": sweep.created_at,
             "points": sum(counts.values()),
             "counts": counts,
+            "info": public_info(sweep.info),
         }
 
     def get(self, identity: Identity, sweep_id: str) -> dict[str, Any]:
@@ -392,6 +431,11 @@ class SweepService:
         """Failed and timed-out points get a new attempt each (in one transaction)."""
         with self.store.session() as session:
             sweep = self._owned(session, identity, sweep_id, "retry")
+            if sweep.kind == "optuna":
+                raise Conflict(
+                    "an optimisation sweep tells Optuna its failed trials as failed and asks "
+                    "new ones within its budget; it does not retry them"
+                )
             failed = session.scalars(
                 select(Job)
                 .where(Job.sweep_id == sweep.id, Job.state.in_(RETRIED_STATES))
@@ -406,7 +450,9 @@ class SweepService:
         by_input: dict[str, list[Job]] = {}
         inputs = {}
         for i, old in enumerate(failed):
-            job = replace_job(old, sweep, old.point_hash or "", old.parameters, old.warnings)
+            job = replace_job(
+                old, sweep, old.point_hash or "", old.parameters, old.warnings, depth=old.depth
+            )
             job.submitted_at = t + i * 1e-6
             attempts.append(job)
             stored = self.jobs.job_files.find(old.id, "input")

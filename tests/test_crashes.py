@@ -10,6 +10,7 @@ would). Afterwards: no job is lost, none stays starting for more than 30 s, ever
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import requests
 
@@ -24,6 +26,7 @@ from tests.batch import Batch, notebook
 from tests.conftest import SESSION_VALUES, state_folder
 from tests.hub import HubProcess, HubUser
 from tests.test_faults import pids_with_env
+from tests.test_sweeps_adaptive import DISC, EXPLORE, OPTIMISE, QUADRATIC, create
 
 STUCK_LIMIT = 30.0
 PARTS = ["service", "hub", "proxy", "batch-servers", "kernels"]
@@ -212,3 +215,48 @@ def a_killed_part_loses_no_job_and_holds_no_gpu(
         time.sleep(0.5)
         servers = user.api("GET", f"/hub/api/users/{user.name}").json().get("servers", {})
     assert not servers, f"servers left after their jobs ended: {sorted(servers)}"
+
+
+@pytest.mark.timeout(1200)
+def test_a_sweep_whose_service_is_killed_runs_every_point_exactly_once(
+    crash_hub: HubProcess,
+) -> None:
+    """An optimisation and an exploration are under way when the service is SIGKILLed; after
+    the restart every trial and every point has run once, none lost, none twice."""
+    batch = Batch(crash_hub.ready_user("crash-sweep"))
+    optimise = create(batch, {**OPTIMISE, "max_trials": 8}, QUADRATIC, max_parallel=2).json()
+    explore = create(batch, EXPLORE, DISC, max_parallel=2).json()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        counts = batch.call("GET", f"sweeps/{optimise['id']}").json()["counts"]
+        if counts["succeeded"] >= 2:
+            break
+        time.sleep(0.3)
+    kill([crash_hub.service_pid()])
+
+    sweeps = {}
+    deadline = time.monotonic() + 900
+    for sweep_id in (optimise["id"], explore["id"]):
+        while time.monotonic() < deadline:
+            r = answering(lambda sweep_id=sweep_id: batch.call("GET", f"sweeps/{sweep_id}"))
+            if r.status_code == 200 and r.json()["state"] != "active":
+                break
+            time.sleep(0.5)
+        sweeps[sweep_id] = r.json()
+        assert sweeps[sweep_id]["state"] == "done", sweeps[sweep_id]
+    every_job = batch.call("GET", "jobs?limit=500").json()["jobs"]
+    rows = {s: batch.call("GET", f"sweeps/{s}/results").json()["rows"] for s in sweeps}
+    for sweep_id, sweep_rows in rows.items():
+        # One job per point in all (no earlier attempt either), and each succeeded.
+        assert len([j for j in every_job if j["sweep_id"] == sweep_id]) == len(sweep_rows)
+        assert {row["state"] for row in sweep_rows} == {"succeeded"}
+    assert sorted(row["trial"] for row in rows[optimise["id"]]) == list(range(8))
+    assert len({json.dumps(r["parameters"]) for r in rows[explore["id"]]}) == 13
+    # Optuna's own record in the service's database: 8 trials, each told its run's value.
+    database = crash_hub.state_dir / "state" / "batch" / "jobs.sqlite"
+    # Optuna's own check would read this service's Alembic revision (sweep_optuna.py).
+    storage = optuna.storages.RDBStorage(f"sqlite:///{database}", skip_compatibility_check=True)
+    study = optuna.load_study(study_name=f"batchhub-sweep-{optimise['id']}", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 8
+    told = {t.number: t.value for t in study.trials}
+    assert told == {r["trial"]: r["recorded"]["loss"] for r in rows[optimise["id"]]}

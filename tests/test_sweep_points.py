@@ -162,8 +162,10 @@ def test_bad_random_spaces_are_refused(space, samples, words):
 
 
 def test_unknown_kinds_and_fields_are_refused():
-    with pytest.raises(SweepError, match="kind must be one of grid, table, random"):
-        points({"kind": "optuna"})
+    with pytest.raises(
+        SweepError, match="kind must be one of grid, table, random, optuna, explore"
+    ):
+        points({"kind": "bayes"})
     with pytest.raises(SweepError, match="unknown field 'seed'"):
         points({"kind": "grid", "grid": {"lr": "1"}, "seed": 1})
 

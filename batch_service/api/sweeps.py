@@ -20,6 +20,7 @@ from batch_service.errors import BatchError
 from batch_service.handlers import BaseHandler
 from batch_service.jobs import Submission
 from batch_service.sweep_results import rows_csv
+from batch_service.sweep_space import ADAPTIVE_KINDS
 from batch_service.sweeps import MAX_PAGE, SweepRequest, SweepService
 
 SWEEP_ID = r"(?P<sweep_id>[^/]+)"
@@ -128,6 +129,11 @@ class SweepsHandler(UploadHandler, SweepBase):
         )
         # Points are checked and stored off the event loop: a big grid takes a moment.
         view = await self.run_in_thread(self.sweeps.create, self.identity, request)
+        if view["kind"] in ADAPTIVE_KINDS:
+            # An optimisation's first trials are asked before the answer, so it shows them.
+            asked = await self.settings["batch_followups"].pass_now(view["id"])
+            counted = {"added": view["added"] + asked, "skipped": view["skipped"]}
+            view = {**self.sweeps.get(self.identity, view["id"]), **counted}
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{view['id']}")
         self.write_json(view, 201)
         self.settings["batch_kick"]()
@@ -161,6 +167,8 @@ class SweepActionHandler(SweepBase):
             view = self.sweeps.set_paused(identity, sweep_id, action == "pause")
         else:
             view = self.sweeps.retry(identity, sweep_id)
+        if view["kind"] in ADAPTIVE_KINDS:
+            self.settings["batch_followups"].soon(sweep_id)
         self.write_json(view)
         self.settings["batch_kick"]()
 

@@ -89,6 +89,11 @@ class Job(Base):
     recorded: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     # An exclusive run: the machine as the service saw it (machine_record.py); else null.
     machine_record: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Adaptive sweeps: the Optuna trial this run is, or how many proposals led to this point
+    # (a start point is 0); and whether its end was acted on (told, or its proposals taken).
+    trial: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    depth: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    followed_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     files: Mapped[list[JobFile]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
@@ -295,7 +300,7 @@ class Sweep(Base):
     max_parallel: Mapped[int] = mapped_column(Integer)
     # active | paused | cancelled | done
     state: Mapped[str] = mapped_column(String(16))
-    # grid | table | random (optuna | explore are reserved for adaptive sweeps)
+    # grid | table | random; optuna | explore choose their points while they run
     kind: Mapped[str] = mapped_column(String(16))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     # The canonical hash of input, spec and choices: resubmitting the same sweep finds it.
@@ -307,6 +312,8 @@ class Sweep(Base):
     failed_live_window: Mapped[int] = mapped_column(Integer)
     keep_succeeded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[float] = mapped_column(Float)
+    # What an adaptive sweep did: trials told, the best so far, proposals dropped and why.
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
     # Two submissions of one sweep at once make one sweep (the second is told to submit again).
     __table_args__ = (Index("ix_sweeps_owner_spec", "owner", "spec_hash", unique=True),)
