@@ -12,11 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tornado.ioloop import IOLoop, PeriodicCallback
-
 from batch_service.clock import now
 from batch_service.definitions import DefinitionService
 from batch_service.errors import BatchError
+from batch_service.periodic import Periodic
 from batch_service.uploads import CheckedInput
 
 log = logging.getLogger("batchhub.definitions")
@@ -60,8 +59,9 @@ async def fire_due(definitions: DefinitionService, check: CheckInput, at: float)
     return report
 
 
-class FiringLoop:
-    """Fires due definitions every `interval` seconds, never two passes at once."""
+class FiringLoop(Periodic):
+    """Fires due definitions every `interval` seconds, never two passes at once (the first
+    pass right away: a firing missed while the service was down fires now)."""
 
     def __init__(
         self,
@@ -71,21 +71,11 @@ class FiringLoop:
         kick: Callable[[], None],
         clock: Callable[[], float] = now,
     ) -> None:
+        super().__init__(interval)
         self.definitions = definitions
         self.check = check
         self.kick = kick
         self.clock = clock
-        self._running = False
-        self._callback = PeriodicCallback(self.tick, interval * 1000)
-
-    def start(self) -> None:
-        """First pass right away (a firing missed while the service was down fires now)."""
-        self._callback.start()
-        IOLoop.current().add_callback(self.tick)
-
-    def stop(self) -> None:
-        """No more passes."""
-        self._callback.stop()
 
     async def tick(self) -> None:
         """One pass; errors are logged and the next pass tries again."""

@@ -207,10 +207,8 @@ class JobService:
         options = run_options(
             upload, submission.parameters, submission.report_mode, submission.args
         )
-        return Job(
-            id=new_job_id(),
+        return queued_job(
             owner=identity.name,
-            state=QUEUED,
             kind=upload.kind,
             input_name=upload.name,
             entry_point=upload.entry_point,
@@ -224,16 +222,6 @@ class JobService:
             priority=priority,
             group_name=group,
             owner_groups=sorted(identity.groups),
-            submitted_at=now(),
-            live=False,
-            progress_index=0,
-            progress_total=0,
-            current_cell="",
-            error_name="",
-            error_value="",
-            reason="",
-            last_seq=0,
-            recorded={},
         )
 
     def check_gpus_exist(self, profile: Profile) -> None:
@@ -488,6 +476,25 @@ class JobService:
                 update(Job).where(Job.id == job_id, Job.state.in_(list(expected))).values(**changes)
             )
             return result.rowcount == 1
+
+
+def queued_job(**choices: Any) -> Job:
+    """A new job row, queued now, with what was chosen for it (nothing run or reported yet)."""
+    return Job(
+        id=new_job_id(),
+        state=QUEUED,
+        submitted_at=now(),
+        live=False,
+        progress_index=0,
+        progress_total=0,
+        current_cell="",
+        error_name="",
+        error_value="",
+        reason="",
+        last_seq=0,
+        recorded={},
+        **choices,
+    )
 
 
 def _with_output(session: Session, job_ids: list[str]) -> set[str]:

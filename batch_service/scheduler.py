@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_, select
-from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.ioloop import IOLoop
 
 from batch_service.admission import Admission
 from batch_service.clock import now
@@ -43,6 +43,7 @@ from batch_service.jobs import (
     server_name,
 )
 from batch_service.machine_record import note_servers
+from batch_service.periodic import Periodic
 from batch_service.policy import Decision
 from batch_service.policy.decide import CUT_FOR_GPUS, CUT_FOR_LIVE_CAP
 from batch_service.store import Job
@@ -411,25 +412,14 @@ def parse_hub_time(value: Any) -> float | None:
         return None
 
 
-class SchedulerLoop:
+class SchedulerLoop(Periodic):
     """Runs passes every `interval` seconds, never two at once; `kick` runs one soon."""
 
     def __init__(self, scheduler: Scheduler, interval: float, ready_poll: float = 0.25) -> None:
+        super().__init__(interval)
         self.scheduler = scheduler
-        self.interval = interval
         self.ready_poll = ready_poll
-        self._running = False
         self._again = False
-        self._callback = PeriodicCallback(self.tick, interval * 1000)
-
-    def start(self) -> None:
-        """Begin passes (the first one right away)."""
-        self._callback.start()
-        IOLoop.current().add_callback(self.tick)
-
-    def stop(self) -> None:
-        """No more passes."""
-        self._callback.stop()
 
     async def tick(self) -> None:
         """One pass, or a note to run another right after the current one."""

@@ -7,9 +7,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from batch_service.clock import now
 from batch_service.errors import BatchError
-from batch_service.jobs import QUEUED, Submission, new_job_id
+from batch_service.jobs import Submission, new_job_id, queued_job
 from batch_service.store import Job, JobFile, Sweep
 from batch_service.sweep_points import canonical_json
 
@@ -72,10 +71,8 @@ def replace_job(
 ) -> Job:
     """A new queued job of the sweep for one point, with the base job's choices (and, in an
     adaptive sweep, its trial or depth)."""
-    return Job(
-        id=new_job_id(),
+    return queued_job(
         owner=base.owner,
-        state=QUEUED,
         kind=base.kind,
         input_name=base.input_name,
         entry_point=base.entry_point,
@@ -89,18 +86,8 @@ def replace_job(
         priority=base.priority,
         group_name=base.group_name,
         owner_groups=base.owner_groups,
-        submitted_at=now(),
-        live=False,
-        progress_index=0,
-        progress_total=0,
-        current_cell="",
-        error_name="",
-        error_value="",
-        reason="",
-        last_seq=0,
         sweep_id=sweep.id,
         point_hash=point_hash,
-        recorded={},
         trial=trial,
         depth=depth,
         followed_up=False,

@@ -362,29 +362,26 @@ class SweepService:
         """The sweep, the current job of each of its points (in submission order), and which
         of those have an executed notebook."""
         with self.store.session() as session:
-            sweep = self._visible(session, identity, sweep_id)
-            jobs = session.scalars(
-                select(Job)
-                .where(Job.sweep_id == sweep.id, Job.point_hash.is_not(None))
-                .order_by(Job.submitted_at, Job.id)
-            ).all()
-            view = self.view(sweep, self.counts(session, [sweep.id])[sweep.id])
-            outputs = with_output(session, [job.id for job in jobs])
-        return view, list(jobs), outputs
+            return self._points(session, identity, sweep_id)
+
+    def _points(
+        self, session: Session, identity: Identity, sweep_id: str
+    ) -> tuple[dict[str, Any], list[Job], set[str]]:
+        sweep = self._visible(session, identity, sweep_id)
+        jobs = session.scalars(
+            select(Job)
+            .where(Job.sweep_id == sweep.id, Job.point_hash.is_not(None))
+            .order_by(Job.submitted_at, Job.id)
+        ).all()
+        view = self.view(sweep, self.counts(session, [sweep.id])[sweep.id])
+        return view, list(jobs), with_output(session, [job.id for job in jobs])
 
     def results(
         self, identity: Identity, sweep_id: str, prefix: str
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The sweep and its results table: one row per point, a waiting one with its reason."""
         with self.store.session() as session:
-            sweep = self._visible(session, identity, sweep_id)
-            jobs = session.scalars(
-                select(Job)
-                .where(Job.sweep_id == sweep.id, Job.point_hash.is_not(None))
-                .order_by(Job.submitted_at, Job.id)
-            ).all()
-            view = self.view(sweep, self.counts(session, [sweep.id])[sweep.id])
-            outputs = with_output(session, [job.id for job in jobs])
+            view, jobs, outputs = self._points(session, identity, sweep_id)
             queued = [job for job in jobs if job.state == QUEUED]
             paused = self.jobs.line.is_paused() if queued else False
             waits = self.jobs.waits_of(queued, session, identity, paused)
