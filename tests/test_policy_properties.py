@@ -272,8 +272,8 @@ def test_a_line_kept_between_passes_decides_as_the_same_line_read_afresh(  # typ
             kept.add(replace(r, priority=(r.priority + 1) % 3) if i % 2 else r)
         elif i < len(queue):
             if queue[i].user in kept.by_user:
-                kept.oldest(queue[i].user)  # kept from now on: leaving must correct them
-                kept.head(queue[i].user)
+                user = queue[i].user  # what is kept from now on, leaving must correct
+                kept.oldest(user), kept.head(user), kept.groups(user), kept.shapes_of(user)
             kept.remove(queue[i].id, queue[i].user)
     kept = kept.plus(
         Request(f"t{i}", "abcdefgh"[i % 8], 1, TYPES[0], kind="interactive", submitted_at=NOW)
@@ -282,12 +282,14 @@ def test_a_line_kept_between_passes_decides_as_the_same_line_read_afresh(  # typ
     plain = list(kept)
     afresh_index = QueueIndex(plain)
     assert len(plain) == len(kept) and len({r.id for r in plain}) == len(plain)
-    assert (kept.shapes, kept.priorities, kept.interactive, kept.groups) == (
+    assert (kept.shapes, kept.priorities, kept.interactive) == (
         afresh_index.shapes,
         afresh_index.priorities,
         afresh_index.interactive,
-        afresh_index.groups,
     )
+    for u in afresh_index.by_user:
+        assert kept.groups(u) == afresh_index.groups(u)
+        assert kept.shapes_of(u) == afresh_index.shapes_of(u)
     assert all(kept.oldest(u) == afresh_index.oldest(u) for u in afresh_index.by_user)
     assert all(kept.head(u) == afresh_index.head(u) for u in afresh_index.by_user)
     ours = decide(kept, running, capacity, usage, CONFIG, NOW, batch_slots=3)

@@ -227,11 +227,13 @@ def decide(
     # one that waited longest. Each user's earliest request of each shape is kept in the index.
     threshold = now - config.max_wait_seconds
     candidates = []
-    for user, shapes in index.by_shape.items():
+    for user in index.by_user:
+        if index.oldest(user) > threshold:
+            continue
         held = held_user.get(user, 0)
         firsts = [
             index.first(user, shape)
-            for shape in shapes
+            for shape in index.shapes_of(user)
             # Big (smaller ones can pass it) and more than its owner holds, or exclusive.
             if shape[2]
             or shape[1] > held
@@ -252,7 +254,7 @@ def decide(
             rest = dict(own_by_id)
             del rest[first.id]
             own = list(rest.values())
-        groups = index.groups[user]
+        groups = index.groups(user)
         if len(groups) == 1:
             owners[(next(iter(groups)), user)] = own
         else:  # one user queueing for several groups
@@ -387,7 +389,7 @@ def decide(
         # A user's first request in their own order, as the index keeps it (when their line
         # is the index's: one group, no starving request taken out).
         known_head=lambda user: (
-            index.head(user) if user not in starving and len(index.groups[user]) == 1 else None
+            index.head(user) if user not in starving and len(index.groups(user)) == 1 else None
         ),
     )
     while order and more_can_start() and refusals_left > 0:
