@@ -123,8 +123,13 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _num(value: float) -> str:
+    """Three significant digits, without an exponent for large values."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def _spread(values: list[float]) -> str:
-    return f"{min(values):.3g}-{max(values):.3g}" if values else "-"
+    return f"{_num(min(values))}-{_num(max(values))}" if values else "-"
 
 
 def table(figures: Iterable[Figure]) -> str:
@@ -135,9 +140,11 @@ def table(figures: Iterable[Figure]) -> str:
         rows.append(
             (
                 f.name,
-                f"{f.median:.3g} {f.unit} (n={len(f.ours)})",
+                " ".join(filter(None, (_num(f.median), f.unit, f"(n={len(f.ours)})"))),
                 _spread(f.ours),
-                "-" if base is None else f"{base:.3g} {f.unit} {f.baseline_name}".rstrip(),
+                "-"
+                if base is None
+                else " ".join(filter(None, (_num(base), f.unit, f.baseline_name))),
                 "-" if f.ratio is None else f"{f.ratio:.2f}x",
                 f.goal,
                 {True: "PASS", False: "FAIL", None: "-"}[f.passed],
