@@ -54,7 +54,7 @@ class Figure:
         if self.goal_ratio is not None:
             parts.append(f"{sign} {self.goal_ratio:g}x")
         if self.goal_value is not None:
-            parts.append(f"{sign} {self.goal_value:g} {self.unit}")
+            parts.append(f"{sign} {self.goal_value:.4g} {self.unit}".rstrip())
         return " and ".join(parts) or "-"
 
     @property
