@@ -73,3 +73,25 @@ schema: bootstrap
 
 clean-state:
 	rm -rf $(STATE_DIR)
+
+# Every benchmark in turn, then one table of all their figures (bench/_table.py). A script that
+# crashes is noted and the others still run; the exit status is then non-zero (a figure below
+# its goal is not a crash). BENCH_ARGS goes to every script, e.g. BENCH_ARGS=--quick.
+BENCH_JSON := $(STATE_DIR)/bench.jsonl
+BENCH_SCRIPTS := scheduler_pass simulate_policies service_throughput service_joblist \
+	spawn_latency runner_overhead data_uploads kube_spawn_latency
+BENCH_ARGS ?=
+
+bench: bootstrap-test
+	@mkdir -p $(STATE_DIR) && rm -f $(BENCH_JSON); crashed=""; \
+	for script in $(BENCH_SCRIPTS); do \
+		echo "== bench/$$script.py $(BENCH_ARGS)"; \
+		if [ $$script = kube_spawn_latency ] && ! $(MAKE) --no-print-directory k8s-testenv; then \
+			crashed="$$crashed $$script(k8s-testenv)"; continue; \
+		fi; \
+		BATCHHUB_BENCH_JSON="$(abspath $(BENCH_JSON))" $(BIN)/python bench/$$script.py \
+			$(BENCH_ARGS) || crashed="$$crashed $$script"; \
+	done; \
+	echo; echo "== all figures (medians; baselines measured in the same run)"; \
+	$(BIN)/python bench/_table.py $(BENCH_JSON); \
+	if [ -n "$$crashed" ]; then echo "crashed:$$crashed"; exit 1; fi

@@ -8,12 +8,14 @@ table of every bench that wrote there (`make bench` does this).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Figure:
         if self.goal_ratio is not None:
             parts.append(f"{sign} {self.goal_ratio:g}x")
         if self.goal_value is not None:
-            parts.append(f"{sign} {self.goal_value:g} {self.unit}")
+            parts.append(f"{sign} {self.goal_value:.4g} {self.unit}".rstrip())
         return " and ".join(parts) or "-"
 
     @property
@@ -83,8 +85,51 @@ def interleaved(
     return mine, theirs
 
 
+def rounds(
+    runs: dict[str, Callable[[], float]], samples: int = 5, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Like `interleaved` for more than two: each turn runs every one once, the order rotated
+    by one each turn (ABC, BCA, CAB...); the first `warmup` turns are discarded."""
+    names = list(runs)
+    kept: dict[str, list[float]] = {name: [] for name in names}
+    for turn in range(warmup + samples):
+        shift = turn % len(names)
+        for name in names[shift:] + names[:shift]:
+            value = runs[name]()
+            if turn >= warmup:
+                kept[name].append(value)
+    return kept
+
+
+def at_least_five(text: str) -> int:
+    """--samples: a median needs at least 5."""
+    n = int(text)
+    if n < 5:
+        raise argparse.ArgumentTypeError("at least 5 samples")
+    return n
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every bench takes: --samples (>= 5, after a discarded warm-up) and --quick
+    (smaller sizes, never fewer samples)."""
+    parser.add_argument(
+        "--samples",
+        type=at_least_five,
+        default=5,
+        help="samples of each figure, after a discarded warm-up (at least 5)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes (as many samples), for a quick look"
+    )
+
+
+def _num(value: float) -> str:
+    """Three significant digits, without an exponent for large values."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def _spread(values: list[float]) -> str:
-    return f"{min(values):.3g}-{max(values):.3g}" if values else "-"
+    return f"{_num(min(values))}-{_num(max(values))}" if values else "-"
 
 
 def table(figures: Iterable[Figure]) -> str:
@@ -95,9 +140,11 @@ def table(figures: Iterable[Figure]) -> str:
         rows.append(
             (
                 f.name,
-                f"{f.median:.3g} {f.unit} (n={len(f.ours)})",
+                " ".join(filter(None, (_num(f.median), f.unit, f"(n={len(f.ours)})"))),
                 _spread(f.ours),
-                "-" if base is None else f"{base:.3g} {f.unit} {f.baseline_name}".rstrip(),
+                "-"
+                if base is None
+                else " ".join(filter(None, (_num(base), f.unit, f.baseline_name))),
                 "-" if f.ratio is None else f"{f.ratio:.2f}x",
                 f.goal,
                 {True: "PASS", False: "FAIL", None: "-"}[f.passed],
@@ -120,13 +167,18 @@ def report(figures: list[Figure]) -> None:
 
 
 def load(path: str) -> list[Figure]:
-    """Figures appended by bench scripts."""
+    """Figures appended by bench scripts (none if no script wrote any)."""
+    if not Path(path).is_file():
+        return []
     with open(path) as f:
         return [Figure(**json.loads(line)) for line in f if line.strip()]
 
 
 if __name__ == "__main__":
     figures = load(sys.argv[1])
+    if not figures:
+        print(f"no figures in {sys.argv[1]}: every bench failed before reporting")
+        sys.exit(1)
     print(table(figures))
     failed = [f.name for f in figures if f.passed is False]
     print(f"\n{len(figures)} figures, {len(failed)} below their goal" + (": " if failed else ""))

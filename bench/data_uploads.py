@@ -1,28 +1,34 @@
 """Datasets and artifacts: upload throughput, the service's memory during a big upload, and
 the time to list 10,000 artifacts.
 
-Throughput, each the median of --samples runs of the same file, side by side with baselines
-measured in the same run:
-  cp                 copy of the file to the same disk (the goal: tus >= 0.7x of it)
+Throughput in MiB/s of one --size-mib file, each figure the median of --samples (default 5)
+turns after a discarded warm-up turn; every turn runs each of these once, the order rotated
+by one each turn (ABCD, BCDA, ...):
+  cp                 copy of the file to the same disk (the baseline: tus >= 0.7x of it)
   plain PUT          one HTTP PUT of the file (read into memory, as tuspy sends each request) to
                      a bare tornado handler with the service's HTTP settings, writing to the
                      same disk and fsyncing at the end (what the protocol itself costs)
   tus, service       tuspy to the batch service's own port (--chunk-mib per PATCH; the whole
                      file in one by default, as tus-js-client sends it), sha256 verified
   tus, via proxy     the same through configurable-http-proxy, as people upload
-Then the service's RSS, sampled every 0.1 s while one --big-mib upload goes through the proxy,
-and the time of GET jobs/<id>/artifacts for a job with 10,000 artifacts.
+Then --samples uploads of one --big-mib file (2 GiB) through the proxy, each beside a cp of
+it (ABAB...), after a warm-up pair: its throughput, and the service's RSS sampled every 0.1 s
+during each upload: the most it grew over its RSS before that upload (flat: a fraction of
+the file), and its peak (goal: under 200 MB, 191 MiB). Last, GET jobs/<id>/artifacts for a job with
+10,000 artifact rows (written into the store through its models), beside one job's GET
+(ABAB...). --quick: 64 MiB and 256 MiB files, 1,000 artifacts.
 
-    PYTHONPATH=. .venv/bin/python bench/data_uploads.py [--size-mib 256] [--big-mib 2048]
+    .venv/bin/python bench/data_uploads.py [--size-mib 256] [--big-mib 2048] [--samples 5]
+        [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,19 +44,17 @@ from tusclient import client as tus_client
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._hub import bench_hub  # noqa: E402
+from bench._table import Figure, arguments, interleaved, report, rounds  # noqa: E402
 from bench.service_joblist import rss_mib  # noqa: E402
 from tests.batch import notebook  # noqa: E402
 from tests.tus import make_file  # noqa: E402
 
 
-def median_seconds(run, samples: int) -> float:  # type: ignore[no-untyped-def]
-    """Median wall time of run() over the samples."""
-    times = []
-    for _ in range(samples):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def seconds_of(run) -> float:  # type: ignore[no-untyped-def]
+    """Wall time of run()."""
+    t = time.perf_counter()
+    run()
+    return time.perf_counter() - t
 
 
 def bare_put_server(folder: Path) -> tuple[int, threading.Thread]:
@@ -106,19 +110,22 @@ def tus_upload(
 
 
 def main() -> None:
-    """Measure and print."""
+    """Measure and report."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size-mib", type=int, default=256)
-    parser.add_argument("--big-mib", type=int, default=2048)
-    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--size-mib", type=int, default=256, help="--quick: 64")
+    parser.add_argument("--big-mib", type=int, default=2048, help="--quick: 256")
     parser.add_argument("--chunk-mib", type=int, default=0, help="0: the whole file per PATCH")
-    parser.add_argument("--artifacts", type=int, default=10_000)
+    parser.add_argument("--artifacts", type=int, default=10_000, help="--quick: 1,000")
+    arguments(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.size_mib, args.big_mib = min(args.size_mib, 64), min(args.big_mib, 256)
+        args.artifacts = min(args.artifacts, 1_000)
     work = Path(tempfile.mkdtemp(prefix="batchhub-bench-data-"))
     try:
         source = work / "sample.bin"
         make_file(source, args.size_mib * 2**20)
-        size = source.stat().st_size
+        mib = source.stat().st_size / 2**20
         chunk = (args.chunk_mib or args.size_mib) * 2**20
         with bench_hub({"data": {"user_quota": "1T"}, "batch": {"paused": True}}) as hub:
             user = hub.ready_user("bench-data")
@@ -127,82 +134,113 @@ def main() -> None:
             copies = work / "copies"
             copies.mkdir()
             port, _ = bare_put_server(copies)
-            counter = iter(range(10**6))
+            counter = itertools.count()
 
-            def cp() -> None:
-                subprocess.run(["cp", str(source), str(copies / "cp.bin")], check=True)
-
-            def put() -> None:
-                body = source.read_bytes()
-                r = requests.put(f"http://127.0.0.1:{port}/put", data=body, timeout=600)
-                assert r.status_code == 204
-
-            results = {
-                "cp": median_seconds(cp, args.samples),
-                "plain PUT": median_seconds(put, args.samples),
-                "tus, service": median_seconds(
-                    lambda: tus_upload(
-                        direct + "uploads",
-                        user.token or "",
-                        direct,
-                        source,
-                        f"bench-{next(counter)}",
-                        chunk,
-                    ),
-                    args.samples,
-                ),
-                "tus, via proxy": median_seconds(
-                    lambda: tus_upload(
-                        api + "uploads",
-                        user.token or "",
-                        api,
-                        source,
-                        f"bench-{next(counter)}",
-                        chunk,
-                    ),
-                    args.samples,
-                ),
-            }
-            print(f"upload of {size / 2**20:.0f} MiB, median of {args.samples} (machine shared)")
-            print(f"{'':16} {'seconds':>8} {'MiB/s':>8} {'vs cp':>7} {'vs PUT':>7}")
-            for name, seconds in results.items():
-                print(
-                    f"{name:16} {seconds:8.2f} {size / 2**20 / seconds:8.0f} "
-                    f"{results['cp'] / seconds:7.2f} {results['plain PUT'] / seconds:7.2f}"
+            def cp(path: Path) -> float:
+                target = copies / "cp.bin"
+                took = seconds_of(
+                    lambda: subprocess.run(["cp", str(path), str(target)], check=True)
                 )
+                target.unlink()
+                return took
+
+            def put() -> float:
+                def send() -> None:
+                    body = source.read_bytes()
+                    r = requests.put(f"http://127.0.0.1:{port}/put", data=body, timeout=600)
+                    assert r.status_code == 204
+
+                return seconds_of(send)
+
+            def tus(endpoint: str, path: Path, size: int) -> float:
+                name = f"bench-{next(counter)}"
+                token = user.token or ""
+                return seconds_of(
+                    lambda: tus_upload(endpoint + "uploads", token, endpoint, path, name, size)
+                )
+
+            runs = rounds(
+                {
+                    "cp": lambda: cp(source),
+                    "plain PUT": put,
+                    "tus, service": lambda: tus(direct, source, chunk),
+                    "tus, via proxy": lambda: tus(api, source, chunk),
+                },
+                args.samples,
+            )
+            rates = {name: [mib / s for s in took] for name, took in runs.items()}
+            figures = [
+                Figure(
+                    f"upload {mib:.0f} MiB, {name}",
+                    "MiB/s",
+                    rates[name],
+                    rates["cp"],
+                    "cp",
+                    goal_ratio=0.7 if name == "tus, via proxy" else None,
+                    higher_is_better=True,
+                )
+                for name in ("tus, via proxy", "tus, service", "plain PUT")
+            ]
 
             big = work / "big.bin"
             source.unlink()
             make_file(big, args.big_mib * 2**20)
             pid = hub.service_pid()
-            before = rss_mib(pid)
-            peak = [before]
-            stop = threading.Event()
+            growth: list[float] = []
+            peaks: list[float] = []
 
-            def watch() -> None:
-                while not stop.is_set():
-                    peak.append(rss_mib(pid))
-                    time.sleep(0.1)
+            def big_upload() -> float:
+                before = rss_mib(pid)
+                peak = [before]
+                stop = threading.Event()
 
-            watcher = threading.Thread(target=watch)
-            watcher.start()
-            t = time.perf_counter()
-            tus_upload(api + "uploads", user.token or "", api, big, "bench-big")
-            elapsed = time.perf_counter() - t
-            stop.set()
-            watcher.join()
-            print(
-                f"service RSS during a {args.big_mib} MiB upload ({elapsed:.1f} s): "
-                f"{before:.0f} MiB before, {max(peak):.0f} MiB at most "
-                f"({len(peak)} samples; goal: flat, under 200 MB)"
-            )
+                def watch() -> None:
+                    while not stop.is_set():
+                        peak.append(rss_mib(pid))
+                        time.sleep(0.1)
 
-            print(artifact_listing(hub, user, args.artifacts, args.samples))
+                watcher = threading.Thread(target=watch)
+                watcher.start()
+                try:
+                    took = tus(api, big, 64 * 2**20)
+                finally:
+                    stop.set()
+                    watcher.join()
+                growth.append(max(peak) - before)
+                peaks.append(max(peak))
+                return args.big_mib / took
+
+            ours, theirs = interleaved(big_upload, lambda: args.big_mib / cp(big), args.samples)
+            size = f"{args.big_mib} MiB"
+            figures += [
+                Figure(
+                    f"upload {size} via proxy",
+                    "MiB/s",
+                    ours,
+                    theirs,
+                    "cp",
+                    goal_ratio=0.7,
+                    higher_is_better=True,
+                ),
+                Figure(
+                    f"service RSS growth during a {size} upload",
+                    "MiB",
+                    growth[-args.samples :],
+                ),
+                Figure(
+                    f"service RSS peak during a {size} upload",
+                    "MiB",
+                    peaks[-args.samples :],
+                    goal_value=200e6 / 2**20,
+                ),
+            ]
+            figures.append(artifact_listing(hub, user, args.artifacts, args.samples))
+            report(figures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def artifact_listing(hub, user, count: int, samples: int) -> str:  # type: ignore[no-untyped-def]
+def artifact_listing(hub, user, count: int, samples: int) -> Figure:  # type: ignore[no-untyped-def]
     """Time GET jobs/<id>/artifacts for a job with `count` artifact rows."""
     from batch_service.store import Artifact, Store
 
@@ -233,19 +271,21 @@ def artifact_listing(hub, user, count: int, samples: int) -> str:  # type: ignor
     store.dispose()
     session = requests.Session()
 
-    def listing() -> None:
+    def listing() -> float:
+        t = time.perf_counter()
         got = session.get(api + f"jobs/{job_id}/artifacts", headers=headers, timeout=60)
+        took = time.perf_counter() - t
         assert len(got.json()["artifacts"]) == count
+        return took * 1000
 
-    baseline = median_seconds(
-        lambda: session.get(api + f"jobs/{job_id}", headers=headers, timeout=60), samples
-    )
-    seconds = median_seconds(listing, samples)
-    return (
-        f"list {count} artifacts: {seconds * 1000:.0f} ms median of {samples} "
-        f"(one job's GET in the same run: {baseline * 1000:.0f} ms; "
-        f"ratio {seconds / baseline:.0f}x)"
-    )
+    def one_job() -> float:
+        return (
+            seconds_of(lambda: session.get(api + f"jobs/{job_id}", headers=headers, timeout=60))
+            * 1000
+        )
+
+    ours, theirs = interleaved(listing, one_job, samples)
+    return Figure(f"list {count:,} artifacts of a job", "ms", ours, theirs, "one job's GET")
 
 
 if __name__ == "__main__":

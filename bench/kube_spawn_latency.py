@@ -1,10 +1,15 @@
-"""Spawn latency on the test control plane: 20 concurrent spawns, and API requests per spawn.
+"""Spawn latency on the test control plane: concurrent spawns, and API requests per spawn.
 
 Side by side in one run: KubeSpawner's own pod spawn (the baseline), BatchKubeSpawner's
 interactive spawn (a pod with a profile), and its batch spawn (a Job whose pod it follows).
-API requests are counted at the Kubernetes client (every REST call the spawner makes).
+A turn starts --spawns (default 20) servers of one kind at once, waits for all, and stops
+them; each turn runs the three kinds, the order rotated by one each turn (ABC, BCA, ...), and
+each figure is the median of --samples (default 5) turns after a discarded warm-up turn.
+Per turn: the median start latency (spawner.start() returning) and the mean of API requests
+per spawn, counted at the Kubernetes client (every REST call the spawner makes). For
+information: no goal. Needs the test control plane (`make k8s-testenv`). --quick: 5 spawns.
 
-    .venv/bin/python bench/kube_spawn_latency.py [--spawns 20]
+    .venv/bin/python bench/kube_spawn_latency.py [--spawns 20] [--samples 5] [--quick]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from kubernetes_asyncio.client import rest  # noqa: E402
 from kubernetes_asyncio.config import kube_config  # noqa: E402
 from kubespawner import KubeSpawner  # noqa: E402
 
+from bench._table import Figure, arguments, report  # noqa: E402
 from spawner.kube import BatchKubeSpawner  # noqa: E402
 from spawner.rbac import HUB_ROLE_RULES  # noqa: E402
 from tests.k8s.controlplane import start_control_plane  # noqa: E402
@@ -48,9 +54,11 @@ def count_requests() -> None:
     globals()["CURRENT"] = current
 
 
-def make(kind: str, n: int):  # type: ignore[no-untyped-def]
-    user = f"{kind}{n:02d}"
-    server = f"batch-b{n:09d}" if kind == "batch" else "s"
+def make(kind: str, n: int, turn: int):  # type: ignore[no-untyped-def]
+    """A spawner of `kind`, its names unique to the turn (an earlier turn's may linger)."""
+    user = f"{kind}{turn}x{n:02d}"
+    uid = turn * 1000 + n
+    server = f"batch-b{uid:09d}" if kind == "batch" else "s"
     common = dict(
         **hub_side(user, server),
         namespace=NAMESPACE,
@@ -61,7 +69,7 @@ def make(kind: str, n: int):  # type: ignore[no-untyped-def]
         return KubeSpawner(cpu_limit=1, mem_limit="1G", **common)
     options: dict = {"profile": "cpu"}
     if kind == "batch":
-        options["batch"] = {"job_id": f"b{n:09d}", "time_limit": 600, "live_window": 60}
+        options["batch"] = {"job_id": f"b{uid:09d}", "time_limit": 600, "live_window": 60}
     spawner = BatchKubeSpawner(
         profiles=[{"name": "cpu", "cpu_limit": 1, "mem_limit": "1G"}],
         **as_batch_service(user, server, options),
@@ -72,61 +80,83 @@ def make(kind: str, n: int):  # type: ignore[no-untyped-def]
     return spawner
 
 
-async def spawn_all(kind: str, count: int) -> tuple[list[float], float]:
+async def spawn_all(kind: str, count: int, turn: int) -> tuple[list[float], float]:
     """Start `count` servers at once; latencies and mean API requests per spawn."""
-    spawners = [make(kind, n) for n in range(count)]
+    spawners = [make(kind, n, turn) for n in range(count)]
     latencies: list[float] = []
 
     async def one(n: int, spawner) -> None:  # type: ignore[no-untyped-def]
-        CURRENT.set(f"{kind}-{n}")  # type: ignore[name-defined]  # noqa: F821
+        CURRENT.set(f"{kind}-{turn}-{n}")  # type: ignore[name-defined]  # noqa: F821
         t0 = time.perf_counter()
         await spawner.start()
         latencies.append(time.perf_counter() - t0)
 
     await asyncio.gather(*(one(n, s) for n, s in enumerate(spawners)))
-    requests = [CALLS[f"{kind}-{n}"] for n in range(count)]
+    requests = [CALLS[f"{kind}-{turn}-{n}"] for n in range(count)]
     for n, spawner in enumerate(spawners):
-        CURRENT.set(f"stop-{kind}-{n}")  # type: ignore[name-defined]  # noqa: F821
+        CURRENT.set(f"stop-{kind}-{turn}-{n}")  # type: ignore[name-defined]  # noqa: F821
         await spawner.stop(now=True)
     return latencies, statistics.mean(requests)
 
 
+KINDS = ("kubespawner", "interactive", "batch")
+NAMES = {
+    "kubespawner": "KubeSpawner pod",
+    "interactive": "BatchKubeSpawner pod",
+    "batch": "BatchKubeSpawner Job",
+}
+
+
 def main() -> None:
-    """Start a control plane, spawn, print."""
+    """Start a control plane, spawn in turns, report."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--spawns", type=int, default=20)
+    parser.add_argument("--spawns", type=int, default=20, help="--quick: 5")
+    arguments(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.spawns = min(args.spawns, 5)
     plane = start_control_plane()
+    latency: dict[str, list[float]] = {k: [] for k in KINDS}
+    calls: dict[str, list[float]] = {k: [] for k in KINDS}
     try:
         config = plane.service_account(NAMESPACE, "hub", HUB_ROLE_RULES)
         kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(config)
         count_requests()
 
-        async def everything() -> dict:
+        async def everything() -> None:
             # One loop for all: KubeSpawner shares its pod reflector across spawners.
-            return {
-                k: await spawn_all(k, args.spawns) for k in ("kubespawner", "interactive", "batch")
-            }
+            for turn in range(1 + args.samples):  # turn 0 warms up and is discarded
+                shift = turn % len(KINDS)
+                for kind in KINDS[shift:] + KINDS[:shift]:
+                    took, requests = await spawn_all(kind, args.spawns, turn)
+                    if turn:
+                        latency[kind].append(statistics.median(took))
+                        calls[kind].append(requests)
 
-        rows = asyncio.run(everything())
+        asyncio.run(everything())
     finally:
         plane.stop()
         shutil.rmtree(plane.folder, ignore_errors=True)
-    names = {
-        "kubespawner": "KubeSpawner pod (baseline)",
-        "interactive": "BatchKubeSpawner pod",
-        "batch": "BatchKubeSpawner Job",
-    }
-    print(f"{args.spawns} concurrent spawns on the test control plane (KWOK nodes)")
-    print(f"{'':30}{'p50 s':>8}{'p95 s':>8}{'max s':>8}{'API requests/spawn':>20}")
-    for kind, (latencies, requests) in rows.items():
-        q = statistics.quantiles(latencies, n=20)
-        print(
-            f"{names[kind]:30}{statistics.median(latencies):8.2f}{q[18]:8.2f}"
-            f"{max(latencies):8.2f}{requests:20.1f}"
-        )
-    base = rows["kubespawner"][1]
-    print(f"batch Job spawn: {rows['batch'][1] - base:+.1f} API requests beside KubeSpawner's pod")
+    n = f"{args.spawns} concurrent"
+    figures = []
+    for kind in ("interactive", "batch"):
+        figures += [
+            Figure(
+                f"{NAMES[kind]} spawn, {n} (p50)",
+                "s",
+                latency[kind],
+                latency["kubespawner"],
+                NAMES["kubespawner"],
+            ),
+            Figure(
+                f"  API requests per {NAMES[kind]} spawn",
+                "",
+                calls[kind],
+                calls["kubespawner"],
+                NAMES["kubespawner"],
+            ),
+        ]
+    report(figures)
 
 
 if __name__ == "__main__":

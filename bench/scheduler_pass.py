@@ -16,8 +16,11 @@ service keeps it (QueueIndex): each decision sees the runs that ended since the 
 new requests arrive, and what it starts leaves the line. Per decision (ms), and per 10,000
 queued (cost grows about linearly when that stays flat).
 
-    .venv/bin/python bench/scheduler_pass.py [--queued 10000] [--users 500] [--samples 9]
-        [--scale 10000,100000,1000000]
+Each figure is the median of --samples (default 5) after a discarded warm-up; the pass and
+decide() alone are sampled in turns (ABAB...). --quick leaves out the 1,000,000 line.
+
+    .venv/bin/python bench/scheduler_pass.py [--queued 10000] [--users 500] [--samples 5]
+        [--scale 10000,100000,1000000] [--quick]
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from batch_service.policy.queue_index import QueueIndex  # noqa: E402
 from batch_service.store import Job, Store  # noqa: E402
 from batch_service.turns import TurnService  # noqa: E402
 from batch_service.uploads import check_upload  # noqa: E402
-from bench._table import Figure, interleaved, report  # noqa: E402
+from bench._table import Figure, arguments, interleaved, report  # noqa: E402
 from spawner.profiles import load_profiles  # noqa: E402
 from tests.batch import notebook  # noqa: E402
 
@@ -124,9 +127,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--queued", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=500)
-    parser.add_argument("--samples", type=int, default=9)
     parser.add_argument("--scale", default="10000,100000,1000000")
+    arguments(parser)
     args = parser.parse_args()
+    if args.quick and args.scale == parser.get_default("scale"):
+        args.scale = "10000,100000"
     with tempfile.TemporaryDirectory() as folder:
         store = Store(f"sqlite:///{folder}/jobs.sqlite")
         store.migrate()
@@ -190,7 +195,7 @@ def main() -> None:
     )
     figures = []
     for queued in (int(n) for n in args.scale.split(",") if n):
-        took = at_scale(queued, max(5, args.samples // 2))
+        took = at_scale(queued, args.samples)
         goal = 100.0 if queued >= 1_000_000 else None
         figures.append(
             Figure(f"decision, {queued:,} queued, 4,000 GPUs", "ms", took, goal_value=goal)
