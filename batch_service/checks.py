@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -46,13 +49,28 @@ def _render_html(content: bytes) -> str:
     return notebook_html(content)
 
 
+def _end_with(parent: int, every: float = 1.0) -> None:
+    """In a worker: exit once the service that started it is gone (a SIGKILLed service would
+    otherwise leave its workers running for ever, parented to init)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="end-with-service", daemon=True).start()
+
+
 class CheckPool:
     """A few worker processes for the checks above (started once, reused)."""
 
     def __init__(self, workers: int = 2) -> None:
         # spawn: a fresh interpreter, not a fork of the service with its sockets and loop.
         self._pool = ProcessPoolExecutor(
-            max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")
+            max_workers=max(1, workers),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_end_with,
+            initargs=(os.getpid(),),
         )
 
     async def _run(self, function: Any, *args: Any) -> Any:

@@ -91,6 +91,21 @@ def job_processes(job_id: str, program: bytes) -> list[int]:
     return found
 
 
+def children(parent: int) -> list[int]:
+    """The processes whose parent is `parent` (the service's check workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
 def kill(pids: list[int]) -> None:
     for pid in pids:
         try:
@@ -117,7 +132,15 @@ def set_the_stage(batch: Batch) -> dict[str, dict[str, Any]]:
 def kill_part(part: str, hub: HubProcess, jobs: dict[str, dict[str, Any]]) -> None:
     """SIGKILL one part; bring back what a supervisor would."""
     if part == "service":
-        kill([hub.service_pid()])
+        service = hub.service_pid()
+        workers = children(service)
+        assert workers, "the service has no check workers"
+        kill([service])
+        # Its check workers end with it, instead of running on parented to init.
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+            assert time.monotonic() < deadline, f"workers left behind: {workers}"
+            time.sleep(0.2)
     elif part == "proxy":
         kill(proxy_pids(hub))
     elif part == "hub":
