@@ -79,7 +79,8 @@ clean-state:
 # its goal is not a crash). BENCH_ARGS goes to every script, e.g. BENCH_ARGS=--quick.
 BENCH_JSON := $(STATE_DIR)/bench.jsonl
 BENCH_SCRIPTS := scheduler_pass simulate_policies service_throughput service_joblist \
-	spawn_latency runner_overhead data_uploads kube_spawn_latency
+	spawn_latency runner_overhead data_uploads kube_spawn_latency sweeps sweep_results_page \
+	lab_create_job
 BENCH_ARGS ?=
 
 bench: bootstrap-test

@@ -3,7 +3,8 @@ Batch page: milliseconds from the click to the answer that says the job is store
 POST scheduler/jobs answers after the service's 201; the Batch page's POST jobs is the 201).
 
 Both in headless Chromium (Debian's), one notebook with one parameter on the cpu profile,
-samples interleaved (lab, page, lab, page, ...); the queue is paused so nothing runs meanwhile.
+samples interleaved (bench/_table.py: lab and page in turns, who goes first alternating, after a
+discarded warm-up turn); the queue is paused so nothing runs meanwhile.
 
     .venv/bin/python bench/lab_create_job.py [--samples 7]
 """
@@ -11,7 +12,6 @@ samples interleaved (lab, page, lab, page, ...); the queue is paused so nothing 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._hub import bench_hub  # noqa: E402
+from bench._table import Figure, arguments, interleaved, report  # noqa: E402
 from tests.batch import Batch  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.test_embedded_browser import log_in  # noqa: E402
@@ -71,11 +72,12 @@ def page_sample(page, hub) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    """Interleave samples of both, print medians side by side."""
+    """Interleave samples of both and report them to the common table."""
     from playwright.sync_api import sync_playwright
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--samples", type=int, default=7)
+    arguments(parser)
+    parser.set_defaults(samples=7)
     args = parser.parse_args()
     with bench_hub() as hub:
         admin = Batch(hub.admin())
@@ -83,35 +85,34 @@ def main() -> None:
         user = hub.ready_user("bench-lab")
         user.start_server(timeout=180)
         put_notebook(user, "double.ipynb", NB)
-        lab_ms: list[float] = []
-        page_ms: list[float] = []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             page = context.new_page()
             log_in(page, hub, user.name)
             page.wait_for_url("**/user/**")
-            lab_sample(page, hub, user.name)  # warm-up: JupyterLab's first load
-            page_sample(page, hub)
-            for _ in range(args.samples):
-                lab_ms.append(lab_sample(page, hub, user.name) * 1000)
-                page_ms.append(page_sample(page, hub) * 1000)
+            # The first turn (JupyterLab's first load) is discarded as the warm-up.
+            lab_ms, page_ms = interleaved(
+                lambda: lab_sample(page, hub, user.name) * 1000,
+                lambda: page_sample(page, hub) * 1000,
+                samples=args.samples,
+            )
             browser.close()
         jobs = Batch(user).call("GET", "jobs?state=queued&limit=500").json()["jobs"]
         for job in jobs:
             Batch(user).call("POST", f"jobs/{job['id']}/cancel")
         user.stop_server()
-    lab, batch_page = statistics.median(lab_ms), statistics.median(page_ms)
-    print(f"samples each: {args.samples} (interleaved)")
-    print(f"{'':38}{'median ms':>10}{'min':>8}{'max':>8}")
-    print(
-        f"{'JupyterLab Create -> job stored':38}{lab:>10.0f}{min(lab_ms):>8.0f}{max(lab_ms):>8.0f}"
+    report(
+        [
+            Figure(
+                "JupyterLab Create -> job stored",
+                "ms",
+                lab_ms,
+                page_ms,
+                "Batch page Submit -> job stored",
+            )
+        ]
     )
-    print(
-        f"{'Batch page Submit -> job stored':38}{batch_page:>10.0f}"
-        f"{min(page_ms):>8.0f}{max(page_ms):>8.0f}"
-    )
-    print(f"ratio (lab / Batch page): {lab / batch_page:.2f}")
 
 
 if __name__ == "__main__":

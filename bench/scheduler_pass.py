@@ -74,6 +74,20 @@ def row(owner: str, state: str, submitted_at: float) -> dict:
     }
 
 
+def service(store: Store) -> tuple[JobService, Admission]:
+    """The job service and admission over a store, wired as the service wires them."""
+    jobs = JobService(store, PROFILES)
+    admission = Admission(
+        store,
+        TurnService(store, jobs.profiles),
+        jobs.profiles,
+        {"fake": GPUS},
+        FairSharePolicy().to_policy(),
+    )
+    jobs.fair_groups = lambda: admission.config().named_groups
+    return jobs, admission
+
+
 def at_scale(queued: int, samples: int, gpus: int = 4000) -> list[float]:
     """ms per decision with `queued` waiting on `gpus` GPUs, the line kept between decisions."""
     rng = random.Random(queued)
@@ -140,15 +154,7 @@ def main() -> None:
         rows += [row(f"u{i}", "running", t0) for i in range(GPUS)]
         with store.session() as session:
             session.execute(insert(Job), rows)
-        jobs = JobService(store, PROFILES)
-        admission = Admission(
-            store,
-            TurnService(store, jobs.profiles),
-            jobs.profiles,
-            {"fake": GPUS},
-            FairSharePolicy().to_policy(),
-        )
-        jobs.fair_groups = lambda: admission.config().named_groups
+        jobs, admission = service(store)
         person = Identity("u0", frozenset({SUBMIT}), ())
         admin = Identity("root", frozenset({ADMIN}))
         upload = check_upload("nb.ipynb", notebook("x = 1"), None, 10, 2**20)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from batch_service.store import Job, Store  # noqa: E402
 from bench._hub import bench_hub  # noqa: E402
-from bench._table import Figure, interleaved, report  # noqa: E402
+from bench._table import Figure, arguments, interleaved, report  # noqa: E402
 from tests.batch import Batch, notebook  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.test_embedded_browser import log_in  # noqa: E402
@@ -69,7 +69,8 @@ def timed(call: Callable[[], object]) -> Callable[[], float]:
 def main() -> None:
     """Make the sweep, then time the API and the page against their baselines."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--samples", type=int, default=7)
+    arguments(parser)
+    parser.set_defaults(samples=7)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 

@@ -23,22 +23,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert  # noqa: E402
 
-from batch_service.admission import Admission  # noqa: E402
 from batch_service.clock import now  # noqa: E402
-from batch_service.fair_share import FairSharePolicy  # noqa: E402
 from batch_service.identity import ADMIN, SUBMIT, Identity  # noqa: E402
 from batch_service.jobs import JobService, Submission, new_job_id  # noqa: E402
 from batch_service.policy import decide  # noqa: E402
 from batch_service.store import Job, JobFile, Store, Sweep  # noqa: E402
 from batch_service.sweep_request import new_sweep_id  # noqa: E402
 from batch_service.sweeps import SweepRequest, SweepService  # noqa: E402
-from batch_service.turns import TurnService  # noqa: E402
 from batch_service.uploads import check_upload  # noqa: E402
-from bench._table import Figure, interleaved, report  # noqa: E402
-from bench.scheduler_pass import PROFILES, row  # noqa: E402
+from bench._table import Figure, arguments, interleaved, report  # noqa: E402
+from bench.scheduler_pass import GPUS, PROFILES, row, service  # noqa: E402
 from tests.batch import notebook  # noqa: E402
 
-GPUS = 64
 NB = notebook("y = a * 2", parameters="a = 1")
 
 
@@ -127,15 +123,7 @@ def deciding(folder: str, samples: int, queued: int = 10_000, n_sweeps: int = 20
     with store.session() as session:
         session.execute(insert(Sweep), sweep_rows)
         session.execute(insert(Job), rows)
-    jobs = JobService(store, PROFILES)
-    admission = Admission(
-        store,
-        TurnService(store, jobs.profiles),
-        jobs.profiles,
-        {"fake": GPUS},
-        FairSharePolicy().to_policy(),
-    )
-    jobs.fair_groups = lambda: admission.config().named_groups
+    jobs, admission = service(store)
     sweeps = SweepService(jobs, max_points=10_000)
     person = Identity("u0", frozenset({SUBMIT}), ())
     admin = Identity("root", frozenset({ADMIN}))
@@ -172,7 +160,8 @@ def deciding(folder: str, samples: int, queued: int = 10_000, n_sweeps: int = 20
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--samples", type=int, default=7)
+    arguments(parser)
+    parser.set_defaults(samples=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         figures = creating(folder, args.samples) + deciding(folder, args.samples)

@@ -8,11 +8,9 @@ from pathlib import Path
 from sqlalchemy import delete, insert, update
 
 from batch_service.admission import Admission
-from batch_service.fair_share import FairSharePolicy
-from batch_service.jobs import STARTING, JobService
+from batch_service.jobs import STARTING
 from batch_service.store import Job, Store
-from batch_service.turns import TurnService
-from tests.test_admission import PROFILES, member, queue
+from tests.test_admission import line, member, queue
 from tests.test_store import ADMIN_USER
 
 ALICE, BOB = member("alice"), member("bob")
@@ -27,16 +25,8 @@ def kept_and_read(store: Store, admission: Admission) -> tuple[list, list]:
 
 
 def test_the_kept_line_follows_every_kind_of_write(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
-    store.migrate()
-    jobs = JobService(store, PROFILES)
-    admission = Admission(
-        store,
-        TurnService(store, jobs.profiles),
-        jobs.profiles,
-        {"a100": 2},
-        FairSharePolicy().to_policy(),
-    )
+    jobs, admission = line(tmp_path, gpus=2, policy={})
+    store = admission.store
     first = [queue(jobs, ALICE) for _ in range(3)]
     kept, read = kept_and_read(store, admission)
     assert len(kept) == 3 and kept == read
@@ -62,16 +52,8 @@ def test_the_kept_line_follows_every_kind_of_write(tmp_path: Path) -> None:
 
 
 def test_a_write_rolled_back_changes_nothing_and_costs_no_full_read(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
-    store.migrate()
-    jobs = JobService(store, PROFILES)
-    admission = Admission(
-        store,
-        TurnService(store, jobs.profiles),
-        jobs.profiles,
-        {"a100": 2},
-        FairSharePolicy().to_policy(),
-    )
+    jobs, admission = line(tmp_path, gpus=2, policy={})
+    store = admission.store
     job = queue(jobs, ALICE)
     admission.snapshot(admission.config())
     try:
