@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from jupyter_core.utils import ensure_async
+from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NotebookExecutionManager
@@ -268,7 +270,11 @@ class BatchRun:
         nb = manager.nb
         km = self.serverapp.kernel_manager
         try:
-            self.kernel_id = await km.start_kernel(kernel_name=kernel_name, path=work_relative)
+            self.kernel_id = await km.start_kernel(
+                kernel_name=kernel_name,
+                path=work_relative,
+                extra_arguments=kernel_arguments(kernel_name),
+            )
         except Exception as e:  # papermill fails the same way (e.g. NoSuchKernel), no kernel
             log.warning("batch run %s: kernel %r did not start: %s", self.job_id, kernel_name, e)
             return failure(type(e).__name__, str(e) or repr(e), None)
@@ -374,6 +380,17 @@ class BatchRun:
             if self.timed_out:
                 return None
         return None
+
+
+def kernel_arguments(kernel_name: str) -> list[str]:
+    """The arguments nbclient (so papermill) starts an IPython kernel with.
+
+    Its history database in memory: written to the account's history.sqlite, every cell
+    waited for a commit, which made a run's cells about 1.7 times as slow as papermill's.
+    """
+    if not KernelManager(kernel_name=kernel_name).ipykernel:
+        return []
+    return [f"--HistoryManager.hist_file={NotebookClient.ipython_hist_file.default_value}"]
 
 
 def write_replacing(path: Path, text: str) -> None:
