@@ -2,7 +2,8 @@
 
 Parsing is bounded before any work (length, five fields, known zone names), and the next firing
 is found by croniter in the definition's own zone, so "0 9 * * 1-5" in Europe/Berlin means nine
-in the morning there in summer and in winter.
+in the morning there in summer and in winter. cron-descriptor puts an expression in words
+("At 06:00, only on Monday") for the pages.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import zoneinfo
 from datetime import datetime
 from functools import lru_cache
 
+from cron_descriptor import Options, get_description
 from croniter import croniter
 
 from batch_service.errors import BatchError
@@ -19,6 +21,8 @@ MAX_SCHEDULE_CHARS = 120
 MAX_TIMEZONE_CHARS = 64
 # A schedule that matches no date for this long (e.g. "0 0 30 2 *") never fires: refused.
 MAX_YEARS_BETWEEN_FIRINGS = 8
+# The most firings one preview lists.
+MAX_PREVIEW = 10
 
 
 @lru_cache(maxsize=1)
@@ -34,12 +38,14 @@ def check_timezone(name: object) -> str:
     if not isinstance(name, str) or len(name) > MAX_TIMEZONE_CHARS:
         raise BatchError(
             "timezone must be an IANA name such as Europe/Berlin or UTC, "
-            f"at most {MAX_TIMEZONE_CHARS} characters"
+            f"at most {MAX_TIMEZONE_CHARS} characters",
+            field="timezone",
         )
     if name not in time_zones():
         raise BatchError(
             f"unknown time zone {name[:MAX_TIMEZONE_CHARS]!r}: use an IANA name such as "
-            "Europe/Berlin, America/New_York or UTC"
+            "Europe/Berlin, America/New_York or UTC",
+            field="timezone",
         )
     return name
 
@@ -47,14 +53,19 @@ def check_timezone(name: object) -> str:
 def check_schedule(expression: object) -> str:
     """A five-field cron expression (minute hour day-of-month month day-of-week)."""
     if not isinstance(expression, str) or not expression.strip():
-        raise BatchError('schedule must be a cron expression such as "0 9 * * 1-5"')
+        raise BatchError(
+            'schedule must be a cron expression such as "0 9 * * 1-5"', field="schedule"
+        )
     if len(expression) > MAX_SCHEDULE_CHARS:
-        raise BatchError(f"schedule is longer than {MAX_SCHEDULE_CHARS} characters")
+        raise BatchError(
+            f"schedule is longer than {MAX_SCHEDULE_CHARS} characters", field="schedule"
+        )
     fields = expression.split()
     if len(fields) != 5:
         raise BatchError(
             f"schedule {expression!r} has {len(fields)} fields; a cron expression has five: "
-            'minute hour day-of-month month day-of-week (e.g. "*/15 * * * *")'
+            'minute hour day-of-month month day-of-week (e.g. "*/15 * * * *")',
+            field="schedule",
         )
     normal = " ".join(fields)
     try:
@@ -64,7 +75,8 @@ def check_schedule(expression: object) -> str:
     if not valid:
         raise BatchError(
             f"schedule {normal!r} is not a valid cron expression "
-            "(minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-6)"
+            "(minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-6)",
+            field="schedule",
         )
     return normal
 
@@ -77,5 +89,27 @@ def next_firing(expression: str, timezone: str, after: float) -> float:
         return float(it.get_next(float))
     except (ValueError, TypeError) as e:
         raise BatchError(
-            f"schedule {expression!r} never fires within {MAX_YEARS_BETWEEN_FIRINGS} years"
+            f"schedule {expression!r} never fires within {MAX_YEARS_BETWEEN_FIRINGS} years",
+            field="schedule",
         ) from e
+
+
+def firings(expression: str, timezone: str, after: float, count: int) -> list[float]:
+    """The next `count` firings after `after` (a checked expression and zone)."""
+    times: list[float] = []
+    for _ in range(max(1, min(count, MAX_PREVIEW))):
+        after = next_firing(expression, timezone, after)
+        times.append(after)
+    return times
+
+
+@lru_cache(maxsize=1024)
+def describe(expression: str) -> str:
+    """A checked expression in words, with 24-hour times ("At 06:00, only on Monday")."""
+    options = Options()
+    options.use_24hour_time_format = True
+    options.verbose = False
+    try:
+        return str(get_description(expression, options))
+    except Exception:  # noqa: BLE001  (words are a courtesy: the cron text is shown anyway)
+        return ""
