@@ -110,6 +110,10 @@ def describe(expression: str) -> str:
     options.use_24hour_time_format = True
     options.verbose = False
     try:
-        return str(get_description(expression, options))
+        words = str(get_description(expression, options))
     except Exception:  # noqa: BLE001  (words are a courtesy: the cron text is shown anyway)
         return ""
+    # "0 6 * * *" reads "At 06:00": say that it is every day.
+    if expression.split()[2:] == ["*", "*", "*"] and words.startswith("At ") and "," not in words:
+        words += ", every day"
+    return words
