@@ -23,6 +23,8 @@ MAX_TIMEZONE_CHARS = 64
 MAX_YEARS_BETWEEN_FIRINGS = 8
 # The most firings one preview lists.
 MAX_PREVIEW = 10
+# Wall-clock times one search may step over (a repeated hour has at most 60 minutes).
+MAX_WALL_STEPS = 120
 
 
 @lru_cache(maxsize=1)
@@ -82,16 +84,30 @@ def check_schedule(expression: object) -> str:
 
 
 def next_firing(expression: str, timezone: str, after: float) -> float:
-    """Epoch seconds of the first firing strictly after `after`, in the schedule's zone."""
-    start = datetime.fromtimestamp(after, zoneinfo.ZoneInfo(timezone))
+    """Epoch seconds of the first firing strictly after `after`, in the schedule's zone.
+
+    croniter steps through wall-clock times and zoneinfo turns each into an instant: croniter's
+    own arithmetic on zone-aware times is an hour off across a summer-time change ("0 9 * * *"
+    in Europe/Berlin fired at 08:00 on the day summer time began). A wall time the clocks skip
+    fires at the same time after the change (02:30 becomes 03:30); one they repeat, once.
+    """
+    zone = zoneinfo.ZoneInfo(timezone)
+    start = datetime.fromtimestamp(after, zone).replace(tzinfo=None)
     try:
         it = croniter(expression, start, max_years_between_matches=MAX_YEARS_BETWEEN_FIRINGS)
-        return float(it.get_next(float))
+        # Within a repeated hour a few wall times may lie before `after`: step past them.
+        for _ in range(MAX_WALL_STEPS):
+            wall = it.get_next(datetime)
+            for fold in (0, 1):
+                moment = wall.replace(tzinfo=zone, fold=fold).timestamp()
+                if moment > after:
+                    return moment
     except (ValueError, TypeError) as e:
         raise BatchError(
             f"schedule {expression!r} never fires within {MAX_YEARS_BETWEEN_FIRINGS} years",
             field="schedule",
         ) from e
+    raise BatchError(f"schedule {expression!r} found no next firing", field="schedule")
 
 
 def firings(expression: str, timezone: str, after: float, count: int) -> list[float]:

@@ -150,7 +150,7 @@ def test_a_schedule_is_shown_in_words(defs: DefinitionService, schedule: str, wo
     assert defs.list_definitions(ALICE)["definitions"][0]["schedule_text"] == words
 
 
-def test_the_preview_lists_the_next_firings_in_the_zone() -> None:
+def test_firings_keep_the_wall_clock_time_across_summer_time() -> None:
     # Mondays at 09:00 in Berlin: 08:00 UTC in January, 07:00 UTC once summer time starts.
     after = datetime(2030, 3, 18, 12, 0, tzinfo=UTC).timestamp()
     times = firings("0 9 * * 1", "Europe/Berlin", after, 3)
@@ -158,6 +158,12 @@ def test_the_preview_lists_the_next_firings_in_the_zone() -> None:
         "03-25 08:00",
         "04-01 07:00",
         "04-08 07:00",
+    ]
+    # 02:30 does not happen on the day summer time begins: that day it fires at 03:30.
+    nightly = firings("30 2 * * *", "Europe/Berlin", after + 12 * 86400, 2)
+    assert [datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M") for t in nightly] == [
+        "03-31 01:30",
+        "04-01 00:30",
     ]
     assert len(firings("* * * * *", "UTC", after, 10**6)) == MAX_PREVIEW
 
