@@ -55,7 +55,7 @@ def test_a_schedule_made_on_the_page_fires_pauses_resumes_and_is_deleted(
     # The default preset, previewed by the service in the browser's zone (UTC here).
     page.wait_for_selector("#schedule-next")
     assert page.input_value("#schedule-cron") == "0 6 * * *"
-    assert "At 06:00" in page.inner_text("#schedule-preview")
+    assert "At 06:00, every day" in page.inner_text("#schedule-preview")
     # Another preset, in another zone: its words and three next runs at 09:00 on Mondays.
     page.select_option("#schedule-preset", "0 9 * * 1")
     page.fill("#schedule-timezone", "Europe/Berlin")
@@ -72,6 +72,7 @@ def test_a_schedule_made_on_the_page_fires_pauses_resumes_and_is_deleted(
     assert page.input_value("#schedule-preset") == ""  # typed: no preset matches
     assert "is not a valid cron expression" in page.inner_text("#schedule-cron-error")
     refused(page, "schedule-cron", "is not a valid cron expression")
+    shot(page, "schedule-refused-1280.png")
     # An unknown zone, and a profile this user may not run with: the same.
     page.fill("#schedule-cron", "* * * * *")
     page.fill("#schedule-timezone", "Mars/Olympus_Mons")
@@ -203,5 +204,13 @@ def test_the_schedule_form_and_list_fit_desktop_and_phone(
         assert label == '"Actions"'
     shot(page, f"schedule-page-{width}.png")
     ctx.close()
+    if width == 1280:
+        # An admin's page lists the admin's own schedules only, not this user's.
+        ctx, page = page_for(browser, hub, hub.admin(), viewport={"width": width, "height": 900})
+        page.goto(f"{hub.url}/services/batch/")
+        page.wait_for_selector("#schedules-section[data-loaded='true']", state="attached")
+        assert page.locator("#schedules-table tbody tr").count() == 0
+        assert page.is_hidden("#schedules-section")
+        ctx.close()
     for d in made:
         batch.call("DELETE", f"definitions/{d['id']}")

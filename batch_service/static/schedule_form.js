@@ -195,6 +195,7 @@
       // Only one's own, admins too (the API's "everyone's" view is for tools).
       const page = await api(config, "GET", "definitions?limit=50&owner=" + encodeURIComponent(config.user));
       $("schedules-section").hidden = !page.total;
+      $("schedules-section").dataset.loaded = "true";
       const body = document.querySelector("#schedules-table tbody");
       const before = new Map([...body.children].map((tr) => [tr.id, tr]));
       // Rows that did not change stay the same nodes (a click never meets a swapped button).
