@@ -39,7 +39,7 @@
   function fromNow(t) {
     const s = t - Date.now() / 1000;
     if (s < 60) return "in less than a minute";
-    if (s < 3600) return "in " + Math.round(s / 60) + " min";
+    if (s < 3570) return "in " + Math.round(s / 60) + " min";
     if (s < 2 * 86400) return "in " + Math.round(s / 3600) + " h";
     return "in " + Math.round(s / 86400) + " days";
   }
