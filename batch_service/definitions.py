@@ -30,7 +30,7 @@ from batch_service.files import FileStore
 from batch_service.identity import SUBMIT, Identity
 from batch_service.jobs import FINISHED_STATES, MAX_PAGE, JobService, Submission
 from batch_service.run_options import run_options
-from batch_service.schedules import check_schedule, check_timezone, next_firing
+from batch_service.schedules import check_schedule, check_timezone, describe, next_firing
 from batch_service.store import DefinitionJob, Job, JobDefinition, Store
 from batch_service.uploads import CheckedInput, check_file_name
 
@@ -139,11 +139,14 @@ class DefinitionService:
             "parameters": d.parameters,
             "time_limit": d.time_limit,
             "schedule": d.schedule,
+            "schedule_text": describe(d.schedule),
             "timezone": d.timezone,
             "paused": d.paused,
             "on_overlap": d.on_overlap,
             "next_fire_at": None if d.paused else d.next_fire_at,
             "last_job_id": d.last_job_id,
+            # Filled in by _add_last_states where a session can look the job up.
+            "last_job_state": None,
             "last_fired_at": d.last_fired_at,
             "skipped": d.skipped,
             "last_skipped_at": d.last_skipped_at,
@@ -282,7 +285,9 @@ class DefinitionService:
             if identity.name == d.owner:
                 d.owner_groups = sorted(identity.groups)
             d.updated_at = at
-            return self.view(d)
+            item = self.view(d)
+            _add_last_states(session, [item])
+            return item
 
     def delete(self, identity: Identity, definition_id: str) -> None:
         """Delete a definition and its input; the jobs it fired stay."""
@@ -298,7 +303,9 @@ class DefinitionService:
     def get(self, identity: Identity, definition_id: str) -> dict[str, Any]:
         """One definition the identity may see."""
         with self.store.session() as session:
-            return self.view(self._visible(session, identity, definition_id))
+            item = self.view(self._visible(session, identity, definition_id))
+            _add_last_states(session, [item])
+            return item
 
     def list_definitions(
         self, identity: Identity, owner: str | None = None, limit: int = 50, offset: int = 0
@@ -319,6 +326,7 @@ class DefinitionService:
                 .offset(offset)
             ).all()
             items = [self.view(d) for d in rows]
+            _add_last_states(session, items)
         return {"definitions": items, "total": total, "limit": limit, "offset": offset}
 
     def jobs_of(
@@ -444,3 +452,15 @@ class DefinitionService:
 def _owner_identity(d: JobDefinition) -> Identity:
     """The owner as the firing acts for them (an admin's change is checked as theirs)."""
     return Identity(d.owner, frozenset({SUBMIT}), tuple(d.owner_groups or ()))
+
+
+def _add_last_states(session: Session, items: list[dict[str, Any]]) -> None:
+    """Each definition's last job's state (None once that job is deleted), in one query."""
+    ids = [item["last_job_id"] for item in items if item["last_job_id"]]
+    states = (
+        dict(session.execute(select(Job.id, Job.state).where(Job.id.in_(ids))).tuples().all())
+        if ids
+        else {}
+    )
+    for item in items:
+        item["last_job_state"] = states.get(item["last_job_id"])

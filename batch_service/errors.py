@@ -8,15 +8,17 @@ class BatchError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # The form field the refusal is about, so that a page can show it next to that field.
+        self.field = field
         if status is not None:
             self.status = status
 
     def __reduce__(self) -> tuple:
         # Checks run in worker processes: the status must survive the trip back.
-        return (type(self), (self.message, self.status))
+        return (type(self), (self.message, self.status, self.field))
 
 
 class NotFound(BatchError):

@@ -102,8 +102,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         """One place that turns exceptions into answers."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = None
+        field = None
         if isinstance(exc, BatchError):
-            status_code, message = exc.status, exc.message
+            status_code, message, field = exc.status, exc.message, exc.field
         elif isinstance(exc, web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
         if message is None:
@@ -117,7 +118,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             self.set_header("Connection", "close")
         if self.json_errors:
             self.set_header("Content-Type", "application/json; charset=utf-8")
-            self.finish(json.dumps({"status": status_code, "message": message}))
+            answer: dict[str, Any] = {"status": status_code, "message": message}
+            if field:
+                answer["field"] = field
+            self.finish(json.dumps(answer))
         else:
             self.finish(self.render_page("error.html", status_code=status_code, message=message))
 

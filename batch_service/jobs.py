@@ -114,14 +114,14 @@ class JobService:
         if not name:
             usable = self.profiles_for(identity)
             if not usable:
-                raise BatchError("no batch profile is available to you")
+                raise BatchError("no batch profile is available to you", field="profile")
             return usable[0]
         profile = self.profiles.get(name)
         if profile is None or not profile.batch:
             names = ", ".join(p.name for p in self.profiles_for(identity)) or "none"
-            raise BatchError(f"unknown profile {name[:64]!r}; available: {names}")
+            raise BatchError(f"unknown profile {name[:64]!r}; available: {names}", field="profile")
         if not profile.allows(identity.groups):
-            raise BatchError(f"profile {name!r} is not available to you")
+            raise BatchError(f"profile {name!r} is not available to you", field="profile")
         return profile
 
     def groups_for(self, identity: Identity) -> list[str]:
@@ -181,11 +181,14 @@ class JobService:
         if time_limit is None:
             time_limit = profile.default_time_limit
         if isinstance(time_limit, bool) or not isinstance(time_limit, int) or time_limit < 1:
-            raise BatchError("time_limit must be a whole number of seconds, at least 1")
+            raise BatchError(
+                "time_limit must be a whole number of seconds, at least 1", field="time_limit"
+            )
         if time_limit > profile.max_time_limit:
             raise BatchError(
                 f"time_limit {time_limit}s is beyond profile {profile.name!r}'s maximum "
-                f"of {profile.max_time_limit}s"
+                f"of {profile.max_time_limit}s",
+                field="time_limit",
             )
         self.check_gpus_exist(profile)
         return profile, time_limit

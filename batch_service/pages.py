@@ -22,6 +22,7 @@ from batch_service.handlers import BaseHandler
 from batch_service.hub_client import HubError, HubUnreachable
 from batch_service.identity import Identity
 from batch_service.jobs import FINISHED_STATES
+from batch_service.schedules import time_zones
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -124,6 +125,8 @@ class BatchPage(PageHandler):
                 profiles=self.jobs.profiles_for(identity),
                 fair_groups=self.jobs.groups_for(identity),
                 isolation_note=self.app.isolation_note,
+                # The zones a schedule may name (the service checks against the same list).
+                time_zones=sorted(time_zones()),
             )
         )
 

@@ -207,6 +207,7 @@ OPERATIONS = [
     Operation(
         "PUT", "/quotas", "quotas", ADMIN_ONLY, json={"kind": "user", "name": "az-x", "bytes": None}
     ),
+    Operation("GET", "/schedule-preview", "schedule-preview?schedule=0+6+*+*+1", USE),
     Operation("GET", "/definitions", "definitions", USE),
     Operation(
         "POST",

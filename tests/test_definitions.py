@@ -16,6 +16,7 @@ from batch_service.files import FileStore
 from batch_service.firing import fire_due
 from batch_service.identity import SUBMIT, Identity
 from batch_service.jobs import JobService
+from batch_service.schedules import MAX_PREVIEW, firings
 from batch_service.store import Store
 from batch_service.uploads import CheckedInput, check_upload
 from spawner.profiles import load_profiles
@@ -134,6 +135,40 @@ def test_schedule_is_read_in_its_time_zone(defs: DefinitionService) -> None:
 
 
 @pytest.mark.parametrize(
+    ("schedule", "words"),
+    [
+        ("0 * * * *", "Every hour"),
+        ("0 6 * * *", "At 06:00, every day"),
+        ("0 9 * * 1", "At 09:00, only on Monday"),
+        ("30 7 * * 1-5", "At 07:30, Monday through Friday"),
+        ("*/15 * * * *", "Every 15 minutes"),
+    ],
+)
+def test_a_schedule_is_shown_in_words(defs: DefinitionService, schedule: str, words: str) -> None:
+    d = create(defs, schedule=schedule)
+    assert d["schedule_text"] == words
+    assert defs.list_definitions(ALICE)["definitions"][0]["schedule_text"] == words
+
+
+def test_firings_keep_the_wall_clock_time_across_summer_time() -> None:
+    # Mondays at 09:00 in Berlin: 08:00 UTC in January, 07:00 UTC once summer time starts.
+    after = datetime(2030, 3, 18, 12, 0, tzinfo=UTC).timestamp()
+    times = firings("0 9 * * 1", "Europe/Berlin", after, 3)
+    assert [datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M") for t in times] == [
+        "03-25 08:00",
+        "04-01 07:00",
+        "04-08 07:00",
+    ]
+    # 02:30 does not happen on the day summer time begins: that day it fires at 03:30.
+    nightly = firings("30 2 * * *", "Europe/Berlin", after + 12 * 86400, 2)
+    assert [datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M") for t in nightly] == [
+        "03-31 01:30",
+        "04-01 00:30",
+    ]
+    assert len(firings("* * * * *", "UTC", after, 10**6)) == MAX_PREVIEW
+
+
+@pytest.mark.parametrize(
     ("fields", "words"),
     [
         ({"schedule": "61 * * * *"}, "not a valid cron expression"),
@@ -156,6 +191,9 @@ def test_bad_input_is_refused_with_a_message_and_stores_nothing(
     with pytest.raises(BatchError) as refused:
         create(defs, **fields)
     assert refused.value.status == 400 and words in refused.value.message
+    # The field it is about, so that the Batch page shows the words next to it.
+    (name,) = fields
+    assert refused.value.field == (None if name in ("on_overlap", "parameters") else name)
     assert count(defs) == 0
     assert not (defs.files.root / "definitions").exists() or not any(
         (defs.files.root / "definitions").iterdir()

@@ -14,9 +14,11 @@ from batch_service.api.jobs import (
     optional_number,
     refuse_unknown,
 )
+from batch_service.clock import now
 from batch_service.definitions import DefinitionService, DefinitionSpec
 from batch_service.handlers import BaseHandler
 from batch_service.jobs import MAX_PAGE
+from batch_service.schedules import MAX_PREVIEW, check_schedule, check_timezone, describe, firings
 
 DEFINITION_ID = r"(?P<definition_id>[^/]+)"
 DEFINITION_FIELDS = frozenset(
@@ -138,7 +140,28 @@ class DefinitionJobsHandler(DefinitionMixin, BaseHandler):
         self.write_json(self.definitions.jobs_of(self.identity, definition_id, limit, offset))
 
 
+class SchedulePreviewHandler(BaseHandler):
+    """GET a schedule in words and its next firings, checked as saving a definition checks it
+    (the Batch page previews what a person types)."""
+
+    def get(self) -> None:
+        """?schedule=<cron>&timezone=<IANA name>&count=<1-10>"""
+        query = {"count": self.get_query_argument("count", None)}
+        count = optional_number(query, "count", 1, MAX_PREVIEW, 5) or 5
+        schedule = check_schedule(self.get_query_argument("schedule", None))
+        timezone = check_timezone(self.get_query_argument("timezone", None) or "UTC")
+        self.write_json(
+            {
+                "schedule": schedule,
+                "timezone": timezone,
+                "description": describe(schedule),
+                "next": firings(schedule, timezone, now(), count),
+            }
+        )
+
+
 routes = [
+    (r"schedule-preview", SchedulePreviewHandler),
     (r"definitions", DefinitionsHandler),
     (rf"definitions/{DEFINITION_ID}", DefinitionHandler),
     (rf"definitions/{DEFINITION_ID}/(?P<action>pause|resume)", DefinitionActionHandler),

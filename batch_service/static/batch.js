@@ -174,11 +174,15 @@
     }
     return data;
   }
-  window.batchhubForm = { fillCommon, say: (text, kind) => say(message, text, kind), refresh: () => refresh() };
+  window.batchhubForm = {
+    fillCommon, parameters: collectParameters, timeLimit: timeLimitText,
+    say: (text, kind) => say(message, text, kind), refresh: () => refresh(),
+  };
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (form.dataset.mode === "sweep") return; // sweep_form.js submits a sweep
+    // sweep_form.js submits a sweep, schedule_form.js a job definition.
+    if (form.dataset.mode && form.dataset.mode !== "job") return;
     say(message, "Submitting…");
     try {
       let job;

@@ -29,7 +29,13 @@
     const text = await response.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = { message: text }; }
-    if (!response.ok) throw new Error((data && data.message) || response.statusText);
+    if (!response.ok) {
+      const error = new Error((data && data.message) || response.statusText);
+      // The form field a refusal is about, when the service names one.
+      error.field = data && data.field;
+      error.status = response.status;
+      throw error;
+    }
     return data;
   }
 

@@ -20,16 +20,20 @@
   const empty = $("job-empty");
   let declared = null; // the input's parameters, when it declares them
 
-  // --- mode: one job, or a sweep ----------------------------------------------------
+  // --- mode: one job, a sweep, or on a schedule (schedule_form.js) --------------------
+  const SUBMIT_LABEL = { job: "Submit", sweep: "Submit sweep", schedule: "Save schedule" };
   function setMode() {
-    const sweep = $("mode-sweep").checked;
-    form.dataset.mode = sweep ? "sweep" : "job";
+    const mode = (form.querySelector("input[name='mode']:checked") || {}).value || "job";
+    const sweep = mode === "sweep";
+    form.dataset.mode = mode;
     box.hidden = !sweep;
+    $("schedule-box").hidden = mode !== "schedule";
     // A sweep's parameters are its rows; the single job's value table would only confuse.
     $("params-box").hidden = sweep || !$("job-file").files.length || empty.checked;
-    if (sweep) empty.checked = false;
-    empty.disabled = sweep;
-    $("job-submit").textContent = sweep ? "Submit sweep" : "Submit";
+    // Only a single job may start an empty notebook: sweeps and schedules run a file.
+    if (mode !== "job") empty.checked = false;
+    empty.disabled = mode !== "job";
+    $("job-submit").textContent = SUBMIT_LABEL[mode];
     showKind();
   }
   for (const radio of document.querySelectorAll("input[name='mode']")) radio.addEventListener("change", setMode);
