@@ -309,11 +309,17 @@ class BatchRun:
         deadline = asyncio.get_running_loop().call_later(
             float(spec["time_limit"]), lambda: asyncio.ensure_future(self._interrupt())
         )
+        # The server's activity watcher decodes every kernel message on this loop (about half
+        # a millisecond a cell); while cells run, the run reports activity itself. The live
+        # kernel is watched again, for the culler and JupyterLab's busy/idle.
+        km.stop_watching_activity(self.kernel_id)
         try:
             died = await self._execute(executor, manager)
         finally:
             deadline.cancel()
             kc.stop_channels()
+            if self.kernel_id in km:
+                km.start_watching_activity(self.kernel_id)
         executor.set_widgets_metadata()
         return died
 
