@@ -127,8 +127,10 @@ export class QueuePanel extends Widget {
     item.appendChild(el('div', 'bh-Job-meta', meta));
     if (job.state === 'queued' || job.state === 'starting') {
       const where = job.position ? `Number ${job.position} in line` : 'Waiting';
-      const line = el('div', 'bh-Job-wait', job.reason ? `${where}: ${job.reason}` : where);
-      item.appendChild(line);
+      item.appendChild(el('div', 'bh-Job-wait', where));
+      if (job.reason) {
+        item.appendChild(el('div', 'bh-Job-reason', job.reason));
+      }
     }
     const progress = job.progress || {};
     if (progress.total && ['running', 'succeeded', 'failed', 'timed_out', 'cancelled'].includes(job.state)) {
