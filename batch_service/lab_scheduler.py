@@ -111,6 +111,8 @@ class BatchApi:
                 except (ValueError, KeyError, TypeError):
                     pass
             raise SchedulerError(f"batchhub: {message}") from None
+        except OSError as e:
+            raise SchedulerError(f"batchhub: the batch service cannot be reached ({e})") from None
         if response.code == 204 or not response.body:
             return None
         if response.headers.get("Content-Type", "").startswith("application/json"):
