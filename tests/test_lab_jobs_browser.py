@@ -184,6 +184,11 @@ def test_time_limit_queue_position_progress_and_live_kernel_in_jupyterlab(
             ("slow.ipynb", {"x": 21}, 45 * 60)
         ]
         job_id = jobs[0]["id"]
+        # The job's detail view shows its time limit.
+        page.locator("tr", has_text="slow").first.get_by_text("slow", exact=True).click()
+        page.locator(".bh-TimeLimit", has_text="45 minutes").wait_for(timeout=30_000)
+        page.locator(".bh-TimeLimit").scroll_into_view_if_needed()
+        shot(page, "lab-job-detail-1280")
         open_queue_panel(page)
         row = page.locator(f'#batchhub-queue li[data-job-id="{job_id}"]')
         row.get_by_text(re.compile(r"^Number \d+ in line$")).wait_for(timeout=30_000)
