@@ -5,6 +5,7 @@
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
+LABEXT := $(VENV)/share/jupyter/labextensions/batchhub-lab
 VALUES ?=
 STATE_DIR ?= state
 PYTEST_ARGS ?=
@@ -16,7 +17,7 @@ run: bootstrap
 	BATCHHUB_VALUES="$(VALUES)" BATCHHUB_STATE_DIR="$(STATE_DIR)" \
 		exec $(BIN)/jupyterhub -f hub_config/jupyterhub_config.py
 
-bootstrap: $(VENV)/.run-deps $(VENV)/.user-site node_modules/.installed
+bootstrap: $(VENV)/.run-deps $(VENV)/.user-site node_modules/.installed $(LABEXT)/package.json
 
 bootstrap-test: bootstrap $(VENV)/.test-deps
 
@@ -50,6 +51,25 @@ $(VENV)/.user-site: | $(BIN)/python
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+# batchhub's JupyterLab extension (labextension/: Create Job's time limit, the Batch queue panel),
+# built by @jupyterlab/builder against the venv's JupyterLab and installed where its JupyterLab
+# looks; rebuilt only when its sources change. The builder's own CLI is called because
+# `jupyter labextension build` of JupyterLab 4.6 hands over to a separate jupyter-builder tool.
+LABEXT_SOURCES := $(wildcard labextension/src/*.js labextension/style/*.css) labextension/package.json
+JUPYTERLAB_STAGING = $(shell $(BIN)/python -c \
+	'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))')
+
+labextension/node_modules/.installed: labextension/package.json labextension/package-lock.json
+	cd labextension && npm ci --no-audit --no-fund
+	touch $@
+
+$(LABEXT)/package.json: $(LABEXT_SOURCES) labextension/node_modules/.installed $(VENV)/.run-deps
+	rm -rf labextension/dist
+	labextension/node_modules/.bin/build-labextension --core-path "$(JUPYTERLAB_STAGING)" labextension
+	rm -rf $(LABEXT)
+	mkdir -p $(dir $(LABEXT))
+	cp -r labextension/dist/batchhub-lab $(LABEXT)
 
 # The Kubernetes tests' control plane, built from Go modules once and cached by version
 # (~/.cache/batchhub/k8s); a later run finds it at once.

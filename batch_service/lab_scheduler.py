@@ -48,6 +48,8 @@ from jupyter_scheduler.scheduler import BaseScheduler
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from urllib3 import encode_multipart_formdata
 
+from batch_service.lab_tags import time_limit_from_tags, time_limit_tags
+
 ENVIRONMENT = "batchhub"
 OUTPUT_FORMATS = {"ipynb": "Notebook", "html": "HTML"}
 # Batch states as jupyter-scheduler shows them, and back (for its status filter).
@@ -109,6 +111,8 @@ class BatchApi:
                 except (ValueError, KeyError, TypeError):
                     pass
             raise SchedulerError(f"batchhub: {message}") from None
+        except OSError as e:
+            raise SchedulerError(f"batchhub: the batch service cannot be reached ({e})") from None
         if response.code == 204 or not response.body:
             return None
         if response.headers.get("Content-Type", "").startswith("application/json"):
@@ -173,6 +177,7 @@ def describe_job(job: dict[str, Any]) -> DescribeJob:
         end_time=_millis(job.get("finished_at")),
         status=STATUS.get(state, Status.CREATED),
         status_message=message,
+        tags=time_limit_tags(job.get("time_limit")),
     )
 
 
@@ -191,6 +196,7 @@ def describe_definition(d: dict[str, Any]) -> DescribeJobDefinition:
         create_time=_millis(d["created_at"]),
         update_time=_millis(d["updated_at"]),
         active=not d["paused"],
+        tags=time_limit_tags(d.get("time_limit")),
     )
 
 
@@ -243,6 +249,17 @@ class BatchScheduler(BaseScheduler):
             raise SchedulerError(f"{input_uri!r} is larger than {MAX_INPUT_BYTES >> 20} MiB")
         return path.name, path.read_bytes()
 
+    @staticmethod
+    def _choices(model: Any) -> dict[str, Any]:
+        """Profile, parameters and time limit (sent as a tag by the Additional options)."""
+        fields: dict[str, Any] = {"parameters": _parameters(model.parameters)}
+        if model.compute_type:
+            fields["profile"] = model.compute_type
+        time_limit = time_limit_from_tags(model.tags)
+        if time_limit is not None:
+            fields["time_limit"] = str(time_limit)
+        return fields
+
     def _upload(self, model: Any) -> dict[str, Any]:
         """The file part of a submission: the notebook, or with "Run job with input folder" a
         zip of its folder (bounded; hidden files and the downloads folder left out) whose entry
@@ -279,13 +296,9 @@ class BatchScheduler(BaseScheduler):
 
     # --- jobs -------------------------------------------------------------------------
     async def create_job(self, model: CreateJob) -> str:  # type: ignore[override]
-        """Submit the notebook to batchhub's queue with the chosen profile and parameters."""
-        fields: dict[str, Any] = {
-            **self._upload(model),
-            "parameters": _parameters(model.parameters),
-        }
-        if model.compute_type:
-            fields["profile"] = model.compute_type
+        """Submit the notebook to batchhub's queue with the chosen profile, parameters and
+        time limit."""
+        fields = {**self._choices(model), **self._upload(model)}
         job = await self.api.form("POST", "jobs", fields)
         return JOB_PREFIX + str(job["id"])
 
@@ -351,14 +364,12 @@ class BatchScheduler(BaseScheduler):
     async def create_job_definition(self, model: CreateJobDefinition) -> str:  # type: ignore[override]
         """A batchhub job definition: it fires in the service, also while nobody is logged in."""
         fields: dict[str, Any] = {
+            **self._choices(model),
             **self._upload(model),
             "name": model.name or Path(model.input_uri).stem,
-            "parameters": _parameters(model.parameters),
             "schedule": model.schedule or "",
             "timezone": model.timezone or "UTC",
         }
-        if model.compute_type:
-            fields["profile"] = model.compute_type
         definition = await self.api.form("POST", "definitions", fields)
         return DEFINITION_PREFIX + str(definition["id"])
 
@@ -377,6 +388,8 @@ class BatchScheduler(BaseScheduler):
             changes["parameters"] = json.loads(_parameters(model.parameters))
         if model.active is not None:
             changes["paused"] = not model.active
+        if model.tags is not None:
+            changes["time_limit"] = time_limit_from_tags(model.tags)
         path = f"definitions/{_service_id(job_definition_id, DEFINITION_PREFIX)}"
         await self.api.call("PATCH", path, json.dumps(changes).encode(), "application/json")
 

@@ -74,6 +74,13 @@ def test_requirements_install_and_the_runner_is_enabled(image: str, tmp_path: Pa
         assert configured.stdout.strip() == "batch_service.lab_scheduler.BatchScheduler", (
             configured.stderr
         )
+        # The Batch queue panel's handlers are on, and Create Job's Additional options are
+        # batchhub's (the image's Dockerfile puts labextension/ beside jupyter-scheduler's).
+        line = next(ln for ln in output.splitlines() if "batch_service.lab_queue" in ln)
+        assert "enabled" in line
+        page_config = venv.parent / "etc" / "jupyter" / "labconfig" / "page_config.json"
+        disabled = json.loads(page_config.read_text())["disabledExtensions"]
+        assert disabled == {"@jupyterlab/scheduler:IAdvancedOptions": True}
 
 
 def test_the_gpu_image_requirements_resolve(tmp_path: Path) -> None:

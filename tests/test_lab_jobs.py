@@ -317,3 +317,97 @@ def test_the_service_fires_an_every_minute_definition_as_its_owner(hub: HubProce
     assert (job["state"], job["parameters"], job["owner"]) == ("succeeded", {"x": 4}, "def-minute")
     assert batch.call("GET", f"definitions/{d['id']}").json()["last_job_id"] == job["id"]
     batch.call("DELETE", f"definitions/{d['id']}")
+
+
+def lab_job(name: str, **fields: object) -> dict:
+    """What JupyterLab's Create Job sends (its Additional options add the time limit tag)."""
+    return {
+        "name": name,
+        "input_uri": f"{name}.ipynb",
+        "runtime_environment_name": "batchhub",
+        "compute_type": "cpu",
+        "output_formats": ["ipynb"],
+        **fields,
+    }
+
+
+def test_the_time_limit_tag_sets_the_jobs_and_definitions_limit_and_bad_ones_store_nothing(
+    hub: HubProcess, lab_user: HubUser
+) -> None:
+    put_notebook(lab_user, "limited.ipynb", NB)
+    lab = f"/user/{lab_user.name}/scheduler/"
+    batch = Batch(lab_user)
+    admin = Batch(hub.admin())
+    # The queue is paused so nothing runs (only what is stored matters here).
+    admin.call("PUT", "queue", json={"paused": True})
+    try:
+        before = batch.count()
+        refused = {
+            "batchhub-time-limit=7200": "beyond profile 'cpu''s maximum of 3600s",
+            "batchhub-time-limit=2h": "whole number of seconds",
+            "batchhub-time-limit=0": "at least one second",
+            "project-x": "batchhub jobs have no tags",
+        }
+        for tag, words in refused.items():
+            r = lab_user.api("POST", lab + "jobs", json=lab_job("limited", tags=[tag]))
+            assert r.status_code >= 400 and words in r.json()["message"], (tag, r.text)
+        assert batch.count() == before
+        r = lab_user.api(
+            "POST", lab + "jobs", json=lab_job("limited", tags=["batchhub-time-limit=1800"])
+        )
+        assert r.status_code == 200, r.text
+        lab_id = r.json()["job_id"]
+        assert batch.job(lab_id.removeprefix("batch-"))["time_limit"] == 1800
+        # The job detail view shows the limit back in its Additional options.
+        assert lab_user.api("GET", lab + f"jobs/{lab_id}").json()["tags"] == [
+            "batchhub-time-limit=1800"
+        ]
+        # No tag: the profile's default.
+        r = lab_user.api("POST", lab + "jobs", json=lab_job("limited"))
+        assert batch.job(r.json()["job_id"].removeprefix("batch-"))["time_limit"] == 600
+        definition = lab_job(
+            "limited", schedule="0 3 * * *", timezone="UTC", tags=["batchhub-time-limit=2700"]
+        )
+        r = lab_user.api("POST", lab + "job_definitions", json=definition)
+        assert r.status_code == 200, r.text
+        definition_id = r.json()["job_definition_id"]
+        stored = batch.call("GET", f"definitions/{definition_id.removeprefix('definition-')}")
+        assert stored.json()["time_limit"] == 2700
+        before_definitions = batch.call("GET", "definitions").json()["total"]
+        r = lab_user.api(
+            "POST",
+            lab + "job_definitions",
+            json={**definition, "tags": ["batchhub-time-limit=99999"]},
+        )
+        assert r.status_code >= 400 and "maximum of 3600s" in r.json()["message"], r.text
+        assert batch.call("GET", "definitions").json()["total"] == before_definitions
+        lab_user.api("DELETE", lab + f"job_definitions/{definition_id}")
+    finally:
+        admin.call("PUT", "queue", json={"paused": False})
+
+
+def test_the_queue_panels_data_comes_from_the_lab_server_with_its_own_token(
+    hub: HubProcess, lab_user: HubUser
+) -> None:
+    admin = Batch(hub.admin())
+    other = Batch(hub.ready_user("lab-other2"))
+    admin.call("PUT", "queue", json={"paused": True})
+    try:
+        mine = Batch(lab_user).submit("waits.ipynb", NB).json()["id"]
+        theirs = other.submit("theirs.ipynb", NB).json()["id"]
+        r = lab_user.api("GET", f"/user/{lab_user.name}/batchhub/queue")
+        assert r.status_code == 200, r.text
+        jobs = {j["id"]: j for j in r.json()["jobs"]}
+        assert theirs not in jobs
+        waiting = jobs[mine]
+        assert waiting["state"] == "queued" and waiting["position"] >= 1
+        assert "paused" in waiting["reason"] and waiting["progress"]["index"] == 0
+        profiles = lab_user.api("GET", f"/user/{lab_user.name}/batchhub/profiles").json()
+        cpu = next(p for p in profiles["profiles"] if p["name"] == "cpu")
+        assert (cpu["max_time_limit"], cpu["default_time_limit"]) == (3600, 600)
+        assert "staff-gpu" not in {p["name"] for p in profiles["profiles"]}
+        # Only the server's user gets in (the hub's auth of the lab server).
+        r = other.user.api("GET", f"/user/{lab_user.name}/batchhub/queue")
+        assert r.status_code in (302, 403), r.status_code
+    finally:
+        admin.call("PUT", "queue", json={"paused": False})

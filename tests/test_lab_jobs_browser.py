@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.batch import Batch
+from tests.batch import Batch, notebook
 from tests.hub import HubProcess
 from tests.test_embedded_browser import log_in
 from tests.test_lab_jobs import NB, put_notebook
@@ -115,4 +115,124 @@ def test_create_job_in_jupyterlab_queues_a_batch_job_that_succeeds_and_downloads
         phone.close()
     finally:
         context.close()
+        user.stop_server()
+
+
+SLOW = notebook(
+    "import time",
+    "y = x * 2",
+    "time.sleep(8)",
+    "print('y is', y)",
+    parameters="x = 1",
+)
+
+
+def open_additional_options(page) -> None:  # type: ignore[no-untyped-def]
+    """The form's "Additional options" (folded by default) hold the time limit."""
+    page.get_by_text("Additional options").click()
+    page.get_by_label("Time limit", exact=True).wait_for()
+
+
+def open_queue_panel(page) -> None:  # type: ignore[no-untyped-def]
+    """The Batch queue panel in JupyterLab's right side bar."""
+    page.locator('.jp-SideBar .lm-TabBar-tab[title="Batch queue"]').click()
+    page.locator("#batchhub-queue").wait_for()
+
+
+def test_time_limit_queue_position_progress_and_live_kernel_in_jupyterlab(
+    hub: HubProcess, browser
+) -> None:
+    from tests.test_batch_browser import run_in_lab
+
+    user = hub.ready_user("lab-tl")
+    assert user.start_server(timeout=120).status_code in (201, 202)
+    put_notebook(user, "slow.ipynb", SLOW)
+    batch, admin = Batch(user), Batch(hub.admin())
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    # Paused, the new job waits in line (with its place and why) until the test resumes it.
+    admin.call("PUT", "queue", json={"paused": True})
+    try:
+        log_in(page, hub, user.name)
+        open_create_job(page, hub, user.name, "slow.ipynb")
+        choose(page, "Compute type", "cpu")
+        page.get_by_title("Add new parameter").click()
+        page.locator('input[name="parameter-0-name"]').fill("x")
+        page.locator('input[name="parameter-0-value"]').fill("21")
+        open_additional_options(page)
+        limit = page.get_by_label("Time limit", exact=True)
+        create = page.get_by_role("button", name="Create", exact=True)
+        # Not a number, then beyond the profile's maximum (cpu: one hour): a message, no Create.
+        limit.fill("soon")
+        page.get_by_role("alert").get_by_text("Enter a number of hours").wait_for()
+        assert create.is_disabled()
+        limit.fill("2")
+        page.get_by_role("alert").get_by_text("At most 1 hour on CPU.").wait_for()
+        assert create.is_disabled()
+        shot(page, "lab-time-limit-error-1280")
+        assert batch.count() == 0
+        # 45 minutes is within it.
+        page.get_by_label("Time limit unit").select_option("minutes")
+        limit.fill("45")
+        page.get_by_text("at most 1 hour.").wait_for()
+        assert create.is_enabled()
+        shot(page, "lab-time-limit-1280")
+        create.click()
+        page.locator("tr", has_text="slow").first.wait_for(timeout=60_000)
+        jobs = batch.call("GET", "jobs").json()["jobs"]
+        assert [(j["input_name"], j["parameters"], j["time_limit"]) for j in jobs] == [
+            ("slow.ipynb", {"x": 21}, 45 * 60)
+        ]
+        job_id = jobs[0]["id"]
+        # The job's detail view shows its time limit.
+        page.locator("tr", has_text="slow").first.get_by_text("slow", exact=True).click()
+        page.locator(".bh-TimeLimit", has_text="45 minutes").wait_for(timeout=30_000)
+        page.locator(".bh-TimeLimit").scroll_into_view_if_needed()
+        shot(page, "lab-job-detail-1280")
+        open_queue_panel(page)
+        row = page.locator(f'#batchhub-queue li[data-job-id="{job_id}"]')
+        row.get_by_text(re.compile(r"^Number \d+ in line$")).wait_for(timeout=30_000)
+        assert "the queue is paused" in row.locator(".bh-Job-reason").inner_text()
+        assert "limit 45 minutes" in row.inner_text()
+        shot(page, "lab-queue-queued-1280")
+    finally:
+        admin.call("PUT", "queue", json={"paused": False})
+    try:
+        # Running: its progress, cells done of all, while it sleeps in the third cell.
+        row.get_by_text("Running").wait_for(timeout=90_000)
+        row.get_by_text(re.compile(r"[1-9]\d* of \d+ cells done")).wait_for(timeout=60_000)
+        assert row.locator("progress").count() == 1
+        shot(page, "lab-queue-running-1280")
+        job = batch.wait(job_id)
+        assert job["state"] == "succeeded" and job["live"], job
+        live = row.get_by_role("button", name="Open live kernel")
+        live.wait_for(timeout=30_000)
+        shot(page, "lab-queue-live-1280")
+        user.wait_server(job["server_name"], ready=True)
+        with context.expect_page() as opened:
+            live.click()
+        lab = opened.value
+        # The notebook is on the run's kernel: the variable the run set is there.
+        run_in_lab(lab, "print('still', y)", "still 42")
+        # Phone width: the panel and the form's time limit, read at 390 pixels.
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+        small = phone.new_page()
+        log_in(small, hub, user.name)
+        open_create_job(small, hub, user.name, "slow.ipynb")
+        small.locator("#jp-left-stack").wait_for()
+        small.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
+        open_additional_options(small)
+        small.get_by_label("Time limit unit").select_option("minutes")
+        small.get_by_label("Time limit", exact=True).fill("30")
+        small.get_by_label("Time limit", exact=True).scroll_into_view_if_needed()
+        shot(small, "lab-time-limit-390")
+        open_queue_panel(small)
+        small.locator(f'#batchhub-queue li[data-job-id="{job_id}"]').get_by_role(
+            "button", name="Open live kernel"
+        ).wait_for(timeout=30_000)
+        shot(small, "lab-queue-390")
+        phone.close()
+    finally:
+        context.close()
+        batch.call("POST", f"jobs/{job_id}/release")
         user.stop_server()

@@ -8,6 +8,7 @@ import pytest
 from jupyter_scheduler.exceptions import SchedulerError
 
 from batch_service.lab_scheduler import _parameter_value, _service_id, describe_job
+from batch_service.lab_tags import time_limit_from_tags, time_limit_tags
 
 
 def job(state: str, **extra: Any) -> dict[str, Any]:
@@ -86,3 +87,27 @@ def test_a_zip_with_a_notebook_entry_point_is_checked_as_that_notebook() -> None
     broken = zip_bytes({"nb.ipynb": "{not json"})
     with pytest.raises(BatchError):
         check_upload("proj.zip", broken, "nb.ipynb", 10, 2**20)
+
+
+def test_the_time_limit_tag_becomes_seconds_and_back() -> None:
+    assert time_limit_from_tags(None) is None and time_limit_from_tags([]) is None
+    assert time_limit_from_tags(["batchhub-time-limit=5400"]) == 5400
+    assert time_limit_tags(5400) == ["batchhub-time-limit=5400"]
+    assert describe_job(job("queued", time_limit=7200)).tags == ["batchhub-time-limit=7200"]
+
+
+@pytest.mark.parametrize(
+    ("tags", "words"),
+    [
+        (["batchhub-time-limit=1h"], "whole number of seconds"),
+        (["batchhub-time-limit=-5"], "whole number of seconds"),
+        (["batchhub-time-limit=" + "9" * 400], "whole number of seconds"),
+        (["batchhub-time-limit=0"], "at least one second"),
+        (["batchhub-time-limit=60", "batchhub-time-limit=120"], "one time limit"),
+        (["project-x"], "no tags"),
+        (["batchhub-time-limit=60"] * 50, "no other tags"),
+    ],
+)
+def test_a_bad_time_limit_tag_is_a_clear_error(tags: list[str], words: str) -> None:
+    with pytest.raises(SchedulerError, match=words):
+        time_limit_from_tags(tags)
