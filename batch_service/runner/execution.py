@@ -6,7 +6,8 @@ the run ends. nbclient runs cells one at a time on the server's loop; the client
 kernel's manager and a client we create, so it neither starts nor shuts the kernel down, and no
 signal handlers or atexit hooks are installed in the server.
 
-The run is papermill's, step by step with papermill's own functions: parameters injected,
+The run is papermill's, step by step with papermill's own functions (papermill_steps, loaded
+once the kernel was launched): parameters injected,
 metadata recorded by its NotebookExecutionManager (notebook and per-cell status and times),
 earlier error banners removed, and its verdict (`raise_for_execution_errors`: SystemExit with no
 code or 0 succeeds) with the banners it adds on failure. The executed notebook is what papermill
@@ -21,50 +22,25 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 from jupyter_client.manager import KernelManager
 from jupyter_core.utils import ensure_async
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
-from papermill.clientwrap import PapermillNotebookClient
-from papermill.engines import NotebookExecutionManager
-from papermill.exceptions import PapermillExecutionError
-from papermill.execute import (
-    prepare_notebook_metadata,
-    raise_for_execution_errors,
-    remove_error_markers,
-)
-from papermill.parameterize import parameterize_notebook
 
 from batch_service.runner.artifacts import file_states, keep_artifacts
 from batch_service.runner.inputs import build_notebook
 from batch_service.runner.service_client import EventSender, ServiceClient, ServiceRefused
 
+if TYPE_CHECKING:
+    from papermill.engines import NotebookExecutionManager
+
+    from batch_service.runner.papermill_steps import StreamingClient
+
 log = logging.getLogger("batchhub.runner")
 PREVIEW_CHARS = 200
-
-
-class StreamingClient(PapermillNotebookClient):
-    """papermill's nbclient, telling us each output as it arrives (for live output lines)."""
-
-    def __init__(self, manager: NotebookExecutionManager, on_output: Any, **kw: Any) -> None:
-        super().__init__(manager, **kw)
-        self._on_output = on_output
-
-    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
-        """Record the output as nbclient does, then pass its text on."""
-        out = super().output(outs, msg, display_id, cell_index)
-        content = msg.get("content", {})
-        kind = msg.get("msg_type")
-        if kind == "stream":
-            self._on_output(cell_index, content.get("text", ""))
-        elif kind == "error":
-            self._on_output(cell_index, f"{content.get('ename')}: {content.get('evalue')}\n")
-        elif kind == "execute_result":
-            self._on_output(cell_index, content.get("data", {}).get("text/plain", "") + "\n")
-        return out
 
 
 class BatchRun:
@@ -235,7 +211,11 @@ class BatchRun:
         before = file_states(workdir)  # what the run finds; anything else it wrote is kept
         # The service chose the path (it builds the live-kernel link from it).
         self.output_path = spec.get("output_path") or f"{work_relative}/{spec['output_name']}"
-        nb = prepare_notebook(
+        # Launched first: the kernel boots in its own process while papermill is loaded.
+        not_started = await self._start_kernel(kernel_name, work_relative)
+        from batch_service.runner import papermill_steps as steps
+
+        nb = steps.prepare_notebook(
             nb,
             spec.get("parameters") or {},
             bool(spec.get("report_mode")),
@@ -243,14 +223,15 @@ class BatchRun:
             str(input_path.relative_to(root)),
             self.output_path,
         )
-        manager = NotebookExecutionManager(nb, output_path=None, progress_bar=False)
+        manager = steps.execution_manager(nb)
+        nb = manager.nb
         manager.notebook_start()
         try:
-            stopped = await self._start_and_execute(manager, kernel_name, spec, work_relative)
+            stopped = not_started or await self._execute_in_kernel(manager, spec)
         finally:
             manager.notebook_complete()
         # papermill's order: the notebook's metadata is complete before its verdict and banners.
-        outcome = stopped or self._outcome(nb)
+        outcome = stopped or self._outcome(nb, steps.execution_error(nb))
         await self.save(nb, force=True)
         self.state = outcome["state"]
         await self.client.upload_output(json.dumps(nb).encode())
@@ -259,18 +240,10 @@ class BatchRun:
         alive = outcome["error_name"] != "KernelDied" and await self._kernel_alive()
         self.events.send("finished", kernel_alive=alive, **outcome)
 
-    async def _start_and_execute(
-        self,
-        manager: NotebookExecutionManager,
-        kernel_name: str,
-        spec: dict[str, Any],
-        work_relative: str,
-    ) -> dict[str, Any] | None:
-        """Start the kernel and its session, run the cells; a failure papermill raises for."""
-        nb = manager.nb
-        km = self.serverapp.kernel_manager
+    async def _start_kernel(self, kernel_name: str, work_relative: str) -> dict[str, Any] | None:
+        """Launch the run's kernel in the job's folder; a failure papermill fails with too."""
         try:
-            self.kernel_id = await km.start_kernel(
+            self.kernel_id = await self.serverapp.kernel_manager.start_kernel(
                 kernel_name=kernel_name,
                 path=work_relative,
                 extra_arguments=kernel_arguments(kernel_name),
@@ -278,6 +251,16 @@ class BatchRun:
         except Exception as e:  # papermill fails the same way (e.g. NoSuchKernel), no kernel
             log.warning("batch run %s: kernel %r did not start: %s", self.job_id, kernel_name, e)
             return failure(type(e).__name__, str(e) or repr(e), None)
+        return None
+
+    async def _execute_in_kernel(
+        self, manager: NotebookExecutionManager, spec: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Its session, then the cells in the launched kernel; a failure papermill raises for."""
+        from batch_service.runner.papermill_steps import StreamingClient
+
+        nb = manager.nb
+        km = self.serverapp.kernel_manager
         session = await self.serverapp.session_manager.create_session(
             path=self.output_path,
             type="notebook",
@@ -323,16 +306,14 @@ class BatchRun:
         executor.set_widgets_metadata()
         return died
 
-    def _outcome(self, nb: nbformat.NotebookNode) -> dict[str, Any]:
-        """papermill's verdict (SystemExit with no code or 0 is success) plus its error banners."""
-        try:
-            raise_for_execution_errors(nb, None)
-        except PapermillExecutionError as e:
+    def _outcome(self, nb: nbformat.NotebookNode, error: Any) -> dict[str, Any]:
+        """The run's end from papermill's verdict (`error`: its PapermillExecutionError)."""
+        if error is not None:
             # The cell papermill names (a `raises-exception` cell's error counts too), else ours.
-            cell = code_cell_number(nb, e.exec_count) or self.cell_index
+            cell = code_cell_number(nb, error.exec_count) or self.cell_index
             if self.timed_out:
                 return timed_out("the run reached its time limit and was interrupted", cell)
-            return failure(e.ename, e.evalue, cell)
+            return failure(error.ename, error.evalue, cell)
         if self.timed_out:
             return timed_out("the run reached its time limit", self.cell_index)
         return {"state": "succeeded", "error_name": "", "error_value": "", "failed_cell": None}
@@ -404,22 +385,6 @@ def write_replacing(path: Path, text: str) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
-
-
-def prepare_notebook(
-    nb: nbformat.NotebookNode,
-    parameters: dict[str, Any],
-    report_mode: bool,
-    kernel_name: str,
-    input_path: str,
-    output_path: str,
-) -> nbformat.NotebookNode:
-    """What papermill's execute_notebook does before running: inject, record, clear banners."""
-    if parameters:
-        nb = parameterize_notebook(nb, parameters, report_mode, kernel_name=kernel_name)
-    nb = prepare_notebook_metadata(nb, input_path, output_path, report_mode)
-    # Error banners of an earlier papermill run would point at the wrong cell now.
-    return remove_error_markers(nb)
 
 
 def code_cell_number(nb: nbformat.NotebookNode, exec_count: int | None) -> int | None:

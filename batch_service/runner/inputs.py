@@ -5,8 +5,8 @@ directory, so relative paths work. A notebook runs as is; a .py file is read by 
 (percent or light format) and runs as `python file.py args...` would; a zipped module's entry
 point runs as `python -m package.module args...` would (runpy's rules: `__spec__`,
 `__package__` for relative imports, `sys.argv`), but in the kernel's own namespace, so its
-globals are live afterwards, also after a failure. Every notebook goes through papermill's
-loader, which adds the metadata and tags papermill's later steps expect.
+globals are live afterwards, also after a failure. The notebook is read with nbformat only:
+papermill's loader (papermill_steps) takes it once the kernel was launched.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import nbformat
-from papermill.iorw import load_notebook_node
 
 from batch_service.scripts import script_notebook
 
@@ -104,19 +103,19 @@ def build_notebook(
     path = folder / input_name
     if kind in ("notebook", "empty"):
         path.write_bytes(content)
-        return load_notebook_node(str(path)), path
+        return nbformat.reads(content.decode("utf-8"), as_version=4), path
     if kind == "script":
         path.write_bytes(content)
         nb = script_notebook(content.decode("utf-8"), kernel_name)
         nb.cells.insert(0, nbformat.v4.new_code_cell(script_prelude(path, args)))
-        return load_notebook_node(nb), path
+        return nb, path
     if kind == "module":
         safe_extract(content, folder)
         entry = str(entry_point or "")
         if entry.endswith(".ipynb"):
             # A notebook sent with the files of its folder: it runs among them.
-            return load_notebook_node(str(folder / entry)), folder / entry
+            return nbformat.read(folder / entry, as_version=4), folder / entry
         nb = empty_notebook(kernel_name)
         nb.cells = [nbformat.v4.new_code_cell(module_runner(folder, module_name(entry), args))]
-        return load_notebook_node(nb), folder / entry
+        return nb, folder / entry
     raise ValueError(f"unknown job kind {kind!r}")
