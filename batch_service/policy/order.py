@@ -13,7 +13,8 @@ requests go smallest first (GPUs, then time limit), so nobody's short run waits 
 own long one.
 
 `FairOrder.pop` hands out requests one at a time and `put_back` takes the admission charge
-(a heap per level: a decision that starts k requests costs O(k log users)). `FairOrder.line`
+(a heap per level: a decision that starts k requests costs O(k log users)). A user's requests
+are read (copied into a list and sorted) only when their turn comes. `FairOrder.line`
 orders everyone left by the score each request will have when its turn comes, if those
 before it are admitted: one sort, the order the heaps would give.
 """
@@ -22,8 +23,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from operator import attrgetter, itemgetter
+from typing import cast
 
 from batch_service.policy.model import Request
 
@@ -57,7 +59,7 @@ class FairOrder:
 
     def __init__(
         self,
-        own: Mapping[tuple[str | None, str], list[Request]],
+        own: Mapping[tuple[str | None, str], Collection[Request]],
         usage_user: dict[str, float],
         usage_group: dict[str, float],
         user_weights: Mapping[str, float],
@@ -76,7 +78,8 @@ class FairOrder:
         self._rank = _SMALLEST if one_priority else ranked
         self._known_head = known_head
         # A user's requests stay unsorted until the user's turn comes up: most never do.
-        self.lists: dict[GroupKey, dict[str, list[Request]]] = {}
+        # Each user's requests as given (a list once sorted).
+        self.lists: dict[GroupKey, dict[str, Collection[Request]]] = {}
         self._heads: dict[tuple[GroupKey, str], Request] = {}
         self._sorted: set[tuple[GroupKey, str]] = set()
         self.skipped: dict[tuple[GroupKey, str], list[Request]] = {}
@@ -90,7 +93,7 @@ class FairOrder:
             if one_priority:
                 # Usage alone bounds a user's score from below: find their smallest request
                 # only when that bound reaches the top of the heap (few users ever do).
-                priority = -next(iter(users.values()))[0].priority
+                priority = -next(iter(next(iter(users.values())))).priority
                 heap = [self._bound(priority, user) for user in users]
             else:
                 heap = [self._user_entry(user, self._head(key, user)) for user in users]
@@ -114,9 +117,10 @@ class FairOrder:
     def _own(self, key: GroupKey, user: str) -> list[Request]:
         requests = self.lists[key][user]
         if (key, user) not in self._sorted:
-            requests.sort(key=self._rank, reverse=True)  # next one at the end: pop() is O(1)
+            # A list of its own, next one at the end: pop() is O(1).
+            requests = self.lists[key][user] = sorted(requests, key=self._rank, reverse=True)
             self._sorted.add((key, user))
-        return requests
+        return cast(list[Request], requests)
 
     def _head(self, key: GroupKey, user: str) -> Request:
         head = self._heads.get((key, user))
@@ -180,7 +184,7 @@ class FairOrder:
                 self.usage_group[group] = self.usage_group.get(group, 0.0) + charged
         else:
             self.skipped.setdefault(self._current, []).append(request)
-        requests = self.lists[key][user]
+        requests = self._own(key, user)
         heap = self._user_heaps[key]
         if requests:
             self._heads[key, user] = requests[-1]

@@ -8,6 +8,10 @@ past max_wait) and their first in their own order. Worked out from a plain list 
 that is several walks over the whole line in Python; kept here as requests come and go (the
 per-user parts worked out when first asked, then kept), a decision costs about the number of
 users, not of requests. Made from a plain list, the counts are taken in C.
+
+A decision keeps each user's requests as they were (`share`) for the walk of the line it may
+do later in a worker thread, without copying them: once shared, a user's requests are copied
+before their first change (copy on write), so a change costs that user's line, not everyone's.
 """
 
 from __future__ import annotations
@@ -60,13 +64,35 @@ class QueueIndex:
         self._oldest: dict[str, float] = {}
         self._first: dict[tuple[str, Shape], Request] = {}
         self._head: dict[str, Request] = {}
+        self._firsts: dict[str, tuple[Request, ...]] = {}
+        # Users whose requests this index alone holds (changed in place); None: all of them.
+        self._owned: set[str] | None = None
+
+    def _writable(self, user: str) -> dict[str, Request] | None:
+        """The user's requests, to change: a copy if they were shared since the last copy."""
+        own = self.by_user.get(user)
+        if own is not None and self._owned is not None and user not in self._owned:
+            own = self.by_user[user] = dict(own)
+            self._owned.add(user)
+        return own
+
+    def share(self) -> dict[str, dict[str, Request]]:
+        """The requests by user, kept as they are now: later changes copy a user's requests
+        first. Read the outer mapping at once; each user's requests may be read later."""
+        self._owned = set()
+        return self.by_user
 
     # --- changes ----------------------------------------------------------------------
     def add(self, request: Request) -> None:
         """Put a request in line (replacing one with its id)."""
         self.remove(request.id, request.user)
         user, shape = request.user, _SHAPE(request)
-        self.by_user.setdefault(user, {})[request.id] = request
+        own = self._writable(user)
+        if own is None:
+            own = self.by_user[user] = {}
+            if self._owned is not None:
+                self._owned.add(user)
+        own[request.id] = request
         self._size += 1
         self.shapes[shape] += 1
         self.priorities[request.priority] += 1
@@ -84,13 +110,16 @@ class QueueIndex:
         head = self._head.get(user)
         if head is not None and ranked(request) < ranked(head):
             self._head[user] = request
+        self._firsts.pop(user, None)
 
     def remove(self, request_id: str, user: str) -> None:
         """Take a request out of line, if it is there."""
         own = self.by_user.get(user)
-        old = None if own is None else own.pop(request_id, None)
-        if old is None:
+        if own is None or request_id not in own:
             return
+        own = self._writable(user)
+        assert own is not None
+        old = own.pop(request_id)
         shape = _SHAPE(old)
         self._size -= 1
         self.shapes[shape] -= 1
@@ -112,8 +141,11 @@ class QueueIndex:
             del self._first[user, shape]
         if self._head.get(user) is old:
             del self._head[user]
+        self._firsts.pop(user, None)
         if not own:
             del self.by_user[user]
+            if self._owned is not None:
+                self._owned.discard(user)
             for kept in (self._groups, self._by_shape, self._oldest, self._head):
                 kept.pop(user, None)
 
@@ -149,6 +181,15 @@ class QueueIndex:
             first = self._first[user, shape] = min(bucket.values(), key=_earliest)
         return first
 
+    def firsts(self, user: str) -> tuple[Request, ...]:
+        """The user's earliest request of each shape, earliest first (who may be starving)."""
+        firsts = self._firsts.get(user)
+        if firsts is None:
+            firsts = self._firsts[user] = tuple(
+                sorted((self.first(user, shape) for shape in self.shapes_of(user)), key=_earliest)
+            )
+        return firsts
+
     def head(self, user: str) -> Request:
         """The user's first request in their own order (highest priority, smallest, oldest)."""
         head = self._head.get(user)
@@ -169,15 +210,17 @@ class QueueIndex:
         copy.shapes, copy.priorities = Counter(self.shapes), Counter(self.priorities)
         copy.interactive, copy._size = self.interactive, self._size
         copy._groups, copy._by_shape = dict(self._groups), dict(self._by_shape)
-        copy._oldest, copy._first, copy._head = (
+        copy._oldest, copy._first, copy._head, copy._firsts = (
             dict(self._oldest),
             dict(self._first),
             dict(self._head),
+            dict(self._firsts),
         )
+        # Both hold the same users' requests now: each copies a user's before changing them.
+        self._owned = copy._owned = set()
         for request in requests:
             user = request.user
             # The users a turn touches get copies of their own; everyone else is shared.
-            copy.by_user[user] = dict(copy.by_user.get(user, {}))
             if user in copy._groups:
                 copy._groups[user] = Counter(copy._groups[user])
             if user in copy._by_shape:

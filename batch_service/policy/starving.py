@@ -1,0 +1,63 @@
+"""Starving requests: those that go first, oldest first, because they have waited too long.
+
+A request starves when it has waited `max_wait_seconds`, is exclusive or larger than the
+smallest request waiting for its GPU type (so smaller ones can keep passing it), and its owner
+holds fewer GPUs than it asks for. Per owner, the one that waited longest.
+
+Read from each user's earliest request of each shape, kept by the line's index
+(QueueIndex.firsts, earliest first): a decision looks at a request or two per user, not at
+every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from operator import attrgetter
+
+from batch_service.policy.model import Request
+from batch_service.policy.queue_index import QueueIndex
+
+CPU = ""
+_SUBMITTED = attrgetter("submitted_at", "id")
+
+
+def starving(
+    index: QueueIndex, held_user: Mapping[str, int], smallest: Mapping[str, int], threshold: float
+) -> dict[str, Request]:
+    """Owner -> their starving request, oldest first. threshold: submitted at or before it,
+    a request has waited `max_wait_seconds`; smallest: the smallest request per GPU type."""
+    candidates = []
+    firsts_of = index.firsts
+    for user in index.by_user:
+        firsts = firsts_of(user)
+        if firsts[0].submitted_at > threshold:
+            continue
+        held = held_user.get(user, 0)
+        for r in firsts:  # earliest first: the first that starves is the user's oldest
+            if r.submitted_at > threshold:
+                break
+            if r.exclusive or (
+                r.gpus > held and r.gpus > smallest[CPU if r.gpus == 0 else r.gpu_type or CPU]
+            ):
+                candidates.append(r)
+                break
+    candidates.sort(key=_SUBMITTED)
+    return {r.user: r for r in candidates}
+
+
+class Rest(Collection[Request]):
+    """A user's requests but their starving one, read when iterated (not copied)."""
+
+    def __init__(self, requests: Collection[Request], taken: Request) -> None:
+        self._requests = requests
+        self._taken = taken.id
+
+    def __iter__(self) -> Iterator[Request]:
+        taken = self._taken
+        return (r for r in self._requests if r.id != taken)
+
+    def __len__(self) -> int:
+        return len(self._requests) - 1
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._requests and getattr(item, "id", None) != self._taken
