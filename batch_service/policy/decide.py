@@ -22,7 +22,6 @@ in one walk of the line when first read (waits.py, reasons.py).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from operator import attrgetter
 
@@ -55,7 +54,7 @@ from batch_service.policy.reasons import (
     not_admissible_words,
     wait_words,
 )
-from batch_service.policy.starving import Rest, starving
+from batch_service.policy.starving import Rest, head_after, starving
 from batch_service.policy.usage import decay
 from batch_service.policy.waits import plan
 
@@ -284,7 +283,7 @@ def decide(
         now,
         config.max_wait_seconds,
         one_priority=one_priority,
-        known_head=lambda user: _known_head(index, starving_of, user),
+        known_head=lambda user: head_after(index, starving_of, user),
     )
     while order and more_can_start() and refusals_left > 0:
         request = order.pop()
@@ -297,24 +296,12 @@ def decide(
     if unplaced:
         # The walk stopped before these types' lines: at least their smallest request that is
         # still waiting (not one that started in this pass) waits.
-        # A type none of whose requests started: its smallest is known without a walk.
-        left = {kind: smallest[kind] for kind in unplaced}
+        # A type none of whose requests started: its smallest is known without a walk; for the
+        # others, the index's counts less those that started.
         rescan = {_kind(r) for r in started} & set(unplaced)
+        left = {kind: smallest[kind] for kind in unplaced if kind not in rescan}
         if rescan:
-            # The smallest size of these types with a request left: from the counts of the
-            # line's shapes less those that started (no walk of the line).
-            remaining: Counter[tuple[str, int]] = Counter()
-            for (gpu_type, gpus, _), n in index.shapes.items():
-                kind = CPU if gpus == 0 else (gpu_type or CPU)
-                if kind in rescan:
-                    remaining[kind, gpus] += n
-            for r in started:
-                remaining[_kind(r), r.gpus] -= 1
-            for kind in rescan:
-                del left[kind]
-            for (kind, gpus), n in remaining.items():
-                if n > 0:
-                    left[kind] = min(left.get(kind, gpus), gpus)
+            left.update(index.smallest_left(rescan, started))
         for kind, size in left.items():
             if free.get(kind, 0) < size:
                 needed[kind] = size
@@ -351,16 +338,6 @@ def decide(
         now,
         Counts(line),
     )
-
-
-def _known_head(index: QueueIndex, starving_of: Mapping[str, Request], user: str) -> Request | None:
-    """A user's first request in their own order, as the index keeps it, when their line is
-    the index's (one group) less, perhaps, a starving request that is not that first one."""
-    if len(index.groups(user)) != 1:
-        return None
-    head = index.head(user)
-    taken = starving_of.get(user)
-    return head if taken is None or taken.id != head.id else None
 
 
 def _holders(

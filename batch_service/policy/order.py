@@ -89,17 +89,29 @@ class FairOrder:
             if requests:
                 key: GroupKey = ("g", group) if group is not None else ("u", user)
                 self.lists.setdefault(key, {})[user] = requests
+        # Run once per user of a long line: lookups taken out of the loop.
+        used, weight, priority = usage_user.get, user_weights.get, 0
+        if one_priority and self.lists:
+            # Usage alone bounds a user's score from below: find their smallest request only
+            # when that bound reaches the top of the heap (few users ever do).
+            priority = -next(iter(next(iter(next(iter(self.lists.values())).values())))).priority
         for key, users in self.lists.items():
             if one_priority:
-                # Usage alone bounds a user's score from below: find their smallest request
-                # only when that bound reaches the top of the heap (few users ever do).
-                priority = -next(iter(next(iter(users.values())))).priority
-                heap = [self._bound(priority, user) for user in users]
+                heap = [
+                    (priority, used(user, 0.0) / max(weight(user, 1.0), 1e-9), _BOUND, "", user)
+                    for user in users
+                ]
             else:
                 heap = [self._user_entry(user, self._head(key, user)) for user in users]
-            heapq.heapify(heap)
+            if len(heap) > 1:
+                heapq.heapify(heap)
             self._user_heaps[key] = heap
-            self._group_heap.append(self._group_entry(key, heap[0]))
+            top = heap[0]
+            self._group_heap.append(
+                (top[0], top[1], top[2], top[3], key)
+                if key[0] == "u"
+                else self._group_entry(key, top)
+            )
         heapq.heapify(self._group_heap)
         self._current: tuple[GroupKey, str] = (("u", ""), "")
 
@@ -129,9 +141,6 @@ class FairOrder:
             head = known if known is not None else min(self.lists[key][user], key=self._rank)
             self._heads[key, user] = head
         return head
-
-    def _bound(self, priority: int, user: str) -> Entry:
-        return (priority, self.usage_user.get(user, 0.0) / self._weight(user), _BOUND, "", user)
 
     def _top_user(self, key: GroupKey) -> Entry:
         """The first user of a group, with their score worked out exactly."""

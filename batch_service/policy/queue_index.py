@@ -17,12 +17,13 @@ before their first change (copy on write), so a change costs that user's line, n
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from operator import attrgetter
 
 from batch_service.policy.model import Request
 from batch_service.policy.order import ranked
 
+CPU = ""  # the type of requests that need no GPU (and of GPUs of no named type)
 Shape = tuple[str | None, int, bool]  # (GPU type, GPUs, exclusive)
 _SHAPE = attrgetter("gpu_type", "gpus", "exclusive")
 _GROUP = attrgetter("group")
@@ -196,6 +197,23 @@ class QueueIndex:
         if head is None:
             head = self._head[user] = min(self.by_user[user].values(), key=ranked)
         return head
+
+    def smallest_left(self, kinds: Collection[str], taken: Iterable[Request]) -> dict[str, int]:
+        """GPU type ("" for none, or no named type) -> the fewest GPUs a request of that type
+        asks for, among those in line but not `taken` (requests of this line): from the counts
+        of shapes, without a walk of the line. Types with no request left are left out."""
+        remaining: Counter[tuple[str, int]] = Counter()
+        for (gpu_type, gpus, _), n in self.shapes.items():
+            kind = CPU if gpus == 0 else (gpu_type or CPU)
+            if kind in kinds:
+                remaining[kind, gpus] += n
+        for r in taken:
+            remaining[CPU if r.gpus == 0 else (r.gpu_type or CPU), r.gpus] -= 1
+        left: dict[str, int] = {}
+        for (kind, gpus), n in remaining.items():
+            if n > 0 and kind in kinds:
+                left[kind] = min(left.get(kind, gpus), gpus)
+        return left
 
     # --- a pass's own copy ------------------------------------------------------------
     def plus(self, requests: Iterable[Request]) -> QueueIndex:

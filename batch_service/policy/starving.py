@@ -45,8 +45,21 @@ def starving(
     return {r.user: r for r in candidates}
 
 
+def head_after(index: QueueIndex, starving_of: Mapping[str, Request], user: str) -> Request | None:
+    """The user's first request in their own order once their starving one is taken out, as
+    the index keeps it; None when not known without a look at all their requests (they queue
+    in several groups, or their first is the starving one)."""
+    if len(index.groups(user)) != 1:
+        return None
+    head = index.head(user)
+    taken = starving_of.get(user)
+    return head if taken is None or taken.id != head.id else None
+
+
 class Rest(Collection[Request]):
     """A user's requests but their starving one, read when iterated (not copied)."""
+
+    __slots__ = ("_requests", "_taken")
 
     def __init__(self, requests: Collection[Request], taken: Request) -> None:
         self._requests = requests
