@@ -25,7 +25,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping
 from operator import attrgetter
 
-from batch_service.policy.line_views import Counts, Line, View, Waits
+from batch_service.policy.line_views import Counts, Later, Line, Once, View, Waits
 from batch_service.policy.live_windows import (
     CUT_FOR_GPUS,
     CUT_FOR_LIVE_CAP,
@@ -311,11 +311,20 @@ def decide(
         for job, until in cut_over_live_cap(running, live_slots, set(cut_reasons), config, now):
             cut_live.append((job, until))
             cut_reasons[job] = CUT_FOR_LIVE_CAP
-    holders, slot_ends = _holders(running, started, dict(cut_live), now)
-    if machine is not None:
-        holders[MACHINE_KEY] = machine.sorted_holders()
+    cut_to = dict(cut_live)
+
+    def held() -> tuple[dict[str, tuple[Holder, ...]], list[float]]:
+        # Only for the words and expected starts of those who wait: worked out when first read.
+        holders, slot_ends = _holders(running, started, cut_to, now)
+        if machine is not None:
+            holders[MACHINE_KEY] = machine.sorted_holders()
+        return holders, slot_ends
+
+    once = Once(held)
+    holders = Later(lambda: once()[0])
 
     def planned(ordered: list[Request]) -> tuple[dict[str, Wait], dict[str, int]]:
+        holders, slot_ends = once()
         return plan(ordered, why, capacity, free, holders, slots, slot_ends, now, machine)
 
     line = Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)], planned)

@@ -3,15 +3,18 @@
 Positions, reason codes and expected starts of those left waiting come from one walk of the
 line (waits.py); a decision hands out mappings that do that walk on first read, so a pass
 that only needs what starts does not pay for it (the service reads them in a worker thread).
+What holds GPUs of each type (for the words of those who wait) is worked out the same way.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from batch_service.policy.model import Request, Wait
+
+T = TypeVar("T")
 
 
 class Line:
@@ -98,3 +101,39 @@ class Counts(Mapping[str, int]):
 
     def __len__(self) -> int:
         return len(self._line.counts())
+
+
+class Once(Generic[T]):
+    """A value worked out on the first call, then kept (one thread works it out)."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make: Callable[[], T] | None = make
+        self._value: T | None = None
+        self._making = threading.Lock()
+
+    def __call__(self) -> T:
+        if self._make is not None:
+            with self._making:
+                if self._make is not None:
+                    self._value = self._make()
+                    self._make = None
+        return self._value  # type: ignore[return-value]
+
+
+class Later(Mapping[str, Any]):
+    """A mapping worked out when first read."""
+
+    def __init__(self, make: Callable[[], Mapping[str, Any]]) -> None:
+        self._mapping = Once(make)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def __repr__(self) -> str:
+        return repr(dict(self._mapping()))
