@@ -20,7 +20,7 @@ import pytest
 from batch_service.policy import Allocation, Decision, PolicyConfig, Request, Usage, decide
 from batch_service.policy.order import ranked
 from batch_service.policy.queue_index import QueueIndex
-from batch_service.policy.starving import head_after, starving
+from batch_service.policy.starving import head_after, ordered_after, starving
 
 NOW = 1_000_000.0
 MAX_WAIT = 10_000.0
@@ -212,19 +212,26 @@ def test_starving_requests_are_the_straightforward_choice(seed: int) -> None:
         for r in requests:
             smallest[kind(r)] = min(smallest.get(kind(r), r.gpus), r.gpus)
         threshold = NOW - MAX_WAIT * rng.uniform(0.5, 2.0)
+        for user in rng.sample(USERS, 3):
+            if user in index.by_user:
+                index.ordered(user)  # kept from now on, changed with the line
         if round_ % 2:
             index.share()  # as a decision leaves it: later changes copy a user's requests
         chosen = starving(index, held, smallest, threshold)
         reference = straightforward_starving(requests, held, smallest, threshold)
         assert list(chosen.values()) == reference
         assert list(chosen) == [r.user for r in reference]
-        # The first in each user's own order among what is left to the fair order.
+        # The first in each user's own order among what is left to the fair order, and that
+        # order, kept by the index as requests come and go.
         for user in {r.user for r in requests}:
             head = head_after(index, chosen, user)
             rest = [r for r in requests if r.user == user and r is not chosen.get(user)]
             if head is not None:
                 assert head == min(rest, key=ranked)
             heads += head is not None and user in chosen
+            order = ordered_after(index, chosen, user)
+            assert order is None or order == sorted(rest, key=ranked)
+            assert index.ordered(user) == sorted(index.by_user[user].values(), key=ranked)
     assert heads > 0
 
 

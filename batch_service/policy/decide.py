@@ -54,7 +54,7 @@ from batch_service.policy.reasons import (
     not_admissible_words,
     wait_words,
 )
-from batch_service.policy.starving import Rest, head_after, starving
+from batch_service.policy.starving import Rest, head_after, ordered_after, starving
 from batch_service.policy.usage import decay
 from batch_service.policy.waits import plan
 
@@ -284,12 +284,14 @@ def decide(
         config.max_wait_seconds,
         one_priority=one_priority,
         known_head=lambda user: head_after(index, starving_of, user),
+        known_order=lambda user: ordered_after(index, starving_of, user),
     )
     while order and more_can_start() and refusals_left > 0:
         request = order.pop()
         admitted = consider(request, False)
         order.put_back(request, admitted)
         refusals_left -= not admitted
+    order.done()  # the index may change once this returns; the walk of the line comes later
 
     needed = {kind: r.gpus for kind, r in first_waiting.items()}
     unplaced = [kind for kind, n in pending.items() if n > 0 and kind not in needed]

@@ -68,6 +68,7 @@ class FairOrder:
         max_wait: float,
         one_priority: bool = False,
         known_head: Callable[[str], Request | None] | None = None,
+        known_order: Callable[[str], Sequence[Request] | None] | None = None,
     ) -> None:
         self.usage_user = usage_user
         self.usage_group = usage_group
@@ -76,7 +77,10 @@ class FairOrder:
         self._now = now
         self._max_wait = max(max_wait, 1e-9)
         self._rank = _SMALLEST if one_priority else ranked
+        # A user's first request, and all their requests in their own order, when the caller
+        # keeps them (read only until `done`: the caller's line may change after).
         self._known_head = known_head
+        self._known_order = known_order
         # A user's requests stay unsorted until the user's turn comes up: most never do.
         # Each user's requests as given (a list once sorted).
         self.lists: dict[GroupKey, dict[str, Collection[Request]]] = {}
@@ -115,6 +119,10 @@ class FairOrder:
         heapq.heapify(self._group_heap)
         self._current: tuple[GroupKey, str] = (("u", ""), "")
 
+    def done(self) -> None:
+        """The decision is made: what the caller keeps is not read any more."""
+        self._known_head = self._known_order = None
+
     def size(self, request: Request) -> float:
         """The part of a request's cost its score counts: all when new, none after max_wait."""
         fresh = 1.0 - (self._now - request.submitted_at) / self._max_wait
@@ -129,8 +137,11 @@ class FairOrder:
     def _own(self, key: GroupKey, user: str) -> list[Request]:
         requests = self.lists[key][user]
         if (key, user) not in self._sorted:
+            known = self._known_order(user) if self._known_order is not None else None
             # A list of its own, next one at the end: pop() is O(1).
-            requests = self.lists[key][user] = sorted(requests, key=self._rank, reverse=True)
+            requests = self.lists[key][user] = (
+                known[::-1] if known is not None else sorted(requests, key=self._rank, reverse=True)
+            )
             self._sorted.add((key, user))
         return cast(list[Request], requests)
 

@@ -16,6 +16,7 @@ before their first change (copy on write), so a change costs that user's line, n
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from operator import attrgetter
@@ -66,6 +67,9 @@ class QueueIndex:
         self._first: dict[tuple[str, Shape], Request] = {}
         self._head: dict[str, Request] = {}
         self._firsts: dict[str, tuple[Request, ...]] = {}
+        # Each user's requests in their own order: a change makes a new list (never in place),
+        # so a list handed out stays as it was.
+        self._ordered: dict[str, list[Request]] = {}
         # Users whose requests this index alone holds (changed in place); None: all of them.
         self._owned: set[str] | None = None
 
@@ -112,6 +116,10 @@ class QueueIndex:
         if head is not None and ranked(request) < ranked(head):
             self._head[user] = request
         self._firsts.pop(user, None)
+        ordered = self._ordered.get(user)
+        if ordered is not None:
+            at = bisect_left(ordered, ranked(request), key=ranked)
+            self._ordered[user] = [*ordered[:at], request, *ordered[at:]]
 
     def remove(self, request_id: str, user: str) -> None:
         """Take a request out of line, if it is there."""
@@ -143,11 +151,15 @@ class QueueIndex:
         if self._head.get(user) is old:
             del self._head[user]
         self._firsts.pop(user, None)
+        ordered = self._ordered.get(user)
+        if ordered is not None:
+            at = bisect_left(ordered, ranked(old), key=ranked)
+            self._ordered[user] = ordered[:at] + ordered[at + 1 :]
         if not own:
             del self.by_user[user]
             if self._owned is not None:
                 self._owned.discard(user)
-            for kept in (self._groups, self._by_shape, self._oldest, self._head):
+            for kept in (self._groups, self._by_shape, self._oldest, self._head, self._ordered):
                 kept.pop(user, None)
 
     # --- per user ---------------------------------------------------------------------
@@ -198,6 +210,14 @@ class QueueIndex:
             head = self._head[user] = min(self.by_user[user].values(), key=ranked)
         return head
 
+    def ordered(self, user: str) -> list[Request]:
+        """The user's requests in their own order, first first (as `head`). Not to be changed:
+        the index changes it by making a new list."""
+        ordered = self._ordered.get(user)
+        if ordered is None:
+            ordered = self._ordered[user] = sorted(self.by_user[user].values(), key=ranked)
+        return ordered
+
     def smallest_left(self, kinds: Collection[str], taken: Iterable[Request]) -> dict[str, int]:
         """GPU type ("" for none, or no named type) -> the fewest GPUs a request of that type
         asks for, among those in line but not `taken` (requests of this line): from the counts
@@ -228,11 +248,12 @@ class QueueIndex:
         copy.shapes, copy.priorities = Counter(self.shapes), Counter(self.priorities)
         copy.interactive, copy._size = self.interactive, self._size
         copy._groups, copy._by_shape = dict(self._groups), dict(self._by_shape)
-        copy._oldest, copy._first, copy._head, copy._firsts = (
+        copy._oldest, copy._first, copy._head, copy._firsts, copy._ordered = (
             dict(self._oldest),
             dict(self._first),
             dict(self._head),
             dict(self._firsts),
+            dict(self._ordered),
         )
         # Both hold the same users' requests now: each copies a user's before changing them.
         self._owned = copy._owned = set()

@@ -56,6 +56,18 @@ def head_after(index: QueueIndex, starving_of: Mapping[str, Request], user: str)
     return head if taken is None or taken.id != head.id else None
 
 
+def ordered_after(
+    index: QueueIndex, starving_of: Mapping[str, Request], user: str
+) -> list[Request] | None:
+    """The user's requests in their own order less their starving one, as the index keeps
+    that order; None when they queue in several groups (their lines are apart)."""
+    if len(index.groups(user)) != 1:
+        return None
+    ordered = index.ordered(user)
+    taken = starving_of.get(user)
+    return ordered if taken is None else [r for r in ordered if r is not taken]
+
+
 class Rest(Collection[Request]):
     """A user's requests but their starving one, read when iterated (not copied)."""
 
