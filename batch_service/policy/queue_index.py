@@ -26,6 +26,9 @@ from batch_service.policy.order import ranked
 
 CPU = ""  # the type of requests that need no GPU (and of GPUs of no named type)
 Shape = tuple[str | None, int, bool]  # (GPU type, GPUs, exclusive)
+# A user's earliest request of a shape: (submitted_at, id, GPUs, GPU type or CPU, exclusive,
+# the request); (submitted_at, id) tells any two apart.
+First = tuple[float, str, int, str, bool, Request]
 _SHAPE = attrgetter("gpu_type", "gpus", "exclusive")
 _GROUP = attrgetter("group")
 _PRIORITY = attrgetter("priority")
@@ -66,7 +69,7 @@ class QueueIndex:
         self._oldest: dict[str, float] = {}
         self._first: dict[tuple[str, Shape], Request] = {}
         self._head: dict[str, Request] = {}
-        self._firsts: dict[str, tuple[Request, ...]] = {}
+        self._firsts: dict[str, tuple[First, ...]] = {}
         # Each user's requests in their own order: a change makes a new list (never in place),
         # so a list handed out stays as it was.
         self._ordered: dict[str, list[Request]] = {}
@@ -194,12 +197,23 @@ class QueueIndex:
             first = self._first[user, shape] = min(bucket.values(), key=_earliest)
         return first
 
-    def firsts(self, user: str) -> tuple[Request, ...]:
-        """The user's earliest request of each shape, earliest first (who may be starving)."""
+    def firsts(self, user: str) -> tuple[First, ...]:
+        """The user's earliest request of each shape, earliest first (who may be starving),
+        with what deciding that reads taken out of the request beforehand."""
         firsts = self._firsts.get(user)
         if firsts is None:
             firsts = self._firsts[user] = tuple(
-                sorted((self.first(user, shape) for shape in self.shapes_of(user)), key=_earliest)
+                sorted(
+                    (
+                        r.submitted_at,
+                        r.id,
+                        r.gpus,
+                        CPU if r.gpus == 0 else (r.gpu_type or CPU),
+                        r.exclusive,
+                        r,
+                    )
+                    for r in (self.first(user, shape) for shape in self.shapes_of(user))
+                )
             )
         return firsts
 

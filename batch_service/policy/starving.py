@@ -12,13 +12,9 @@ every request.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from operator import attrgetter
 
 from batch_service.policy.model import Request
 from batch_service.policy.queue_index import QueueIndex
-
-CPU = ""
-_SUBMITTED = attrgetter("submitted_at", "id")
 
 
 def starving(
@@ -30,19 +26,19 @@ def starving(
     firsts_of = index.firsts
     for user in index.by_user:
         firsts = firsts_of(user)
-        if firsts[0].submitted_at > threshold:
+        if firsts[0][0] > threshold:
             continue
         held = held_user.get(user, 0)
-        for r in firsts:  # earliest first: the first that starves is the user's oldest
-            if r.submitted_at > threshold:
+        # Earliest first: the first that starves is the user's oldest. Read from the index's
+        # tuples, not the requests (a line of a million: fewer cache misses).
+        for submitted_at, request_id, gpus, kind, exclusive, r in firsts:
+            if submitted_at > threshold:
                 break
-            if r.exclusive or (
-                r.gpus > held and r.gpus > smallest[CPU if r.gpus == 0 else r.gpu_type or CPU]
-            ):
-                candidates.append(r)
+            if exclusive or (gpus > held and gpus > smallest[kind]):
+                candidates.append((submitted_at, request_id, user, r))
                 break
-    candidates.sort(key=_SUBMITTED)
-    return {r.user: r for r in candidates}
+    candidates.sort()  # by (submitted_at, id): no two alike
+    return {user: r for _, _, user, r in candidates}
 
 
 def head_after(index: QueueIndex, starving_of: Mapping[str, Request], user: str) -> Request | None:
