@@ -17,7 +17,15 @@ from dataclasses import replace
 
 import pytest
 
-from batch_service.policy import Allocation, Decision, PolicyConfig, Request, Usage, decide
+from batch_service.policy import (
+    Allocation,
+    Decision,
+    PolicyConfig,
+    Request,
+    Usage,
+    decide,
+    queue_index,
+)
 from batch_service.policy.order import ranked
 from batch_service.policy.queue_index import QueueIndex
 from batch_service.policy.starving import head_after, ordered_after, starving
@@ -141,6 +149,18 @@ def change(rng: random.Random, index: QueueIndex, made: list[int], now: float, o
 
 @pytest.mark.parametrize("seed", range(12))
 def test_a_kept_line_decides_as_a_plain_line_decision_after_decision(seed: int) -> None:
+    decisions_after_decision(seed)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_users_with_long_lines_decide_the_same(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Beyond ORDERED_KEPT requests a user's own order is sorted again when read.
+    monkeypatch.setattr(queue_index, "ORDERED_KEPT", 3)
+    decisions_after_decision(seed)
+
+
+def decisions_after_decision(seed: int) -> None:
+    """Decisions on a line kept through changes equal those on the same line as a list."""
     rng = random.Random(seed)
     one_priority = seed % 3 == 0
     capacity = {"a100": rng.randint(0, 8), "h100": rng.randint(1, 6), "": rng.randint(0, 4)}

@@ -26,6 +26,9 @@ from batch_service.policy.order import ranked
 
 CPU = ""  # the type of requests that need no GPU (and of GPUs of no named type)
 Shape = tuple[str | None, int, bool]  # (GPU type, GPUs, exclusive)
+# A user's own order is kept up to this many requests (a change shifts the list); a longer one
+# is sorted again when a decision reads it.
+ORDERED_KEPT = 4096
 # A user's earliest request of a shape: (submitted_at, id, GPUs, GPU type or CPU, exclusive,
 # the request); (submitted_at, id) tells any two apart.
 First = tuple[float, str, int, str, bool, Request]
@@ -70,8 +73,7 @@ class QueueIndex:
         self._first: dict[tuple[str, Shape], Request] = {}
         self._head: dict[str, Request] = {}
         self._firsts: dict[str, tuple[First, ...]] = {}
-        # Each user's requests in their own order: a change makes a new list (never in place),
-        # so a list handed out stays as it was.
+        # Each user's requests in their own order, changed in place as requests come and go.
         self._ordered: dict[str, list[Request]] = {}
         # Users whose requests this index alone holds (changed in place); None: all of them.
         self._owned: set[str] | None = None
@@ -121,8 +123,10 @@ class QueueIndex:
         self._firsts.pop(user, None)
         ordered = self._ordered.get(user)
         if ordered is not None:
-            at = bisect_left(ordered, ranked(request), key=ranked)
-            self._ordered[user] = [*ordered[:at], request, *ordered[at:]]
+            if len(ordered) < ORDERED_KEPT:
+                ordered.insert(bisect_left(ordered, ranked(request), key=ranked), request)
+            else:  # a long line (a big sweep) is sorted again when read, not shifted per change
+                del self._ordered[user]
 
     def remove(self, request_id: str, user: str) -> None:
         """Take a request out of line, if it is there."""
@@ -156,8 +160,10 @@ class QueueIndex:
         self._firsts.pop(user, None)
         ordered = self._ordered.get(user)
         if ordered is not None:
-            at = bisect_left(ordered, ranked(old), key=ranked)
-            self._ordered[user] = ordered[:at] + ordered[at + 1 :]
+            if len(ordered) <= ORDERED_KEPT:
+                del ordered[bisect_left(ordered, ranked(old), key=ranked)]
+            else:
+                del self._ordered[user]
         if not own:
             del self.by_user[user]
             if self._owned is not None:
@@ -225,8 +231,8 @@ class QueueIndex:
         return head
 
     def ordered(self, user: str) -> list[Request]:
-        """The user's requests in their own order, first first (as `head`). Not to be changed:
-        the index changes it by making a new list."""
+        """The user's requests in their own order, first first (as `head`). Read it, do not
+        keep it: the index changes it in place."""
         ordered = self._ordered.get(user)
         if ordered is None:
             ordered = self._ordered[user] = sorted(self.by_user[user].values(), key=ranked)
@@ -278,6 +284,7 @@ class QueueIndex:
                 copy._groups[user] = Counter(copy._groups[user])
             if user in copy._by_shape:
                 copy._by_shape[user] = {s: dict(b) for s, b in copy._by_shape[user].items()}
+            copy._ordered.pop(user, None)  # shared with this index: sorted again when read
             copy.add(request)
         return copy
 
