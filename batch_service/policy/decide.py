@@ -2,10 +2,10 @@
 
 Order: starving requests first, oldest first: a request that has waited `max_wait_seconds`,
 is larger than the smallest request waiting for its GPU type (so smaller ones can keep
-passing it) and whose owner holds fewer GPUs than it asks for; one per owner. Then by
-priority, highest first; within a priority, the fair order of order.py. Usage is charged at
-admission (GPUs x expected duration), so one decision that admits many requests is already
-fair among them.
+passing it) and whose owner holds fewer GPUs than it asks for; one per owner (starving.py).
+Then by priority, highest first; within a priority, the fair order of order.py. Usage is
+charged at admission (GPUs x expected duration), so one decision that admits many requests is
+already fair among them.
 
 Admission walks that order: a request starts when GPUs of its type are free and no cap
 forbids it. With backfill a request that does not fit is passed over and smaller ones behind
@@ -155,8 +155,11 @@ def decide(
         if len(groups) == 1:
             owners[(next(iter(groups)), user)] = own
         else:  # one user queueing for several groups
+            apart: dict[str | None, list[Request]] = {}
             for r in own:
-                owners.setdefault((r.group, user), []).append(r)  # type: ignore[attr-defined]
+                apart.setdefault(r.group, []).append(r)
+            for group, requests in apart.items():
+                owners[(group, user)] = requests
 
     started: list[Request] = []
     why: dict[str, tuple[str, str]] = {}  # request id -> (reason code, words)
