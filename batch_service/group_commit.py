@@ -3,10 +3,11 @@
 Storing a submission means writing its input file (fsynced, renamed into place) and committing
 its job row with the file's row. Done on the event loop, one by one, the fsyncs and commits of
 many clients queue behind each other and hold the loop while they wait for the disk. Here the
-handlers hand their checked job rows to `GroupCommit.store`; one worker thread at a time takes
-everything handed over so far, writes the files, commits all rows in ONE transaction and only
-then resolves each submission's future. While it works, newcomers gather for the next round:
-no artificial delay, and under load one commit serves many submissions.
+handlers hand their checked job rows to `GroupCommit.store_job`; a worker thread takes everything
+handed over so far, writes the files (fsynced together), commits all rows in ONE transaction and
+only then resolves each submission's future. While it works, newcomers gather for the next
+round (a few rounds are in flight at once, their commits one after another): no artificial
+delay, and under load one commit serves many submissions.
 
 A submission is acknowledged (its future resolves, then the handler answers 201) only after the
 transaction holding its row has committed: an acknowledged job is a stored job. When the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,34 @@ from batch_service.store import Job, JobFile, Store
 from batch_service.uploads import CheckedInput
 
 log = logging.getLogger("batchhub.submit")
+# Seconds between scheduler passes asked for by stored submissions (the first at once).
+KICK_EVERY = 0.2
+
+
+class Throttled:
+    """Calls `action` at once, then at most once per `every` seconds: calls asked for in the
+    meantime are folded into one at the end of that time, so the last is never lost."""
+
+    def __init__(self, action: Callable[[], None], every: float) -> None:
+        self.action = action
+        self.every = every
+        self._last = float("-inf")
+        self._later: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self._later is not None:
+            return  # already due at the end of this window
+        loop = asyncio.get_running_loop()
+        wait = self._last + self.every - loop.time()
+        if wait <= 0:
+            self._fire()
+        else:
+            self._later = loop.call_later(wait, self._fire)
+
+    def _fire(self) -> None:
+        self._later = None
+        self._last = asyncio.get_running_loop().time()
+        self.action()
 
 
 @dataclass
@@ -54,15 +84,23 @@ class GroupCommit:
         job_files: JobFiles,
         views: Callable[[Session, list[tuple[Job, Identity]]], list[dict[str, Any]]],
         on_stored: Callable[[], None] = lambda: None,
+        kick_every: float = KICK_EVERY,
         max_group: int = 256,
+        in_flight: int = 4,
     ) -> None:
         self.store = store
         self.job_files = job_files
         self.views = views
-        self.on_stored = on_stored
+        # The scheduler's pass walks the whole line: asked for once per group, passes would
+        # run back to back under load and hold the event loop longer the longer the line.
+        self.on_stored = Throttled(on_stored, kick_every)
         self.max_group = max_group
+        self.in_flight = in_flight
         self._waiting: list[_Pending] = []
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        # Groups write their files side by side, but commit one at a time: SQLite would
+        # otherwise make the losers of its write lock sleep and retry.
+        self._commit_lock = threading.Lock()
         # How many transactions stored how many submissions (for tests and metrics).
         self.commits = 0
         self.stored = 0
@@ -71,8 +109,13 @@ class GroupCommit:
         """Store a checked job with its input; return its view once its row is committed."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Pending(job, upload, reader, future))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._drain())
+        # A few groups in flight at once: one group's fsyncs wait for the disk while the next
+        # group's files are written (their journal commits are shared). A worker not done yet
+        # looks for newcomers before it ends (no await between that look and its end).
+        if sum(not worker.done() for worker in self._workers) < self.in_flight:
+            worker = asyncio.create_task(self._drain())
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
         # shield: a client that hangs up does not cancel a store already under way.
         return await asyncio.shield(future)
 
@@ -100,15 +143,15 @@ class GroupCommit:
     # --- in the worker thread ---------------------------------------------------------
     def _store_group(self, group: list[_Pending]) -> None:
         """Write the inputs, commit the rows together (or one by one on failure), view them."""
-        for pending in group:
-            try:
-                # The file first: a job row is never committed without its input.
-                upload = pending.upload
-                pending.row = self.job_files.write(
-                    pending.job.id, "input", upload.name, upload.content
-                )
-            except Exception as e:  # noqa: BLE001 (this submission's error, not the group's)
-                pending.error = e
+        # The files first (fsynced, in place): a job row is never committed without its input.
+        rows = self.job_files.write_group(
+            [(p.job.id, "input", p.upload.name, p.upload.content) for p in group]
+        )
+        for pending, row in zip(group, rows, strict=True):
+            if isinstance(row, Exception):
+                pending.error = row  # this submission's error, not the group's
+            else:
+                pending.row = row
         ready = [p for p in group if p.error is None]
         if not ready:
             return
@@ -138,7 +181,7 @@ class GroupCommit:
             pending.view = view
 
     def _commit(self, group: list[_Pending]) -> None:
-        with self.store.session() as session:
+        with self._commit_lock, self.store.session() as session:
             for pending in group:
                 session.add(pending.job)
                 session.add(pending.row)
