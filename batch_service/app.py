@@ -34,6 +34,7 @@ from batch_service.fair_share import FairSharePolicy
 from batch_service.files import FileStore
 from batch_service.firing import FiringLoop
 from batch_service.gpu_view import GpuView
+from batch_service.group_commit import GroupCommit, new_job_views
 from batch_service.housekeeping import Housekeeping
 from batch_service.hub_client import HubClient, ServerLookup
 from batch_service.jobs import JobService, StopRequest
@@ -305,6 +306,13 @@ class BatchServiceApp(Application):
             signing_key=self.signing_key,
         )
         self.loop = SchedulerLoop(self.scheduler, self.scheduler_interval)
+        # Submissions stored many per transaction off the event loop; one pass per group.
+        self.group_commit = GroupCommit(
+            self.store,
+            self.job_service.job_files,
+            new_job_views(self.job_service),
+            on_stored=self.loop.kick,
+        )
         self.definitions = DefinitionService(self.store, self.job_service, self.files)
         self.firing = FiringLoop(
             self.definitions, self.check_stored_input, self.definitions_interval, self.loop.kick
@@ -347,6 +355,7 @@ class BatchServiceApp(Application):
             batch_followups=self.followups,
             batch_turns=self.turn_service,
             batch_checks=self.checks,
+            batch_group_commit=self.group_commit,
             batch_definitions=self.definitions,
             batch_artifacts=self.artifacts,
             batch_datasets=self.datasets,

@@ -44,6 +44,18 @@ class JobFiles:
             job_id=job_id, role=role, name=name, size=size, sha256=digest, stored_at=now()
         )
 
+    def write_group(self, files: list[tuple[str, str, str, bytes]]) -> list[JobFile | Exception]:
+        """`write` for many (job id, role, name, content) at once, fsynced together; per file
+        its row, or the error that kept it from the store."""
+        targets = [(self.files.job_file(j, r, n), c) for j, r, n, c in files]
+        at = now()
+        return [
+            written
+            if isinstance(written, Exception)
+            else JobFile(job_id=j, role=r, name=n, size=written[0], sha256=written[1], stored_at=at)
+            for (j, r, n, _), written in zip(files, self.files.write_group(targets), strict=True)
+        ]
+
     def find(self, job_id: str, role: str) -> StoredFile:
         """A stored file of a job, or 404."""
         with self.store.session() as session:

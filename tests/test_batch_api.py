@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,36 @@ def test_the_cli_submits_and_follows_a_job(hub: HubProcess, tmp_path: Path) -> N
     Batch(user).call("POST", f"jobs/{shown['id']}/cancel")
     bad = cli("submit", str(path), "-p", "lr", "1", "--", "--epochs", "3")
     assert bad.returncode == 1 and "args are for a .py file or a zipped module" in bad.stderr
+
+
+def test_concurrent_submissions_are_each_acknowledged_once_stored(
+    people: dict[str, Batch],
+) -> None:
+    erin, admin = people["erin"], people["admin"]
+    admin.call("PUT", "queue", json={"paused": True})
+    before = erin.call("GET", "jobs").json()["total"]
+    try:
+        # 30 at once (they share transactions), and one bad one among them.
+        with ThreadPoolExecutor(31) as pool:
+            answers = list(
+                pool.map(
+                    lambda i: erin.submit("nb.ipynb", PARAMETRISED, parameters={"epochs": i}),
+                    range(30),
+                )
+            )
+            bad = pool.submit(erin.submit, "nb.ipynb", b"{not json").result()
+        assert [r.status_code for r in answers] == [201] * 30, [r.text for r in answers][:3]
+        assert bad.status_code == 400 and "JSON" in bad.json()["message"]
+        jobs = [r.json() for r in answers]
+        assert [j["parameters"]["epochs"] for j in jobs] == list(range(30))
+        assert len({j["id"] for j in jobs}) == 30
+        # Every acknowledged job is stored with its input; the bad one left nothing.
+        listed = erin.call("GET", "jobs?state=queued&limit=500").json()
+        assert {j["id"] for j in jobs} <= {j["id"] for j in listed["jobs"]}
+        assert erin.call("GET", "jobs").json()["total"] == before + 30
+        for job in jobs[:3]:
+            assert erin.call("GET", f"jobs/{job['id']}/input").content == PARAMETRISED
+    finally:
+        for job in erin.call("GET", "jobs?state=queued&limit=500").json()["jobs"]:
+            erin.call("POST", f"jobs/{job['id']}/cancel")
+        admin.call("PUT", "queue", json={"paused": False})

@@ -191,10 +191,12 @@ class JobsHandler(UploadHandler):
             report_mode=fields.get("report_mode"),
             args=_args_field(fields.get("args")),
         )
-        job = self.jobs.submit(identity, submission)
+        row = self.jobs.prepare(identity, submission)
+        # Resolves once the transaction holding the row has committed (and kicks the scheduler
+        # once per group): an acknowledged job is a stored job.
+        job = await self.settings["batch_group_commit"].store_job(row, submission.input, identity)
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{job['id']}")
         self.write_json(job, 201)
-        self.settings["batch_kick"]()
 
 
 @web.stream_request_body

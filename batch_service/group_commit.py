@@ -1,0 +1,208 @@
+"""Group commit: submissions that arrive together are stored in one transaction.
+
+Storing a submission means writing its input file (fsynced, renamed into place) and committing
+its job row with the file's row. Done on the event loop, one by one, the fsyncs and commits of
+many clients queue behind each other and hold the loop while they wait for the disk. Here the
+handlers hand their checked job rows to `GroupCommit.store_job`; a worker thread takes everything
+handed over so far, writes the files (fsynced together), commits all rows in ONE transaction and
+only then resolves each submission's future. While it works, newcomers gather for the next
+round (a few rounds are in flight at once, their commits one after another): no artificial
+delay, and under load one commit serves many submissions.
+
+A submission is acknowledged (its future resolves, then the handler answers 201) only after the
+transaction holding its row has committed: an acknowledged job is a stored job. When the
+group's transaction fails, each of its submissions is stored on its own, so one bad row costs
+only its own submission (which gets its error) and never its neighbours'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from batch_service.identity import Identity
+from batch_service.job_files import JobFiles
+from batch_service.store import Job, JobFile, Store
+from batch_service.uploads import CheckedInput
+
+log = logging.getLogger("batchhub.submit")
+# Seconds between scheduler passes asked for by stored submissions (the first at once).
+KICK_EVERY = 0.2
+
+
+class Throttled:
+    """Calls `action` at once, then at most once per `every` seconds: calls asked for in the
+    meantime are folded into one at the end of that time, so the last is never lost."""
+
+    def __init__(self, action: Callable[[], None], every: float) -> None:
+        self.action = action
+        self.every = every
+        self._last = float("-inf")
+        self._later: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self._later is not None:
+            return  # already due at the end of this window
+        loop = asyncio.get_running_loop()
+        wait = self._last + self.every - loop.time()
+        if wait <= 0:
+            self._fire()
+        else:
+            self._later = loop.call_later(wait, self._fire)
+
+    def _fire(self) -> None:
+        self._later = None
+        self._last = asyncio.get_running_loop().time()
+        self.action()
+
+
+@dataclass
+class _Pending:
+    """One submission waiting for its group's commit."""
+
+    job: Job
+    upload: CheckedInput
+    reader: Identity
+    future: asyncio.Future[dict[str, Any]]
+    row: JobFile | None = None
+    error: BaseException | None = None
+    view: dict[str, Any] = field(default_factory=dict)
+
+
+class GroupCommit:
+    """Stores checked job rows with their inputs, many per transaction, off the event loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        job_files: JobFiles,
+        views: Callable[[Session, list[tuple[Job, Identity]]], list[dict[str, Any]]],
+        on_stored: Callable[[], None] = lambda: None,
+        kick_every: float = KICK_EVERY,
+        max_group: int = 256,
+        in_flight: int = 4,
+    ) -> None:
+        self.store = store
+        self.job_files = job_files
+        self.views = views
+        # The scheduler's pass walks the whole line: asked for once per group, passes would
+        # run back to back under load and hold the event loop longer the longer the line.
+        self.on_stored = Throttled(on_stored, kick_every)
+        self.max_group = max_group
+        self.in_flight = in_flight
+        self._waiting: list[_Pending] = []
+        self._workers: set[asyncio.Task[None]] = set()
+        # Groups write their files side by side, but commit one at a time: SQLite would
+        # otherwise make the losers of its write lock sleep and retry.
+        self._commit_lock = threading.Lock()
+        # How many transactions stored how many submissions (for tests and metrics).
+        self.commits = 0
+        self.stored = 0
+
+    async def store_job(self, job: Job, upload: CheckedInput, reader: Identity) -> dict[str, Any]:
+        """Store a checked job with its input; return its view once its row is committed."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Pending(job, upload, reader, future))
+        # A few groups in flight at once: one group's fsyncs wait for the disk while the next
+        # group's files are written (their journal commits are shared). A worker not done yet
+        # looks for newcomers before it ends (no await between that look and its end).
+        if sum(not worker.done() for worker in self._workers) < self.in_flight:
+            worker = asyncio.create_task(self._drain())
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+        # shield: a client that hangs up does not cancel a store already under way.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        """Store groups until nobody waits (one group in flight at a time)."""
+        while self._waiting:
+            group = self._waiting[: self.max_group]
+            del self._waiting[: self.max_group]
+            try:
+                await asyncio.to_thread(self._store_group, group)
+            except BaseException as e:  # noqa: BLE001 (every waiter must hear the outcome)
+                for pending in group:
+                    if pending.error is None and not pending.view:
+                        pending.error = e
+            for pending in group:
+                if pending.future.done():
+                    continue
+                if pending.error is not None:
+                    pending.future.set_exception(pending.error)
+                else:
+                    pending.future.set_result(pending.view)
+            if any(p.error is None for p in group):
+                self.on_stored()
+
+    # --- in the worker thread ---------------------------------------------------------
+    def _store_group(self, group: list[_Pending]) -> None:
+        """Write the inputs, commit the rows together (or one by one on failure), view them."""
+        # The files first (fsynced, in place): a job row is never committed without its input.
+        rows = self.job_files.write_group(
+            [(p.job.id, "input", p.upload.name, p.upload.content) for p in group]
+        )
+        for pending, row in zip(group, rows, strict=True):
+            if isinstance(row, Exception):
+                pending.error = row  # this submission's error, not the group's
+            else:
+                pending.row = row
+        ready = [p for p in group if p.error is None]
+        if not ready:
+            return
+        try:
+            self._commit(ready)
+        except Exception:
+            log.warning(
+                "a group of %d submissions failed to commit; storing each alone", len(ready)
+            )
+            for pending in ready:
+                try:
+                    self._commit([pending])
+                except Exception as e:  # noqa: BLE001
+                    pending.error = e
+                    self.job_files.files.remove_job(pending.job.id)
+        stored = [p for p in ready if p.error is None]
+        if not stored:
+            return
+        # Committed: from here on a failure to describe a job must not un-acknowledge it.
+        try:
+            with self.store.session() as session:
+                views = self.views(session, [(p.job, p.reader) for p in stored])
+        except Exception:
+            log.exception("describing stored jobs failed")
+            views = [{"id": p.job.id, "state": p.job.state} for p in stored]
+        for pending, view in zip(stored, views, strict=True):
+            pending.view = view
+
+    def _commit(self, group: list[_Pending]) -> None:
+        with self._commit_lock, self.store.session() as session:
+            for pending in group:
+                session.add(pending.job)
+                session.add(pending.row)
+        self.commits += 1
+        self.stored += len(group)
+
+
+def new_job_views(jobs: Any) -> Callable[[Session, list[tuple[Job, Identity]]], list[dict]]:
+    """How a JobService describes jobs it just stored: as `JobService.view` would, with the
+    queue's paused flag read once per group and no look for outputs (a new job has none)."""
+    from batch_service.job_view import job_view
+
+    def views(session: Session, stored: list[tuple[Job, Identity]]) -> list[dict]:
+        paused = jobs.line.is_paused()
+        answers = []
+        for job, reader in stored:
+            if job.machine_record is not None:
+                answers.append(jobs.view(job, session, reader))
+                continue
+            wait = jobs.wait(job, session, reader, paused)
+            answers.append(job_view(job, wait, jobs.hub_base_url, False))
+        return answers
+
+    return views

@@ -1,0 +1,131 @@
+"""Group commit on the real store: submissions arriving together share one transaction, each is
+acknowledged only once its row is committed, and a bad row costs only its own submission."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from batch_service.group_commit import GroupCommit, Throttled, new_job_views
+from batch_service.jobs import JobService
+from batch_service.store import Job, Store
+from tests.test_store import (  # noqa: F401  (postgres_url, store_url: SQLite and PostgreSQL)
+    ALICE,
+    BOB,
+    PROFILES,
+    postgres_url,
+    store_url,
+    submission,
+)
+
+
+@pytest.fixture
+def jobs(store_url: str, tmp_path: Path) -> Iterator[JobService]:  # noqa: F811
+    """A migrated store behind the job service."""
+    store = Store(store_url, tmp_path / "files")
+    store.migrate()
+    yield JobService(store, PROFILES)
+    store.dispose()
+
+
+def grouped(jobs: JobService, kicks: list[int]) -> GroupCommit:
+    return GroupCommit(
+        jobs.store, jobs.job_files, new_job_views(jobs), on_stored=lambda: kicks.append(1)
+    )
+
+
+def stored_ids(jobs: JobService) -> set[str]:
+    with jobs.store.session() as session:
+        return set(session.scalars(Job.__table__.select().with_only_columns(Job.id)))
+
+
+async def test_concurrent_submissions_are_all_stored_and_acknowledged_in_few_commits(
+    jobs: JobService,
+) -> None:
+    kicks: list[int] = []
+    group = grouped(jobs, kicks)
+    n = 40
+    people = [ALICE if i % 2 else BOB for i in range(n)]
+    rows = [
+        jobs.prepare(who, submission(who.name, parameters={"x": i})) for i, who in enumerate(people)
+    ]
+    views = await asyncio.gather(
+        *(
+            group.store_job(row, submission().input, who)
+            for row, who in zip(rows, people, strict=True)
+        )
+    )
+    # Every submission got its own job back, queued, with its parameters and a place in line.
+    assert [v["id"] for v in views] == [r.id for r in rows]
+    assert [v["parameters"] for v in views] == [{"x": i} for i in range(n)]
+    assert {v["state"] for v in views} == {"queued"} and all(v["position"] for v in views)
+    # All stored, each with its input, and readable by its owner.
+    assert stored_ids(jobs) == {r.id for r in rows}
+    for row, who in zip(rows, people, strict=True):
+        assert jobs.get(who, row.id)["owner"] == who.name
+        assert jobs.job_files.find(row.id, "input").read() == submission().input.content
+    # Arriving together, they shared transactions.
+    assert group.stored == n and group.commits < n
+    assert kicks, "the scheduler was not asked for a pass"
+
+
+async def test_acknowledgement_waits_for_the_commit(jobs: JobService, tmp_path: Path) -> None:
+    if not jobs.store.url.startswith("sqlite"):
+        pytest.skip("holds SQLite's write lock from a second connection")
+    group = grouped(jobs, [])
+    row = jobs.prepare(ALICE, submission())
+    # Another writer holds the database: the group's commit has to wait for it.
+    other = sqlite3.connect(tmp_path / "jobs.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    acknowledged = asyncio.create_task(group.store_job(row, submission().input, ALICE))
+    await asyncio.sleep(1.0)
+    assert not acknowledged.done(), "acknowledged before its row could be committed"
+    assert row.id not in stored_ids(jobs)
+    other.execute("ROLLBACK")
+    other.close()
+    view = await asyncio.wait_for(acknowledged, 30)
+    # Once acknowledged, the job is there for any new connection to read.
+    fresh = sqlite3.connect(tmp_path / "jobs.sqlite")
+    assert fresh.execute("SELECT state FROM jobs WHERE id = ?", (view["id"],)).fetchall() == [
+        ("queued",)
+    ]
+    fresh.close()
+
+
+async def test_a_bad_row_costs_only_its_own_submission(jobs: JobService) -> None:
+    group = grouped(jobs, [])
+    good = jobs.prepare(ALICE, submission(parameters={"x": 1}))
+    bad = jobs.prepare(BOB, submission("bob"))
+    bad.owner = None  # type: ignore[assignment]  (a NOT NULL column: its commit must fail)
+    results = await asyncio.gather(
+        group.store_job(good, submission().input, ALICE),
+        group.store_job(bad, submission().input, BOB),
+        return_exceptions=True,
+    )
+    assert results[0]["id"] == good.id
+    assert isinstance(results[1], IntegrityError)
+    assert stored_ids(jobs) == {good.id}
+    # The refused job's input file is gone; the stored one's is kept.
+    assert not jobs.files.job_folder(bad.id).exists()
+    assert jobs.job_files.find(good.id, "input").size > 0
+
+
+async def test_scheduler_passes_asked_for_by_submissions_are_spaced_and_the_last_kept() -> None:
+    kicks: list[float] = []
+    loop = asyncio.get_running_loop()
+    kick = Throttled(lambda: kicks.append(loop.time()), 0.2)
+    start = loop.time()
+    kick()  # an idle service: a pass at once
+    assert len(kicks) == 1
+    for _ in range(50):  # a burst of stored groups within one window
+        kick()
+        await asyncio.sleep(0.002)
+    assert len(kicks) == 1
+    await asyncio.sleep(0.35)
+    # The burst was folded into one pass at the end of the window, none lost, none early.
+    assert len(kicks) == 2 and kicks[1] - start >= 0.2 - 0.01
