@@ -37,21 +37,6 @@ def optional_number(
 def _time_limit_field(fields: dict[str, Any]) -> int | None:
     """Seconds as a number, or text with a unit (90m, 2h, 3600s; plain digits are seconds)."""
     value = fields.get("time_limit")
-    if value in (None, ""):
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return parse_duration(value, plain_unit="s")
-        except DurationError as e:
-            raise BatchError(f"time_limit: {e}") from None
-    raise BatchError("time_limit must be seconds, or a duration such as 90m or 2h")
-
-
-def _time_limit_field(fields: dict[str, Any]) -> int | None:
-    """Seconds as a number, or text with a unit (90m, 2h, 3600s; plain digits are seconds)."""
-    value = fields.get("time_limit")
     if value is None or value == "":
         return None
     if isinstance(value, str):
