@@ -122,3 +122,29 @@ async def test_a_run_past_its_time_limit_is_interrupted_and_stays_live(
     result = await evaluate(hub, dave, job, "print(reached, i > 0)")
     assert result.stdout.strip() == "first True"
     batch.call("POST", f"jobs/{job['id']}/release")
+
+
+def kernel_state(hub: HubProcess, person, job: dict) -> str:  # type: ignore[no-untyped-def]
+    """The run's kernel's execution state as JupyterLab reads it from the batch server."""
+    url = server_url(hub, person.name, job) + f"api/kernels/{job['kernel_id']}"
+    r = person.api("GET", url)
+    assert r.status_code == 200, r.text
+    return r.json()["execution_state"]
+
+
+def test_jupyterlab_sees_the_run_s_kernel_busy_while_cells_run_and_idle_after(
+    hub: HubProcess,
+) -> None:
+    person = hub.ready_user("lk-busy")
+    batch = Batch(person)
+    r = batch.submit("busy.ipynb", notebook("import time\ntime.sleep(8)", "z = 1"))
+    assert r.status_code == 201, r.text
+    job = batch.wait(r.json()["id"], states=("running",))
+    assert kernel_state(hub, person, job) == "busy"
+    job = batch.wait(job["id"])
+    assert job["state"] == "succeeded" and job["live"] is True, job
+    assert kernel_state(hub, person, job) == "idle"
+    # Watched again: a cell run in the live kernel shows, and the kernel is idle after it.
+    result = asyncio.run(evaluate(hub, person, job, "print(z + 1)"))
+    assert result.stdout.strip() == "2"
+    assert kernel_state(hub, person, job) == "idle"

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,7 @@ class BatchRun:
         self._partial: dict[int, str] = {}
         self._last_save = 0.0
         self._watcher: asyncio.Task[None] | None = None
+        self._unwatched: Any = None  # the run's kernel while the server's watcher steps aside
 
     # --- output lines ---------------------------------------------------------------
     def on_output(self, cell_index: int, text: str) -> None:
@@ -115,10 +117,11 @@ class BatchRun:
         The hub-side idle culler reads the server's last activity, which jupyter_server takes
         from settings keys ending in `_last_activity`.
         """
-        from datetime import UTC, datetime
-
         while True:
-            self.serverapp.web_app.settings["batchhub_last_activity"] = datetime.now(UTC)
+            now = datetime.now(UTC)
+            self.serverapp.web_app.settings["batchhub_last_activity"] = now
+            if self._unwatched is not None:
+                self._unwatched.last_activity = now
             await asyncio.sleep(interval)
 
     async def run(self) -> None:
@@ -293,15 +296,20 @@ class BatchRun:
             float(spec["time_limit"]), lambda: asyncio.ensure_future(self._interrupt())
         )
         # The server's activity watcher decodes every kernel message on this loop (about half
-        # a millisecond a cell); while cells run, the run reports activity itself. The live
-        # kernel is watched again, for the culler and JupyterLab's busy/idle.
+        # a millisecond a cell); while cells run, the run records the kernel busy and active
+        # itself (a kernel culler must not take it for idle). The live kernel is watched again.
         km.stop_watching_activity(self.kernel_id)
+        kernel.execution_state = "busy"
+        self._unwatched = kernel
         try:
             died = await self._execute(executor, manager)
         finally:
+            self._unwatched = None
             deadline.cancel()
             kc.stop_channels()
             if self.kernel_id in km:
+                kernel.execution_state = "idle"
+                kernel.last_activity = datetime.now(UTC)
                 km.start_watching_activity(self.kernel_id)
         executor.set_widgets_metadata()
         return died
