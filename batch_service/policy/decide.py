@@ -2,10 +2,10 @@
 
 Order: starving requests first, oldest first: a request that has waited `max_wait_seconds`,
 is larger than the smallest request waiting for its GPU type (so smaller ones can keep
-passing it) and whose owner holds fewer GPUs than it asks for; one per owner (starving.py).
-Then by priority, highest first; within a priority, the fair order of order.py. Usage is
-charged at admission (GPUs x expected duration), so one decision that admits many requests is
-already fair among them.
+passing it) and whose owner holds fewer GPUs than it asks for; one per owner. Then by
+priority, highest first; within a priority, the fair order of order.py. Usage is charged at
+admission (GPUs x expected duration), so one decision that admits many requests is already
+fair among them.
 
 Admission walks that order: a request starts when GPUs of its type are free and no cap
 forbids it. With backfill a request that does not fit is passed over and smaller ones behind
@@ -22,16 +22,11 @@ in one walk of the line when first read (waits.py, reasons.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
+from typing import Any
 
-from batch_service.policy.line_views import Counts, Later, Line, Once, View, Waits
-from batch_service.policy.live_windows import (
-    CUT_FOR_GPUS,
-    CUT_FOR_LIVE_CAP,
-    cut_live_windows,
-    cut_over_live_cap,
-)
 from batch_service.policy.machine import MACHINE_KEY, machines_for
 from batch_service.policy.model import (
     Allocation,
@@ -54,13 +49,11 @@ from batch_service.policy.reasons import (
     not_admissible_words,
     wait_words,
 )
-from batch_service.policy.starving import Rest, head_after, ordered_after, starving
 from batch_service.policy.usage import decay
 from batch_service.policy.waits import plan
 
-__all__ = ["CUT_FOR_GPUS", "CUT_FOR_LIVE_CAP", "decide"]
-
 CPU = ""  # the key of requests that need no GPU (and of GPUs of no named type)
+_SUBMITTED = attrgetter("submitted_at", "id")
 
 
 def _kind(request: Request | Allocation) -> str:
@@ -74,6 +67,92 @@ def _holder(a: Allocation, end: float | None) -> Holder:
         else {"interactive": "server", "stopping": "stopping"}.get(a.kind, "run")
     )
     return Holder(kind, a.user, a.gpus, None if end is None or math.isinf(end) else end)
+
+
+class _Line:
+    """Positions, reason codes and expected starts of those left waiting, worked out in one
+    walk (waits.py) on first read: a long line costs a sort and that walk."""
+
+    def __init__(
+        self,
+        lines: Callable[[], Iterable[Iterable[Request]]],
+        plan: Callable[[list[Request]], tuple[dict[str, Wait], dict[str, int]]],
+    ) -> None:
+        self._lines: Callable[[], Iterable[Iterable[Request]]] | None = lines
+        self._plan = plan
+        self._waits: dict[str, Wait] = {}
+        self._counts: dict[str, int] = {}
+        # The walk may run in a worker thread while a reader asks: one walks, the other waits.
+        self._walking = threading.Lock()
+
+    def waits(self) -> dict[str, Wait]:
+        """Wait of each request left waiting, by id."""
+        if self._lines is not None:
+            with self._walking:
+                if self._lines is not None:
+                    ordered = [r for line in self._lines() for r in line]
+                    self._waits, self._counts = self._plan(ordered)
+                    self._lines = None
+        return self._waits
+
+    def counts(self) -> dict[str, int]:
+        """How many wait in each GPU type's line (CPU: "")."""
+        self.waits()
+        return self._counts
+
+
+class _View(Mapping[str, Any]):
+    """Request id -> one thing about its wait, read from the line when first asked."""
+
+    def __init__(self, line: _Line, pick: Callable[[Wait], Any]) -> None:
+        self._line = line
+        self._pick = pick
+
+    def __getitem__(self, key: str) -> Any:
+        return self._pick(self._line.waits()[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._line.waits())
+
+    def __len__(self) -> int:
+        return len(self._line.waits())
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+class _Waits(_View):
+    """Request id -> Wait."""
+
+    def __init__(self, line: _Line) -> None:
+        super().__init__(line, lambda wait: wait)
+
+    def __getitem__(self, key: str) -> Wait:
+        return self._line.waits()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        """The Wait of a request, or `default` if it does not wait."""
+        return self._line.waits().get(key, default)
+
+    def values(self) -> Any:
+        """Every Wait (without a lookup per key)."""
+        return self._line.waits().values()
+
+
+class _Counts(Mapping[str, int]):
+    """GPU type ("" for CPU) -> how many wait in its line."""
+
+    def __init__(self, line: _Line) -> None:
+        self._line = line
+
+    def __getitem__(self, key: str) -> int:
+        return self._line.counts()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._line.counts())
+
+    def __len__(self) -> int:
+        return len(self._line.counts())
 
 
 def _free_at(
@@ -91,6 +170,11 @@ def _free_at(
     if available < needed:
         return math.inf, 0
     return when, available - needed
+
+
+# Why a live window is cut short (Decision.cut_reasons).
+CUT_FOR_GPUS = "gpus"
+CUT_FOR_LIVE_CAP = "live_cap"
 
 
 def decide(
@@ -138,28 +222,44 @@ def decide(
         waiting_exclusive, running, capacity, machines or config.machines, config, now
     )
 
-    # Starving requests go first (starving.py); one per owner, oldest first.
-    starving_of = starving(index, held_user, smallest, now - config.max_wait_seconds)
+    # Starving: a request that waited max_wait, larger than the smallest waiting for its type
+    # (so smaller ones can pass it), whose owner holds fewer GPUs than it asks; per owner, the
+    # one that waited longest. Each user's earliest request of each shape is kept in the index.
+    threshold = now - config.max_wait_seconds
+    candidates = []
+    for user in index.by_user:
+        if index.oldest(user) > threshold:
+            continue
+        held = held_user.get(user, 0)
+        firsts = [
+            index.first(user, shape)
+            for shape in index.shapes_of(user)
+            # Big (smaller ones can pass it) and more than its owner holds, or exclusive.
+            if shape[2]
+            or shape[1] > held
+            and shape[1] > smallest[CPU if shape[1] == 0 else shape[0] or CPU]
+        ]
+        old = [r for r in firsts if r.submitted_at <= threshold]
+        if old:
+            candidates.append(min(old, key=_SUBMITTED))
+    starving = {r.user: r for r in sorted(candidates, key=_SUBMITTED)}
 
     # Everyone else by owner (user, and the group they count in), starving requests apart.
-    # Each user's requests are handed on as the index keeps them, not copied: the index
-    # copies a user's requests before it changes them once shared (the walk of the line may
-    # read them after the next pass has changed the index).
-    owners: dict[tuple[str | None, str], Collection[Request]] = {}
-    for user, own_by_id in index.share().items():
-        first = starving_of.get(user)
-        own: Collection[Request] = own_by_id.values()
-        if first is not None:
-            own = Rest(own, first)
+    owners: dict[tuple[str | None, str], list[Request]] = {}
+    for user, own_by_id in index.by_user.items():
+        first = starving.get(user)
+        if first is None:
+            own = list(own_by_id.values())
+        else:
+            rest = dict(own_by_id)
+            del rest[first.id]
+            own = list(rest.values())
         groups = index.groups(user)
         if len(groups) == 1:
             owners[(next(iter(groups)), user)] = own
         else:  # one user queueing for several groups
-            apart: dict[str | None, list[Request]] = {}
             for r in own:
-                apart.setdefault(r.group, []).append(r)
-            for group, requests in apart.items():
-                owners[(group, user)] = requests
+                owners.setdefault((r.group, user), []).append(r)
 
     started: list[Request] = []
     why: dict[str, tuple[str, str]] = {}  # request id -> (reason code, words)
@@ -267,7 +367,7 @@ def decide(
     # bf_max_job_test): a line of a million costs a bounded walk; the rest keep their places.
     refusals_left = config.backfill_depth
     skipped_starving = []
-    for r in starving_of.values():
+    for r in starving.values():
         if refusals_left <= 0 or not consider(r, True):
             skipped_starving.append(r)
             refusals_left -= 1
@@ -286,53 +386,51 @@ def decide(
         now,
         config.max_wait_seconds,
         one_priority=one_priority,
-        known_head=lambda user: head_after(index, starving_of, user),
-        known_order=lambda user: ordered_after(index, starving_of, user),
+        # A user's first request in their own order, as the index keeps it (when their line
+        # is the index's: one group, no starving request taken out).
+        known_head=lambda user: (
+            index.head(user) if user not in starving and len(index.groups(user)) == 1 else None
+        ),
     )
     while order and more_can_start() and refusals_left > 0:
         request = order.pop()
         admitted = consider(request, False)
         order.put_back(request, admitted)
         refusals_left -= not admitted
-    order.done()  # the index may change once this returns; the walk of the line comes later
 
     needed = {kind: r.gpus for kind, r in first_waiting.items()}
     unplaced = [kind for kind, n in pending.items() if n > 0 and kind not in needed]
     if unplaced:
         # The walk stopped before these types' lines: at least their smallest request that is
         # still waiting (not one that started in this pass) waits.
-        # A type none of whose requests started: its smallest is known without a walk; for the
-        # others, the index's counts less those that started.
+        chosen = {r.id for r in started}
+        # A type none of whose requests started: its smallest is known without a walk.
+        left = {kind: smallest[kind] for kind in unplaced}
         rescan = {_kind(r) for r in started} & set(unplaced)
-        left = {kind: smallest[kind] for kind in unplaced if kind not in rescan}
         if rescan:
-            left.update(index.smallest_left(rescan, started))
+            for kind in rescan:
+                del left[kind]
+            for r in index:
+                kind = CPU if r.gpus == 0 else (r.gpu_type or CPU)
+                if kind in rescan and r.id not in chosen:
+                    left[kind] = min(left.get(kind, r.gpus), r.gpus)
         for kind, size in left.items():
             if free.get(kind, 0) < size:
                 needed[kind] = size
-    cut_live = cut_live_windows(needed, running, free, config, now)
+    cut_live = _cut_live_windows(needed, running, free, config, now)
     cut_reasons = dict.fromkeys((job for job, _ in cut_live), CUT_FOR_GPUS)
     if live_slots is not None:
-        for job, until in cut_over_live_cap(running, live_slots, set(cut_reasons), config, now):
+        for job, until in _cut_over_live_cap(running, live_slots, set(cut_reasons), config, now):
             cut_live.append((job, until))
             cut_reasons[job] = CUT_FOR_LIVE_CAP
-    cut_to = dict(cut_live)
-
-    def held() -> tuple[dict[str, tuple[Holder, ...]], list[float]]:
-        # Only for the words and expected starts of those who wait: worked out when first read.
-        holders, slot_ends = _holders(running, started, cut_to, now)
-        if machine is not None:
-            holders[MACHINE_KEY] = machine.sorted_holders()
-        return holders, slot_ends
-
-    once = Once(held)
-    holders = Later(lambda: once()[0])
+    holders, slot_ends = _holders(running, started, dict(cut_live), now)
+    if machine is not None:
+        holders[MACHINE_KEY] = machine.sorted_holders()
 
     def planned(ordered: list[Request]) -> tuple[dict[str, Wait], dict[str, int]]:
-        holders, slot_ends = once()
         return plan(ordered, why, capacity, free, holders, slots, slot_ends, now, machine)
 
-    line = Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)], planned)
+    line = _Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)], planned)
 
     def words(wait: Wait) -> str:
         # As the request's owner reads it: other users' names stay out.
@@ -343,14 +441,14 @@ def decide(
     return Decision(
         tuple(r.id for r in started),
         tuple(cut_live),
-        View(line, attrgetter("position")),
-        View(line, words),
+        _View(line, attrgetter("position")),
+        _View(line, words),
         Usage(usage_user, usage_group, usage.as_of),
         cut_reasons,
-        Waits(line),
+        _Waits(line),
         holders,
         now,
-        Counts(line),
+        _Counts(line),
     )
 
 
@@ -380,3 +478,52 @@ def _holders(
         for kind, held in by_type.items()
     }
     return holders, slot_ends
+
+
+def _by_window_end(a: Allocation) -> tuple[float, str]:
+    return (math.inf if a.live_until is None else a.live_until, a.id)
+
+
+def _cut_over_live_cap(
+    running: list[Allocation], cap: int, already: set[str], config: PolicyConfig, now: float
+) -> list[tuple[str, float]]:
+    """Beyond `cap` live kernels, those whose windows end soonest end after the grace period.
+
+    Live kernels do not take the batch slots runs need (they are counted apart); this bound
+    keeps the servers they hold in check. Windows already cut or within the grace count too.
+    """
+    live = sorted((a for a in running if a.live), key=_by_window_end)
+    over = len(live) - max(cap, 0)
+    if over <= 0:
+        return []
+    new_end = now + config.grace_period_seconds
+    cuts = []
+    for a in live[:over]:
+        if a.id not in already and (a.live_until is None or a.live_until > new_end):
+            cuts.append((a.id, new_end))
+    return cuts
+
+
+def _cut_live_windows(
+    needed: Mapping[str, int],
+    running: list[Allocation],
+    free: Mapping[str, int],
+    config: PolicyConfig,
+    now: float,
+) -> list[tuple[str, float]]:
+    """Shorten live kernels' windows on types where the first waiting request cannot fit."""
+    short = {kind: n - free.get(kind, 0) for kind, n in needed.items() if n > free.get(kind, 0)}
+    if not short:
+        return []
+    new_end = now + config.grace_period_seconds
+    cuts = []
+    live = [a for a in running if a.live and _kind(a) in short]
+    # Windows that end soonest come back first; those already within the grace period count.
+    for a in sorted(live, key=_by_window_end):
+        kind = _kind(a)
+        if short[kind] <= 0:
+            continue
+        if a.live_until is None or a.live_until > new_end:
+            cuts.append((a.id, new_end))
+        short[kind] -= a.gpus
+    return cuts

@@ -13,8 +13,7 @@ requests go smallest first (GPUs, then time limit), so nobody's short run waits 
 own long one.
 
 `FairOrder.pop` hands out requests one at a time and `put_back` takes the admission charge
-(a heap per level: a decision that starts k requests costs O(k log users)). A user's requests
-are read (copied into a list and sorted) only when their turn comes. `FairOrder.line`
+(a heap per level: a decision that starts k requests costs O(k log users)). `FairOrder.line`
 orders everyone left by the score each request will have when its turn comes, if those
 before it are admitted: one sort, the order the heaps would give.
 """
@@ -23,9 +22,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter, itemgetter
-from typing import cast
 
 from batch_service.policy.model import Request
 
@@ -59,7 +57,7 @@ class FairOrder:
 
     def __init__(
         self,
-        own: Mapping[tuple[str | None, str], Collection[Request]],
+        own: Mapping[tuple[str | None, str], list[Request]],
         usage_user: dict[str, float],
         usage_group: dict[str, float],
         user_weights: Mapping[str, float],
@@ -68,7 +66,6 @@ class FairOrder:
         max_wait: float,
         one_priority: bool = False,
         known_head: Callable[[str], Request | None] | None = None,
-        known_order: Callable[[str], Sequence[Request] | None] | None = None,
     ) -> None:
         self.usage_user = usage_user
         self.usage_group = usage_group
@@ -77,13 +74,9 @@ class FairOrder:
         self._now = now
         self._max_wait = max(max_wait, 1e-9)
         self._rank = _SMALLEST if one_priority else ranked
-        # A user's first request, and all their requests in their own order, when the caller
-        # keeps them (read only until `done`: the caller's line may change after).
         self._known_head = known_head
-        self._known_order = known_order
         # A user's requests stay unsorted until the user's turn comes up: most never do.
-        # Each user's requests as given (a list once sorted).
-        self.lists: dict[GroupKey, dict[str, Collection[Request]]] = {}
+        self.lists: dict[GroupKey, dict[str, list[Request]]] = {}
         self._heads: dict[tuple[GroupKey, str], Request] = {}
         self._sorted: set[tuple[GroupKey, str]] = set()
         self.skipped: dict[tuple[GroupKey, str], list[Request]] = {}
@@ -93,35 +86,19 @@ class FairOrder:
             if requests:
                 key: GroupKey = ("g", group) if group is not None else ("u", user)
                 self.lists.setdefault(key, {})[user] = requests
-        # Run once per user of a long line: lookups taken out of the loop.
-        used, weight, priority = usage_user.get, user_weights.get, 0
-        if one_priority and self.lists:
-            # Usage alone bounds a user's score from below: find their smallest request only
-            # when that bound reaches the top of the heap (few users ever do).
-            priority = -next(iter(next(iter(next(iter(self.lists.values())).values())))).priority
         for key, users in self.lists.items():
             if one_priority:
-                heap = [
-                    (priority, used(user, 0.0) / max(weight(user, 1.0), 1e-9), _BOUND, "", user)
-                    for user in users
-                ]
+                # Usage alone bounds a user's score from below: find their smallest request
+                # only when that bound reaches the top of the heap (few users ever do).
+                priority = -next(iter(users.values()))[0].priority
+                heap = [self._bound(priority, user) for user in users]
             else:
                 heap = [self._user_entry(user, self._head(key, user)) for user in users]
-            if len(heap) > 1:
-                heapq.heapify(heap)
+            heapq.heapify(heap)
             self._user_heaps[key] = heap
-            top = heap[0]
-            self._group_heap.append(
-                (top[0], top[1], top[2], top[3], key)
-                if key[0] == "u"
-                else self._group_entry(key, top)
-            )
+            self._group_heap.append(self._group_entry(key, heap[0]))
         heapq.heapify(self._group_heap)
         self._current: tuple[GroupKey, str] = (("u", ""), "")
-
-    def done(self) -> None:
-        """The decision is made: what the caller keeps is not read any more."""
-        self._known_head = self._known_order = None
 
     def size(self, request: Request) -> float:
         """The part of a request's cost its score counts: all when new, none after max_wait."""
@@ -137,13 +114,9 @@ class FairOrder:
     def _own(self, key: GroupKey, user: str) -> list[Request]:
         requests = self.lists[key][user]
         if (key, user) not in self._sorted:
-            known = self._known_order(user) if self._known_order is not None else None
-            # A list of its own, next one at the end: pop() is O(1).
-            requests = self.lists[key][user] = (
-                known[::-1] if known is not None else sorted(requests, key=self._rank, reverse=True)
-            )
+            requests.sort(key=self._rank, reverse=True)  # next one at the end: pop() is O(1)
             self._sorted.add((key, user))
-        return cast(list[Request], requests)
+        return requests
 
     def _head(self, key: GroupKey, user: str) -> Request:
         head = self._heads.get((key, user))
@@ -152,6 +125,9 @@ class FairOrder:
             head = known if known is not None else min(self.lists[key][user], key=self._rank)
             self._heads[key, user] = head
         return head
+
+    def _bound(self, priority: int, user: str) -> Entry:
+        return (priority, self.usage_user.get(user, 0.0) / self._weight(user), _BOUND, "", user)
 
     def _top_user(self, key: GroupKey) -> Entry:
         """The first user of a group, with their score worked out exactly."""
@@ -204,7 +180,7 @@ class FairOrder:
                 self.usage_group[group] = self.usage_group.get(group, 0.0) + charged
         else:
             self.skipped.setdefault(self._current, []).append(request)
-        requests = self._own(key, user)
+        requests = self.lists[key][user]
         heap = self._user_heaps[key]
         if requests:
             self._heads[key, user] = requests[-1]

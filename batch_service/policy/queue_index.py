@@ -8,30 +8,18 @@ past max_wait) and their first in their own order. Worked out from a plain list 
 that is several walks over the whole line in Python; kept here as requests come and go (the
 per-user parts worked out when first asked, then kept), a decision costs about the number of
 users, not of requests. Made from a plain list, the counts are taken in C.
-
-A decision keeps each user's requests as they were (`share`) for the walk of the line it may
-do later in a worker thread, without copying them: once shared, a user's requests are copied
-before their first change (copy on write), so a change costs that user's line, not everyone's.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from operator import attrgetter
 
 from batch_service.policy.model import Request
 from batch_service.policy.order import ranked
 
-CPU = ""  # the type of requests that need no GPU (and of GPUs of no named type)
 Shape = tuple[str | None, int, bool]  # (GPU type, GPUs, exclusive)
-# A user's own order is kept up to this many requests (a change shifts the list); a longer one
-# is sorted again when a decision reads it.
-ORDERED_KEPT = 4096
-# A user's earliest request of a shape: (submitted_at, id, GPUs, GPU type or CPU, exclusive,
-# the request); (submitted_at, id) tells any two apart.
-First = tuple[float, str, int, str, bool, Request]
 _SHAPE = attrgetter("gpu_type", "gpus", "exclusive")
 _GROUP = attrgetter("group")
 _PRIORITY = attrgetter("priority")
@@ -72,37 +60,13 @@ class QueueIndex:
         self._oldest: dict[str, float] = {}
         self._first: dict[tuple[str, Shape], Request] = {}
         self._head: dict[str, Request] = {}
-        self._firsts: dict[str, tuple[First, ...]] = {}
-        # Each user's requests in their own order, changed in place as requests come and go.
-        self._ordered: dict[str, list[Request]] = {}
-        # Users whose requests this index alone holds (changed in place); None: all of them.
-        self._owned: set[str] | None = None
-
-    def _writable(self, user: str) -> dict[str, Request] | None:
-        """The user's requests, to change: a copy if they were shared since the last copy."""
-        own = self.by_user.get(user)
-        if own is not None and self._owned is not None and user not in self._owned:
-            own = self.by_user[user] = dict(own)
-            self._owned.add(user)
-        return own
-
-    def share(self) -> dict[str, dict[str, Request]]:
-        """The requests by user, kept as they are now: later changes copy a user's requests
-        first. Read the outer mapping at once; each user's requests may be read later."""
-        self._owned = set()
-        return self.by_user
 
     # --- changes ----------------------------------------------------------------------
     def add(self, request: Request) -> None:
         """Put a request in line (replacing one with its id)."""
         self.remove(request.id, request.user)
         user, shape = request.user, _SHAPE(request)
-        own = self._writable(user)
-        if own is None:
-            own = self.by_user[user] = {}
-            if self._owned is not None:
-                self._owned.add(user)
-        own[request.id] = request
+        self.by_user.setdefault(user, {})[request.id] = request
         self._size += 1
         self.shapes[shape] += 1
         self.priorities[request.priority] += 1
@@ -120,22 +84,13 @@ class QueueIndex:
         head = self._head.get(user)
         if head is not None and ranked(request) < ranked(head):
             self._head[user] = request
-        self._firsts.pop(user, None)
-        ordered = self._ordered.get(user)
-        if ordered is not None:
-            if len(ordered) < ORDERED_KEPT:
-                ordered.insert(bisect_left(ordered, ranked(request), key=ranked), request)
-            else:  # a long line (a big sweep) is sorted again when read, not shifted per change
-                del self._ordered[user]
 
     def remove(self, request_id: str, user: str) -> None:
         """Take a request out of line, if it is there."""
         own = self.by_user.get(user)
-        if own is None or request_id not in own:
+        old = None if own is None else own.pop(request_id, None)
+        if old is None:
             return
-        own = self._writable(user)
-        assert own is not None
-        old = own.pop(request_id)
         shape = _SHAPE(old)
         self._size -= 1
         self.shapes[shape] -= 1
@@ -157,18 +112,9 @@ class QueueIndex:
             del self._first[user, shape]
         if self._head.get(user) is old:
             del self._head[user]
-        self._firsts.pop(user, None)
-        ordered = self._ordered.get(user)
-        if ordered is not None:
-            if len(ordered) <= ORDERED_KEPT:
-                del ordered[bisect_left(ordered, ranked(old), key=ranked)]
-            else:
-                del self._ordered[user]
         if not own:
             del self.by_user[user]
-            if self._owned is not None:
-                self._owned.discard(user)
-            for kept in (self._groups, self._by_shape, self._oldest, self._head, self._ordered):
+            for kept in (self._groups, self._by_shape, self._oldest, self._head):
                 kept.pop(user, None)
 
     # --- per user ---------------------------------------------------------------------
@@ -203,57 +149,12 @@ class QueueIndex:
             first = self._first[user, shape] = min(bucket.values(), key=_earliest)
         return first
 
-    def firsts(self, user: str) -> tuple[First, ...]:
-        """The user's earliest request of each shape, earliest first (who may be starving),
-        with what deciding that reads taken out of the request beforehand."""
-        firsts = self._firsts.get(user)
-        if firsts is None:
-            firsts = self._firsts[user] = tuple(
-                sorted(
-                    (
-                        r.submitted_at,
-                        r.id,
-                        r.gpus,
-                        CPU if r.gpus == 0 else (r.gpu_type or CPU),
-                        r.exclusive,
-                        r,
-                    )
-                    for r in (self.first(user, shape) for shape in self.shapes_of(user))
-                )
-            )
-        return firsts
-
     def head(self, user: str) -> Request:
         """The user's first request in their own order (highest priority, smallest, oldest)."""
         head = self._head.get(user)
         if head is None:
             head = self._head[user] = min(self.by_user[user].values(), key=ranked)
         return head
-
-    def ordered(self, user: str) -> list[Request]:
-        """The user's requests in their own order, first first (as `head`). Read it, do not
-        keep it: the index changes it in place."""
-        ordered = self._ordered.get(user)
-        if ordered is None:
-            ordered = self._ordered[user] = sorted(self.by_user[user].values(), key=ranked)
-        return ordered
-
-    def smallest_left(self, kinds: Collection[str], taken: Iterable[Request]) -> dict[str, int]:
-        """GPU type ("" for none, or no named type) -> the fewest GPUs a request of that type
-        asks for, among those in line but not `taken` (requests of this line): from the counts
-        of shapes, without a walk of the line. Types with no request left are left out."""
-        remaining: Counter[tuple[str, int]] = Counter()
-        for (gpu_type, gpus, _), n in self.shapes.items():
-            kind = CPU if gpus == 0 else (gpu_type or CPU)
-            if kind in kinds:
-                remaining[kind, gpus] += n
-        for r in taken:
-            remaining[CPU if r.gpus == 0 else (r.gpu_type or CPU), r.gpus] -= 1
-        left: dict[str, int] = {}
-        for (kind, gpus), n in remaining.items():
-            if n > 0 and kind in kinds:
-                left[kind] = min(left.get(kind, gpus), gpus)
-        return left
 
     # --- a pass's own copy ------------------------------------------------------------
     def plus(self, requests: Iterable[Request]) -> QueueIndex:
@@ -268,23 +169,19 @@ class QueueIndex:
         copy.shapes, copy.priorities = Counter(self.shapes), Counter(self.priorities)
         copy.interactive, copy._size = self.interactive, self._size
         copy._groups, copy._by_shape = dict(self._groups), dict(self._by_shape)
-        copy._oldest, copy._first, copy._head, copy._firsts, copy._ordered = (
+        copy._oldest, copy._first, copy._head = (
             dict(self._oldest),
             dict(self._first),
             dict(self._head),
-            dict(self._firsts),
-            dict(self._ordered),
         )
-        # Both hold the same users' requests now: each copies a user's before changing them.
-        self._owned = copy._owned = set()
         for request in requests:
             user = request.user
             # The users a turn touches get copies of their own; everyone else is shared.
+            copy.by_user[user] = dict(copy.by_user.get(user, {}))
             if user in copy._groups:
                 copy._groups[user] = Counter(copy._groups[user])
             if user in copy._by_shape:
                 copy._by_shape[user] = {s: dict(b) for s, b in copy._by_shape[user].items()}
-            copy._ordered.pop(user, None)  # shared with this index: sorted again when read
             copy.add(request)
         return copy
 
