@@ -179,10 +179,21 @@ class HubProcess:
         raise AssertionError(f"no running service {service!r} of this hub")
 
     def log_tail(self, lines: int = 80) -> str:
-        """The last lines of the hub's log (hub, proxy, service)."""
+        """The last lines of the hub's log (hub, proxy, service), without the proxy's errors
+        about a hub not listening yet (they would push the hub's own words out of view)."""
         if not self.log_path or not self.log_path.exists():
             return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        kept: list[str] = []
+        in_proxy_error = False
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if "[ConfigProxy]" in line and "ECONNREFUSED" in line:
+                in_proxy_error = True
+                continue
+            if in_proxy_error and (line[:1].isspace() or line.startswith("}")):
+                continue
+            in_proxy_error = False
+            kept.append(line)
+        return "\n".join(kept[-lines:])
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         """Stop the hub like Ctrl-C does; it stops the proxy, services and servers."""
