@@ -138,13 +138,15 @@ def test_a_cpu_server_waits_while_an_exclusive_run_holds_the_machine(
 ) -> None:
     dan = Batch(exclusive_hub.ready_user("ex-dan"))
     eve = exclusive_hub.ready_user("ex-eve")
-    job = dan.submit("hold.ipynb", notebook("import time\ntime.sleep(10)"), profile="perf")
+    # Long enough that the check below falls inside the run on a loaded machine too.
+    job = dan.submit("hold.ipynb", notebook("import time\ntime.sleep(20)"), profile="perf")
     job_id = job.json()["id"]
     wait_for(dan, job_id, "started", lambda j: j["state"] == "running", 120)
     r = eve.api("POST", f"/hub/api/users/{eve.name}/servers/", json={"profile": "cpu"})
     assert r.status_code in (201, 202), r.text
     time.sleep(3)
     model = eve.server_model("")
+    assert dan.job(job_id)["state"] == "running"
     assert model is not None and not model.get("ready"), model  # waiting its turn
     eve.wait_server("", ready=True, timeout=120)
     ready_at = time.time()
