@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import time
@@ -11,16 +12,33 @@ from pathlib import Path
 
 import requests
 
+from hub_config.ports import OFFSETS, is_free
 from tests.batch import Batch
 from tests.conftest import state_folder
-from tests.hub import HubProcess, free_port
+from tests.hub import HubProcess
 
 
-def only_bind_url(path: Path) -> HubProcess:
+def public_port_below_ephemeral(avoid: set[int]) -> int:
+    """A public port as a person picks one (8000, 8100, ...): below the range the system hands
+    out to outgoing connections, so the ports derived from it cannot be taken by some client
+    between the check that they are free and the bind, as an ephemeral one can on a busy
+    machine. Its derived ports are free now and apart from `avoid`."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(1000):
+        public = random.randrange(10000, low - max(OFFSETS.values()) - 1)
+        wanted = {public, *(public + offset for offset in OFFSETS.values())}
+        if not wanted & avoid and all(is_free(port) for port in wanted):
+            avoid.update(wanted)
+            return public
+    raise RuntimeError("no free public port below the ephemeral range")
+
+
+def only_bind_url(path: Path, avoid: set[int] | None = None) -> HubProcess:
     """A batchhub configured as a person would for a second one: another bind_url, nothing else
     about ports (log level INFO, as by default)."""
+    public = public_port_below_ephemeral(set() if avoid is None else avoid)
     values = {
-        "hub": {"bind_url": f"http://127.0.0.1:{free_port()}", "admin_users": ["admin"]},
+        "hub": {"bind_url": f"http://127.0.0.1:{public}", "admin_users": ["admin"]},
         "batch": {"scheduler_interval": 0.5},
         "culler": {"enabled": False},
     }
@@ -29,7 +47,8 @@ def only_bind_url(path: Path) -> HubProcess:
 
 def test_a_second_batchhub_runs_beside_the_first_with_only_another_bind_url() -> None:
     with state_folder() as first_dir, state_folder() as second_dir:
-        first, second = only_bind_url(first_dir), only_bind_url(second_dir)
+        taken: set[int] = set()
+        first, second = only_bind_url(first_dir, taken), only_bind_url(second_dir, taken)
         try:
             first.start()
             second.start()
