@@ -22,6 +22,11 @@ from batch_service.jobs import JobService
 
 log = logging.getLogger("batchhub.web")
 
+# A streamed body up to this size that is refused before it was read (no login, no right) is
+# read and dropped first: answering at once closes the connection with bytes unread, which
+# resets it, and a proxy still sending the body then reports its own 503 instead of the answer.
+DRAIN_REFUSED_BODY_BYTES = 1 << 20
+
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
     """Identity, JSON helpers and one error writer for pages and the API."""
@@ -111,8 +116,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             message = "something went wrong on the server" if status_code >= 500 else (self._reason)
         self.set_status(status_code)
         # @web.stream_request_body marks a handler class with _stream_request_body.
-        streams = getattr(self, "streams_body", False) or getattr(self, "_stream_request_body", 0)
-        if streams and not getattr(self, "body_complete", False):
+        if self._streams_unread_body():
             # Refused before the body was read: tornado drops the connection after answering,
             # so tell the proxy not to send another request on it (it would be reset).
             self.set_header("Connection", "close")
@@ -125,7 +129,42 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         else:
             self.finish(self.render_page("error.html", status_code=status_code, message=message))
 
+    def _streams_unread_body(self) -> bool:
+        streams = getattr(self, "streams_body", False) or getattr(self, "_stream_request_body", 0)
+        return bool(streams) and not getattr(self, "body_complete", False)
+
+    def _drain_then_refuse(self, e: BaseException) -> bool:
+        """Answer a refusal of a small, still unread body once it has arrived (dropped)."""
+        status = e.status if isinstance(e, BatchError) else getattr(e, "status_code", 500)
+        declared = self.request.headers.get("Content-Length", "")
+        body_arrived = getattr(self.request, "_body_future", None)  # tornado's, per request
+        if (
+            status >= 500
+            or self._finished
+            or body_arrived is None
+            or body_arrived.done()
+            or not self._streams_unread_body()
+            or not (declared.isdigit() and len(declared) < 10)
+            or int(declared) > DRAIN_REFUSED_BODY_BYTES
+        ):
+            return False
+        self.log_exception(type(e), e, e.__traceback__)
+        # The handler's own reader never sees these bytes.
+        self.data_received = lambda chunk: None  # type: ignore[method-assign]
+        self.request.connection.set_max_body_size(int(declared) + 1)
+
+        def answer(arrived: Any) -> None:
+            if arrived.cancelled() or arrived.exception() is not None or self._finished:
+                return  # the client went away
+            self.body_complete = True
+            self.send_error(status, exc_info=(type(e), e, e.__traceback__))
+
+        body_arrived.add_done_callback(answer)
+        return True
+
     def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, (BatchError, web.HTTPError)) and self._drain_then_refuse(e):
+            return
         if isinstance(e, BatchError):
             # Refusals are answers, not failures: no traceback in the log.
             self.log_exception(type(e), e, e.__traceback__)

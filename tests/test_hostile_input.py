@@ -4,6 +4,8 @@ understands, stores nothing, and never makes the service fail (no 5xx, no traceb
 
 from __future__ import annotations
 
+import http.client
+import json
 import zipfile
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -308,6 +310,33 @@ def test_an_upload_over_the_limit_is_refused_unread(cast: dict[str, Any]) -> Non
     r = user.submit("big.ipynb", big)
     assert r.status_code == 413 and "larger than the limit" in r.json()["message"]
     assert total_jobs(cast["admin"]) == before
+
+
+def test_a_refused_body_is_read_first_so_the_connection_answers_the_next_request(
+    hub: HubProcess,
+) -> None:
+    """Straight to the service, as the proxy talks to it: a body refused before it was read
+    (no login) still gets its 401, and the same connection then answers another request; an
+    answer that left the body unread would close (and reset) it, which a proxy that is still
+    sending turns into a 503."""
+    body = deep_json()
+    connection = http.client.HTTPConnection("127.0.0.1", hub.values["batch"]["port"], timeout=30)
+    try:
+        connection.request(
+            "POST",
+            "/services/batch/api/v1/jobs",
+            body=body,
+            headers={"Content-Type": "application/json", "Content-Length": str(len(body))},
+        )
+        refused = connection.getresponse()
+        message = json.loads(refused.read())["message"]
+        assert refused.status == 401 and "log in" in message
+        assert refused.getheader("Connection", "").lower() != "close"
+        connection.request("GET", "/services/batch/api/v1/")
+        again = connection.getresponse()
+        assert again.status == 200 and json.loads(again.read())["version"] == "1"
+    finally:
+        connection.close()
 
 
 def test_no_hostile_input_made_the_service_fail(hub: HubProcess, cast: dict[str, Any]) -> None:
