@@ -176,7 +176,8 @@ else:
     spawner_cfg.cmd = (
         get(values, "spawner.cmd")
         if get(values, "spawner.cmd") != ["jupyterhub-singleuser"]
-        else [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+        # The hub's own environment, through the launcher that spares each start a slow import.
+        else [sys.executable, "-m", "batch_service.singleuser"]
     )
     spawner_cfg.isolation = local["isolation"]
     spawner_cfg.account_prefix = local["account_prefix"]

@@ -150,7 +150,7 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
 
     @default("cmd")
     def _cmd_default(self) -> list[str]:
-        return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+        return [sys.executable, "-m", "batch_service.singleuser"]
 
     # one pool per hub process: every server of every user draws on the same GPUs
     _pools: dict[tuple, GpuPool] = {}

@@ -80,7 +80,7 @@ def proxy_pids(hub: HubProcess) -> list[int]:
 
 
 def job_processes(job_id: str, program: bytes) -> list[int]:
-    """The batch server (program jupyterhub-singleuser) or kernel (ipykernel) of a job."""
+    """The batch server (program batch_service.singleuser) or kernel (ipykernel) of a job."""
     found = []
     for pid in pids_with_env("BATCHHUB_JOB_ID", job_id):
         try:
@@ -149,7 +149,7 @@ def kill_part(part: str, hub: HubProcess, jobs: dict[str, dict[str, Any]]) -> No
         hub.proc.wait(10)
         hub.start(timeout=120)
     else:
-        program = b"jupyterhub-singleuser" if part == "batch-servers" else b"ipykernel"
+        program = b"batch_service.singleuser" if part == "batch-servers" else b"ipykernel"
         pids = [pid for job in jobs.values() for pid in job_processes(job["id"], program)]
         assert pids, f"no {program.decode()} process found"
         kill(pids)
