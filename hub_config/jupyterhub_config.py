@@ -393,8 +393,7 @@ if get(values, "culler.enabled"):
             "name": "idle-culler",
             "command": [
                 sys.executable,
-                "-m",
-                "jupyterhub_idle_culler",
+                str(HERE / "culler.py"),  # jupyterhub-idle-culler, ending with this hub
                 f"--timeout={get(values, 'culler.timeout')}",
                 f"--cull-every={get(values, 'culler.every')}",
                 f"--max-age={get(values, 'culler.max_age')}",

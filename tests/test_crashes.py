@@ -145,8 +145,19 @@ def kill_part(part: str, hub: HubProcess, jobs: dict[str, dict[str, Any]]) -> No
         kill(proxy_pids(hub))
     elif part == "hub":
         assert hub.proc is not None
+        cullers = [
+            pid
+            for pid in children(hub.proc.pid)
+            if b"culler" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert cullers, "the hub runs no idle culler"
         kill([hub.proc.pid])
         hub.proc.wait(10)
+        # Its idle culler ends with it, instead of running on parented to init.
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() for pid in cullers):
+            assert time.monotonic() < deadline, f"idle culler left behind: {cullers}"
+            time.sleep(0.2)
         hub.start(timeout=120)
     else:
         program = b"batch_service.singleuser" if part == "batch-servers" else b"ipykernel"
