@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from batch_service.parent_watch import end_with
 from batch_service.uploads import CheckedInput, check_upload, read_notebook
 
 
@@ -49,18 +48,6 @@ def _render_html(content: bytes) -> str:
     return notebook_html(content)
 
 
-def _end_with(parent: int, every: float = 1.0) -> None:
-    """In a worker: exit once the service that started it is gone (a SIGKILLed service would
-    otherwise leave its workers running for ever, parented to init)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(every)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="end-with-service", daemon=True).start()
-
-
 class CheckPool:
     """A few worker processes for the checks above (started once, reused)."""
 
@@ -69,7 +56,8 @@ class CheckPool:
         self._pool = ProcessPoolExecutor(
             max_workers=max(1, workers),
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_end_with,
+            # A SIGKILLed service would otherwise leave its workers running for ever.
+            initializer=end_with,
             initargs=(os.getpid(),),
         )
 

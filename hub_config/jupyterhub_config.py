@@ -173,12 +173,10 @@ else:
     local = get(values, "spawner.local", {})
     spawner_cfg = c.LocalBatchSpawner
     spawner_cfg.profiles = profile_dicts
-    spawner_cfg.cmd = (
-        get(values, "spawner.cmd")
-        if get(values, "spawner.cmd") != ["jupyterhub-singleuser"]
-        # The hub's own environment, through the launcher that spares each start a slow import.
-        else [sys.executable, "-m", "batch_service.singleuser"]
-    )
+    if get(values, "spawner.cmd") != ["jupyterhub-singleuser"]:
+        # Otherwise the spawner's default: the hub's own environment, through the launcher that
+        # spares each start a slow import (batch_service/singleuser.py).
+        spawner_cfg.cmd = get(values, "spawner.cmd")
     spawner_cfg.isolation = local["isolation"]
     spawner_cfg.account_prefix = local["account_prefix"]
     spawner_cfg.memory_enforcement = local["memory_enforcement"]
