@@ -49,6 +49,7 @@ from batch_service.sweep_followups import FollowUps
 from batch_service.sweeps import SweepService
 from batch_service.turns import TurnService
 from batch_service.tus_uploads import UploadService
+from batch_service.warm import WarmServers
 from spawner.credentials import load_or_create_key
 from spawner.gpus import nvml_readings
 from spawner.profiles import load_profiles
@@ -129,6 +130,15 @@ class BatchServiceApp(Application):
     ).tag(config=True)
     start_timeout = Float(
         300.0, help="Seconds a batch server may take to start before its job fails."
+    ).tag(config=True)
+    warm_idle_seconds = Float(
+        60.0,
+        help="""Seconds a batch server whose run ended (and whose kernel is not kept) waits for
+        its owner's next run of the same profile, which then starts there in a fresh kernel
+        instead of in a new server. 0: every run starts a server of its own.""",
+    ).tag(config=True)
+    warm_poll_seconds = Float(
+        20.0, help="Longest wait of one ask of a warm server's runner for its next run."
     ).tag(config=True)
     definitions_interval = Float(
         10.0,
@@ -272,12 +282,14 @@ class BatchServiceApp(Application):
             log.warning("no signing_key_file: batch servers cannot start")
         self.server_lookup = ServerLookup(self.hub)
         self.sweeps = SweepService(self.job_service, self.sweep_max_points)
+        self.warm = WarmServers(self.warm_idle_seconds, self.warm_poll_seconds)
         self.runs = RunReports(
             self.store,
             self.job_service.profiles,
             self.signing_key,
             self.server_lookup,
             self.job_service.job_files,
+            self.warm,
         )
         self.turn_service = TurnService(
             self.store, self.job_service.profiles, self.signing_key, self.server_lookup
@@ -304,8 +316,10 @@ class BatchServiceApp(Application):
             start_timeout=self.start_timeout,
             paused_default=self.paused,
             signing_key=self.signing_key,
+            warm=self.warm,
         )
         self.loop = SchedulerLoop(self.scheduler, self.scheduler_interval)
+        self.runs.on_warm = self.loop.kick
         # Submissions stored many per transaction off the event loop; one pass per group.
         self.group_commit = GroupCommit(
             self.store,

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from batch_service.identity import Identity
 from batch_service.jobs import ACTIVE_STATES
@@ -67,9 +67,9 @@ class GpuView:
                             "job_id": None,
                         }
                     )
-        job_ids = [h["server"][len(BATCH_PREFIX) :] for h in holding if self._is_batch(h)]
-        jobs = {}
-        if job_ids:
+        names = [h["server"] for h in holding if self._is_batch(h)]
+        jobs: dict[str, Any] = {}
+        if names:
             with self.store.session() as session:
                 rows = session.execute(
                     select(
@@ -81,13 +81,21 @@ class GpuView:
                         Job.live,
                         Job.live_pending,
                         Job.live_until,
-                    ).where(Job.id.in_(job_ids))
+                        Job.server,
+                    ).where(
+                        or_(
+                            Job.id.in_([n[len(BATCH_PREFIX) :] for n in names]),
+                            Job.server.in_(names),
+                        )
+                    )
                 ).all()
-            jobs = {row.id: row for row in rows}
+            # A warm server runs later jobs than the one it is named after: the one holding it.
+            for row in sorted(rows, key=lambda r: r.admitted_at or 0.0):
+                jobs[row.server or f"{BATCH_PREFIX}{row.id}"] = row
         for holder in holding:
             if not self._is_batch(holder):
                 continue
-            job = jobs.get(holder["server"][len(BATCH_PREFIX) :])
+            job = jobs.get(holder["server"])
             if job is None or job.owner != holder["owner"]:
                 holder["kind"] = STOPPING
                 continue

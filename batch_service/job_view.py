@@ -25,8 +25,13 @@ def output_name(input_name: str, kind: str) -> str:
 
 
 def server_name(job_id: str) -> str:
-    """The named server a job runs in."""
+    """The named server a job's own start creates."""
     return f"batch-{job_id}"
+
+
+def server_of(job: Job) -> str:
+    """The named server the job runs in: its own, or the warm one it was given."""
+    return job.server or server_name(job.id)
 
 
 def output_path(job_id: str, input_name: str, kind: str) -> str:
@@ -46,10 +51,10 @@ def live_kernel_url(job: Job, hub_base_url: str = "/") -> str:
     workspace, a tab restored from another run would attach to a fresh kernel. `?reset` empties
     the job's workspace on every open, so it holds only the executed notebook.
     """
-    server = server_name(job.id)
+    server, workspace = server_of(job), server_name(job.id)
     # Every part is the service's own choice, each path segment quoted: it cannot leave the server.
     return (
-        f"{hub_base_url}user/{quote(job.owner, safe='@~')}/{server}/lab/workspaces/{server}"
+        f"{hub_base_url}user/{quote(job.owner, safe='@~')}/{server}/lab/workspaces/{workspace}"
         f"/tree/{url_path(job.output_path or '')}?reset"
     )
 
@@ -99,7 +104,7 @@ def job_view(
         "has_output": has_output,
         "kernel_id": job.kernel_id,
         "output_path": job.output_path,
-        "server_name": server_name(job.id),
+        "server_name": server_of(job),
         # index: cells done; while a run goes, the cell after them is the one running.
         "progress": {
             "index": job.progress_index,

@@ -27,6 +27,7 @@ from batch_service.job_view import job_view
 from batch_service.job_view import output_name as output_name
 from batch_service.job_view import output_path as output_path
 from batch_service.job_view import server_name as server_name
+from batch_service.job_view import server_of as server_of
 from batch_service.line import Line
 from batch_service.machine_record import machine_view
 from batch_service.policy import Request

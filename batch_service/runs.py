@@ -10,10 +10,12 @@ while the job is starting or running and the hub runs its server.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from batch_service.clock import now
@@ -29,10 +31,11 @@ from batch_service.jobs import (
     SUCCEEDED,
     output_name,
     output_path,
-    server_name,
+    server_of,
 )
 from batch_service.machine_record import reading_at_start
 from batch_service.store import Job, LogLine, Store, Sweep
+from batch_service.warm import WarmServers
 from spawner.credentials import runner_key, same
 from spawner.profiles import Profile
 
@@ -56,8 +59,12 @@ class RunReports:
         signing_key: bytes | None,
         hub_server: HubServerLookup,
         job_files: JobFiles,
+        warm: WarmServers | None = None,
     ) -> None:
         self.store = store
+        self.warm = warm or WarmServers(0)
+        # Asks for a scheduler pass (set by the app): a server just became warm.
+        self.on_warm: Callable[[], None] = lambda: None
         self.profiles = profiles
         self.signing_key = signing_key
         self.hub_server = hub_server
@@ -66,11 +73,17 @@ class RunReports:
         self.events = Events()
 
     async def runner_job(
-        self, owner: str, job_id: str, presented_key: str | None, after_run: bool = False
+        self,
+        owner: str,
+        job_id: str,
+        presented_key: str | None,
+        after_run: bool = False,
+        ended: bool = False,
     ) -> Job:
         """The job, if the caller holds the runner key of its current start and the hub runs
         that server now; else 404 (unknown to this caller) or 409 (no longer reporting).
-        With `after_run`, a finished run that kept its kernel may still report (its end)."""
+        With `after_run`, a finished run that kept its kernel may still report (its end);
+        with `ended`, only a run that ended (its server asks for the next one)."""
         with self.store.session() as session:
             job = session.get(Job, job_id) if len(job_id) <= 16 else None
         if (
@@ -80,20 +93,68 @@ class RunReports:
             or self.signing_key is None
             or not same(
                 presented_key,
-                runner_key(self.signing_key, job.owner, server_name(job.id), job.start_id),
+                runner_key(self.signing_key, job.owner, server_of(job), job.start_id),
             )
         ):
             raise NotFound(f"no job {job_id[:40]!r} for this server")
         kept = after_run and (job.live or job.live_pending)
-        if job.state not in ACTIVE_STATES and not kept:
+        if ended:
+            if job.state in ACTIVE_STATES:
+                raise Conflict(f"job {job_id} has not ended yet")
+        elif job.state not in ACTIVE_STATES and not kept:
             raise Conflict(f"job {job_id} is {job.state}; its runner may no longer report")
         try:
-            server = await self.hub_server(job.owner, server_name(job.id))
+            server = await self.hub_server(job.owner, server_of(job))
         except (HubError, HubUnreachable):
             raise BatchError("cannot reach the hub to check this server; try again", 503) from None
         if server is None or server.get("pending") == "stop":
             raise Conflict(f"the hub does not run the server of job {job_id}")
         return job
+
+    async def next_job(
+        self, owner: str, job_id: str, presented_key: str | None, kernel_gone: bool
+    ) -> dict[str, Any]:
+        """A batch server whose run `job_id` ended asks what to run next (a long poll).
+
+        Answers `{"job_id": <next>}`, or `{"job_id": null, "keep_kernel": bool}` (ask again;
+        `keep_kernel` false: shut the ended run's kernel down first); 409 once the server is
+        to run nothing more (its owner's runs then start in servers of their own).
+        """
+        job = await self.runner_job(owner, job_id, presented_key, after_run=True, ended=True)
+        warm, t = self.warm, now()
+        server = server_of(job)
+        if not warm.enabled:
+            raise Conflict("this batchhub starts every run in a server of its own")
+        assert job.start_id is not None  # runner_job checked the key of this start
+        with self.store.session() as session:
+            # A job handed over whose answer was lost on the way: hand it again.
+            handed = session.scalars(
+                select(Job.id).where(
+                    Job.owner == job.owner,
+                    Job.server == server,
+                    Job.start_id == job.start_id,
+                    Job.state == STARTING,
+                )
+            ).first()
+        if handed is not None:
+            return {"job_id": handed}
+        entry = warm.seen(job.owner, server, job.profile, job.start_id, t)
+        if job.live or job.live_pending:
+            entry.idle_since = None
+            await asyncio.sleep(min(warm.poll_seconds, 5.0))
+            return {"job_id": None, "keep_kernel": True}
+        if not kernel_gone:
+            return {"job_id": None, "keep_kernel": False}
+        if warm.expired(entry, t):
+            warm.forget(job.owner, server)
+            raise Conflict("this server was idle too long: it stops")
+        if entry.idle_since is None:
+            # Idle from when its run let go of everything, by the service's clock; a pass
+            # (after this call waits) may hand it a queued run at once.
+            entry.idle_since = t
+            self.on_warm()
+        next_id = await warm.wait(entry, min(warm.poll_seconds, warm.idle_left(entry, t)))
+        return {"job_id": next_id, "keep_kernel": False}
 
     def spec(self, job: Job) -> dict[str, Any]:
         """What the runner needs to run the job (paths are the service's own choice)."""
@@ -138,6 +199,12 @@ class RunReports:
                     continue
                 ended = self._apply(session, job, event, received) or ended
                 job.last_seq = seq
+            let_go = ended and job.state not in ACTIVE_STATES and not job.live_pending
+            owner, server, profile, start_id = job.owner, server_of(job), job.profile, job.start_id
+        if let_go and self.warm.enabled and start_id:
+            # Warm from its run's end: a pass that follows may hand it its owner's next run
+            # before the runner has asked (it finds that run when it does).
+            self.warm.seen(owner, server, profile, start_id, received).idle_since = received
         return ended
 
     def _apply(self, session: Session, job: Job, event: dict[str, Any], received: float) -> bool:

@@ -41,6 +41,7 @@ from batch_service.jobs import (
     JobService,
     output_path,
     server_name,
+    server_of,
 )
 from batch_service.machine_record import note_servers
 from batch_service.periodic import Periodic
@@ -48,6 +49,7 @@ from batch_service.policy import Decision
 from batch_service.policy.decide import CUT_FOR_GPUS, CUT_FOR_LIVE_CAP
 from batch_service.store import Job
 from batch_service.turns import TurnService
+from batch_service.warm import WarmServer, WarmServers, in_the_way
 from spawner.credentials import sign_ticket
 from spawner.profiles import Profile
 
@@ -97,8 +99,10 @@ class Scheduler:
         overrun_grace: float = 120,
         user_options: Callable[[Job, Profile, str], dict[str, Any]] | None = None,
         signing_key: bytes | None = None,
+        warm: WarmServers | None = None,
     ) -> None:
         self.jobs = jobs
+        self.warm = warm or WarmServers(0)
         self.turns = turns
         self.hub = hub
         self.admission = admission
@@ -139,13 +143,15 @@ class Scheduler:
             return report
         # What the GPU view shows until the next pass: the hub's servers, with their state.
         self.hub_servers, self.seen_at = active, snapshot_time
-        await self.reconcile(active, report)
+        needed = await self.reconcile(active, report)
         self.reconcile_turns(active, snapshot_time)
+        # Servers no job holds and none keeps warm: stopping, their GPUs not free yet.
+        stopping = batch_servers(active, needed)
         if not self.jobs.paused(self.paused_default):
-            await self.admit(report, batch_servers(active))
+            await self.admit(report, stopping)
         else:
             # Nothing starts, but everyone still sees where they stand.
-            decision, _ = self.decide(preview=True, servers=batch_servers(active))
+            decision, _ = self.decide(preview=True, servers=stopping)
             self.jobs.line.update(decision)
         # Everyone's place is worked out beside the event loop, not in it: with a long line
         # the walk costs more than the decision.
@@ -169,8 +175,9 @@ class Scheduler:
 
     async def reconcile(
         self, active: dict[str, dict[str, dict[str, Any]]], report: PassReport
-    ) -> None:
-        """Bring job states in line with the servers the hub has."""
+    ) -> set[tuple[str, str]]:
+        """Bring job states in line with the servers the hub has; returns (owner, server) of
+        every batch server still needed (held by a job, or kept warm)."""
         t = now()
         with self.jobs.store.session() as session:
             holding = session.scalars(
@@ -184,7 +191,7 @@ class Scheduler:
             ).all()
         needed = set()
         for job in holding:
-            name = server_name(job.id)
+            name = server_of(job)
             server = active.get(job.owner, {}).get(name)
             if job.state in ACTIVE_STATES:
                 if self.check_active(job, server, t, report):
@@ -212,6 +219,9 @@ class Scheduler:
                     self.jobs.mark(job.id, [job.state], live=False, live_ended_at=t)
                     continue
                 needed.add((job.owner, name))
+        listed = {(o, n) for o, servers in active.items() for n in servers}
+        self.warm.keep_only(listed)
+        needed |= self.warm.needed(t)
         for owner, servers in active.items():
             for name, model in servers.items():
                 if not name.startswith(SERVER_PREFIX) or (owner, name) in needed:
@@ -223,11 +233,12 @@ class Scheduler:
                     report.stopped.append(f"{owner}/{name}")
                 except (HubError, HubUnreachable) as e:
                     log.warning("could not stop %s/%s: %s", owner, name, e)
+        return needed
 
     def note_servers(self, job: Job, active: Mapping[str, Mapping[str, Any]]) -> None:
         """An exclusive run: keep on its record any other server the hub lists now (started,
         or stopping)."""
-        own = (job.owner, server_name(job.id))
+        own = (job.owner, server_of(job))
         names = [
             f"{owner}/{name or '(default)'}"
             for owner, servers in active.items()
@@ -252,6 +263,18 @@ class Scheduler:
         self, job: Job, server: dict[str, Any] | None, t: float, report: PassReport
     ) -> bool:
         """A starting or running job: still fine (True), or ended here with a reason."""
+        if server is None and job.state == STARTING and job.server is not None:
+            # Handed to a warm server that stopped before its runner took it: back in line.
+            self.jobs.mark(
+                job.id,
+                [STARTING],
+                state=QUEUED,
+                admitted_at=None,
+                start_id=None,
+                server=None,
+                reason="the idle server it was handed stopped: waiting again",
+            )
+            return False
         if server is None:
             reason = (
                 "the batch server could not start (see the hub's log)"
@@ -309,10 +332,31 @@ class Scheduler:
                 log.info("live window of %s cut to %s", job_id, until)
         for request_id in decision.start:
             if kinds.get(request_id) == "interactive":
-                self.turns.admit(request_id)
+                profile = self.turns.admit(request_id)
                 report.started.append(request_id)
+                await self.clear_warm(profile, report)
             else:
                 await self.start(request_id, report)
+
+    async def clear_warm(self, profile_name: str | None, report: PassReport) -> None:
+        """A start that is not on a warm server: stop the warm servers in its way (the policy
+        counted what they hold as free)."""
+        if profile_name is None:
+            return
+        profile = self.jobs.profiles.get(profile_name)
+        for entry in self.warm:
+            held = self.jobs.profiles.get(entry.profile)
+            if profile is None or held is None or in_the_way(held, profile):
+                await self.stop_warm(entry, report)
+
+    async def stop_warm(self, entry: WarmServer, report: PassReport) -> None:
+        """Stop a warm server now."""
+        self.warm.forget(entry.owner, entry.server)
+        try:
+            await self.hub.stop_server(entry.owner, entry.server)
+            report.stopped.append(f"{entry.owner}/{entry.server}")
+        except (HubError, HubUnreachable) as e:
+            log.warning("could not stop %s/%s: %s", entry.owner, entry.server, e)
 
     def _fail_start(self, job_id: str, reason: str, report: PassReport) -> None:
         """A job whose server cannot start ends as failed, with the reason shown to its owner."""
@@ -327,6 +371,9 @@ class Scheduler:
             job = session.get(Job, job_id)
         if job is None:
             return
+        if await self.start_warm(job, report):
+            return
+        await self.clear_warm(job.profile, report)
         # A start the hub may have received although its answer was lost keeps its id.
         start_id = job.start_id or secrets.token_hex(8)
         if not self.jobs.mark(
@@ -363,6 +410,31 @@ class Scheduler:
             log.warning("hub unreachable starting %s: %s", job_id, e)
             self.requeue(job_id, "waiting for the hub")
 
+    async def start_warm(self, job: Job, report: PassReport) -> bool:
+        """Hand the job to a warm server of its owner and profile, if one waits."""
+        if job.start_id or not self.warm.enabled:
+            return False  # a start of its own server may be under way already
+        entry = self.warm.take(job.owner, job.profile, now())
+        if entry is None:
+            return False
+        if not self.jobs.mark(
+            job.id,
+            [QUEUED],
+            state=STARTING,
+            admitted_at=now(),
+            started_at=None,
+            start_id=entry.start_id,
+            server=entry.server,
+            output_path=output_path(job.id, job.input_name, job.kind),
+            reason="",
+        ):
+            self.warm.put_back(entry)
+            return True
+        self.warm.hand(entry, job.id)
+        log.info("job %s starts on the warm server %s/%s", job.id, job.owner, entry.server)
+        report.started.append(job.id)
+        return True
+
     def requeue(self, job_id: str, reason: str) -> None:
         """Back in the queue, keeping the start id (the hub may yet have that start)."""
         self.jobs.mark(job_id, [STARTING], state=QUEUED, admitted_at=None, reason=reason)
@@ -382,13 +454,16 @@ class Scheduler:
         return options
 
 
-def batch_servers(active: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Job id -> owner of every batch server in the hub's list (running or stopping)."""
+def batch_servers(
+    active: Mapping[str, Mapping[str, Any]], needed: set[tuple[str, str]] | None = None
+) -> dict[str, str]:
+    """Job id in its name -> owner of every batch server in the hub's list (running or
+    stopping), less those still `needed` (held by a job, or warm)."""
     return {
         name[len(SERVER_PREFIX) :]: owner
         for owner, servers in active.items()
         for name in servers
-        if name.startswith(SERVER_PREFIX)
+        if name.startswith(SERVER_PREFIX) and (owner, name) not in (needed or set())
     }
 
 

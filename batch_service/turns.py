@@ -208,8 +208,8 @@ class TurnService:
         if turn_ids:
             session.execute(delete(Turn).where(Turn.id.in_(turn_ids), Turn.state == ENDED))
 
-    def admit(self, turn_id: str) -> None:
-        """The scheduler admits a waiting turn."""
+    def admit(self, turn_id: str) -> str | None:
+        """The scheduler admits a waiting turn; returns its profile (None: not admitted)."""
         with self.store.session() as session:
             turn = session.get(Turn, turn_id)
             if turn is not None and turn.state == WAITING:
@@ -217,6 +217,8 @@ class TurnService:
                 turn.admitted_at = now()
                 turn.reason = ""
                 self.events.turn_admitted(turn.id)
+                return turn.profile
+        return None
 
     def set_reason(self, turn_id: str, reason: str) -> None:
         """Say why a turn still waits."""

@@ -304,6 +304,7 @@ service_config = {
         "housekeeping_interval": get(values, "batch.housekeeping_interval"),
         "definitions_interval": get(values, "batch.definitions_interval"),
         "start_timeout": get(values, "batch.start_timeout"),
+        "warm_idle_seconds": get(values, "batch.warm_idle"),
         "paused": get(values, "batch.paused"),
         "sweep_max_points": get(values, "batch.sweep_max_points"),
         "capacity": gpu_capacity,

@@ -96,7 +96,9 @@ class HubProcess:
                 "admin_users": ["admin"],
                 "log_level": "DEBUG",
             },
-            "batch": {"port": batch_port, "scheduler_interval": 0.5},
+            # A server per run unless a test keeps servers warm (tests/test_warm_servers.py):
+            # most tests watch a run's server stop as its run ends.
+            "batch": {"port": batch_port, "scheduler_interval": 0.5, "warm_idle": 0},
             # Running, but it culls nothing within a test (another hub service with a token).
             "culler": {"enabled": True, "timeout": 86400, "every": 3600},
         }

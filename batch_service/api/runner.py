@@ -68,6 +68,23 @@ class EventsHandler(RunnerHandler):
         self.finish()
 
 
+class NextHandler(RunnerHandler):
+    """POST: the run ended; what should this server run next? (a long poll)"""
+
+    async def post(self, job_id: str) -> None:
+        """`{"kernel": "gone"}` once the ended run's kernel was shut down (docs/architecture.md,
+        warm batch servers)."""
+        model = self.current_user
+        if not model:
+            raise web.HTTPError(401, "send the batch server's API token")
+        body = self.body_json()
+        gone = isinstance(body, dict) and body.get("kernel") == "gone"
+        answer = await self.runs.next_job(
+            str(model.get("name")), job_id, self.request.headers.get(RUNNER_KEY_HEADER), gone
+        )
+        self.write_json(answer)
+
+
 class OutputHandler(RunnerHandler):
     """PUT the executed notebook."""
 
@@ -91,4 +108,5 @@ routes = [
     (rf"jobs/{JOB_ID}/runner/input", InputHandler),
     (rf"jobs/{JOB_ID}/runner/events", EventsHandler),
     (rf"jobs/{JOB_ID}/runner/output", OutputHandler),
+    (rf"jobs/{JOB_ID}/runner/next", NextHandler),
 ]

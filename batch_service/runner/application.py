@@ -81,5 +81,21 @@ class RunnerApp(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp) -> None:  # type: ignore[no-untyped-def]
         """Start the run once the server's loop runs."""
         if self.batch_run is not None:
-            self.log.info("batchhub: running batch job %s", self.job_id)
-            self._task = asyncio.ensure_future(self.batch_run.run())
+            self._task = asyncio.ensure_future(self._run(self.batch_run))
+
+    # Each run, and each wait for the next, is a task that ends: AnyIO stops its worker
+    # threads only when the task that first used them is done (see BatchRun.run).
+    async def _run(self, run: BatchRun) -> None:
+        self.log.info("batchhub: running batch job %s", run.job_id)
+        if await run.run():
+            self._task = asyncio.ensure_future(self._next(run))
+
+    async def _next(self, ended: BatchRun) -> None:
+        """A warm server: the next job the service hands this server, if any."""
+        next_id = await ended.next_job()
+        if next_id is None:
+            return
+        client = ServiceClient(self.service_url, next_id, self.api_token, self.runner_key)
+        run = BatchRun(self.serverapp, client, next_id, self.save_interval, self.event_interval)
+        self.batch_run = self.serverapp.web_app.settings["batchhub_run"] = run
+        self._task = asyncio.ensure_future(self._run(run))

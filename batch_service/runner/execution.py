@@ -124,20 +124,57 @@ class BatchRun:
                 self._unwatched.last_activity = now
             await asyncio.sleep(interval)
 
-    async def run(self) -> None:
-        """Run and report, then watch the live kernel. A server the service no longer accepts
-        for its job (cancelled, or not the start the service made) ends itself."""
+    async def run(self) -> bool:
+        """Run and report, then watch the live kernel; False when the server ends instead. A
+        server the service no longer accepts for its job (cancelled, or not the start the
+        service made) ends itself."""
         try:
             await self._run_and_report()
         except ServiceRefused as e:
             log.warning("the service no longer accepts this server for job %s (%s)", self.job_id, e)
             if not self.serverapp._stopping:
                 self.serverapp.stop()
-            return
+            return False
         # A task of its own: this one must end, because AnyIO (behind the server's file saves)
         # stops its worker threads only when the first task that used them is done, and a
         # server with live worker threads cannot exit when the hub stops it.
         self._watcher = asyncio.ensure_future(self._watch_kernel())
+        return True
+
+    async def next_job(self) -> str | None:
+        """Once the run ended: ask the service what this server runs next (warm servers).
+
+        While the run's kernel is kept it stays as it is; once the service lets it go, it is
+        shut down here, so a next run never meets it. None: nothing more runs here.
+        """
+        kernel_gone = False
+        while not self.serverapp._stopping:
+            body = json.dumps({"kernel": "gone" if kernel_gone else "kept"}).encode()
+            try:
+                answer = json.loads(await self.client.patient("POST", "runner/next", body))
+            except ServiceRefused:
+                return None
+            if not answer.get("keep_kernel") and not kernel_gone:
+                await self.shut_kernel()
+                kernel_gone = True
+            next_id = answer.get("job_id")
+            if isinstance(next_id, str) and next_id:
+                return next_id
+        return None
+
+    async def shut_kernel(self) -> None:
+        """End the run's kernel and its Jupyter session (quietly: nothing watches it now)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self.kernel_id is None:
+            return
+        sessions = self.serverapp.session_manager
+        for model in await sessions.list_sessions():
+            if (model.get("kernel") or {}).get("id") == self.kernel_id:
+                await sessions.delete_session(model["id"])
+        if self.kernel_id in self.serverapp.kernel_manager:
+            await self.serverapp.kernel_manager.shutdown_kernel(self.kernel_id, now=True)
+        log.info("batchhub: the kernel of job %s was shut down", self.job_id)
 
     async def _watch_kernel(self) -> None:
         """Tell the service when the kept kernel dies, so its server and GPUs go at once.

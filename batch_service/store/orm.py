@@ -65,6 +65,9 @@ class Job(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The start of the job's server that may report for it (its runner key derives from it).
     start_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The named server the job runs in: null means its own `batch-<id>`; a warm server of the
+    # same owner and profile that an earlier run started is named after that run.
+    server: Mapped[str | None] = mapped_column(String(64), nullable=True)
     live: Mapped[bool] = mapped_column(Boolean, default=False)
     # The run kept its kernel, but the hub cannot reach the server yet: not `live` until it can.
     live_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

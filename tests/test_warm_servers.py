@@ -1,0 +1,198 @@
+"""Warm batch servers: a server whose run ended takes its owner's next run of the same profile.
+
+The next run must find nothing of the previous one (variables, files in its folder, changes to
+the environment), never be another user's or another profile's, and never touch a kept live
+kernel. Real hub, real servers, real kernels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.batch import Batch, notebook
+from tests.conftest import SESSION_VALUES, state_folder
+from tests.hub import HubProcess
+from tests.test_live_kernel import evaluate
+
+WARM_IDLE = 12
+
+# What the first run leaves behind: a variable, a file in its folder, an environment change
+# (in the kernel, and exported to what it starts), and where it ran.
+FIRST = notebook(
+    "import os, pathlib\n"
+    "secret = 'from the first run'\n"
+    "os.environ['LEFT_BY_FIRST'] = '1'\n"
+    "pathlib.Path('left.txt').write_text('first')\n"
+    "print('server pid', os.getppid(), 'cwd', os.getcwd())"
+)
+# The next run fails if it finds any of it.
+NEXT = notebook(
+    "import os, pathlib\n"
+    "assert 'secret' not in globals(), 'a variable of the previous run is visible'\n"
+    "assert 'LEFT_BY_FIRST' not in os.environ, 'the previous run changed the environment'\n"
+    "assert not pathlib.Path('left.txt').exists(), 'a file of the previous run is visible'\n"
+    "assert os.listdir('.') == [p for p in os.listdir('.') if p.startswith(('next', '.'))]\n"
+    "print('server pid', os.getppid(), 'cwd', os.getcwd())"
+)
+
+
+@pytest.fixture(scope="module")
+def warm_hub() -> Iterator[HubProcess]:
+    """A hub of this module's own that keeps batch servers warm for WARM_IDLE seconds."""
+    values = copy.deepcopy(SESSION_VALUES)
+    values["batch"]["warm_idle"] = WARM_IDLE
+    with state_folder() as path:
+        process = HubProcess.configure(path, values)
+        process.start()
+        try:
+            yield process
+        finally:
+            process.stop()
+
+
+def ran_in(batch: Batch, job: dict) -> tuple[str, str]:
+    """(server pid, working folder) the run printed."""
+    line = next(x for x in batch.logs(job["id"]) if x.startswith("server pid"))
+    _, _, pid, _, cwd = line.split()
+    return pid, cwd
+
+
+def released_and_warm(batch: Batch, job: dict) -> None:
+    """Let the run's kernel go; its server stays for the next run."""
+    r = batch.call("POST", f"jobs/{job['id']}/release")
+    assert r.status_code == 200, r.text
+    batch.user.wait_server(job["server_name"], ready=True)
+
+
+def wait_warm(batch: Batch, job: dict, seconds: float = 6) -> None:
+    """Give the runner a moment to shut the released kernel down and ask for more."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        # The kernel is gone once the server has no session left for the job.
+        r = batch.user.api(
+            "GET", f"{batch.user.hub.url}/user/{batch.user.name}/{job['server_name']}/api/sessions"
+        )
+        if r.status_code == 200 and not r.json():
+            return
+    raise AssertionError(f"the kernel of {job['id']} was not shut down")
+
+
+def test_the_next_run_starts_on_the_warm_server_with_nothing_of_the_previous(
+    warm_hub: HubProcess,
+) -> None:
+    alice = warm_hub.ready_user("wm-alice")
+    batch = Batch(alice)
+    first = batch.wait(batch.submit("first.ipynb", FIRST).json()["id"])
+    assert first["state"] == "succeeded" and first["live"], first
+    released_and_warm(batch, first)
+    wait_warm(batch, first)
+    started = time.monotonic()
+    second = batch.wait(batch.submit("next.ipynb", NEXT).json()["id"])
+    took = time.monotonic() - started
+    assert second["state"] == "succeeded", (second, batch.logs(second["id"]))
+    # The same server process, its own folder, a kernel of its own.
+    assert second["server_name"] == first["server_name"] == f"batch-{first['id']}"
+    (pid1, cwd1), (pid2, cwd2) = ran_in(batch, first), ran_in(batch, second)
+    assert pid1 == pid2
+    assert cwd1.endswith(f"batch/{first['id']}") and cwd2.endswith(f"batch/{second['id']}")
+    assert second["kernel_id"] != first["kernel_id"]
+    assert took < 10, took
+    # Its live kernel is the new run's, reached through the same server.
+    result = asyncio.run(evaluate(warm_hub, alice, second, "print('secret' in globals())"))
+    assert result.stdout.strip() == "False"
+    assert f"/user/{alice.name}/{first['server_name']}/lab/" in second["live_kernel_url"]
+    batch.call("POST", f"jobs/{second['id']}/release")
+
+
+def test_a_warm_server_never_serves_another_user_or_profile(warm_hub: HubProcess) -> None:
+    bob, carol = warm_hub.ready_user("wm-bob"), warm_hub.ready_user("wm-carol")
+    bobs, carols = Batch(bob), Batch(carol)
+    first = bobs.wait(bobs.submit("first.ipynb", FIRST).json()["id"])
+    released_and_warm(bobs, first)
+    wait_warm(bobs, first)
+    # Another user, the same profile: a server of her own.
+    other = carols.wait(carols.submit("next.ipynb", NEXT).json()["id"])
+    assert other["state"] == "succeeded", other
+    assert other["server_name"] == f"batch-{other['id']}"
+    # The same user, another profile: a server of its own too.
+    gpu = bobs.wait(bobs.submit("next.ipynb", NEXT, profile="gpu-1").json()["id"])
+    assert gpu["state"] == "succeeded", gpu
+    assert gpu["server_name"] == f"batch-{gpu['id']}"
+    for batch, job in ((carols, other), (bobs, gpu)):
+        batch.call("POST", f"jobs/{job['id']}/release")
+
+
+def test_a_kept_live_kernel_is_never_disturbed(warm_hub: HubProcess) -> None:
+    dana = warm_hub.ready_user("wm-dana")
+    batch = Batch(dana)
+    first = batch.wait(batch.submit("first.ipynb", FIRST).json()["id"])
+    assert first["live"], first
+    # The first run's kernel is kept: the next run starts in a server of its own.
+    second = batch.wait(batch.submit("next.ipynb", NEXT).json()["id"])
+    assert second["state"] == "succeeded", second
+    assert second["server_name"] == f"batch-{second['id']}" != first["server_name"]
+    result = asyncio.run(evaluate(warm_hub, dana, first, "print(secret)"))
+    assert result.stdout.strip() == "from the first run"
+    for job in (first, second):
+        batch.call("POST", f"jobs/{job['id']}/release")
+
+
+def test_a_sweeps_points_run_one_after_another_in_one_server(warm_hub: HubProcess) -> None:
+    erin = warm_hub.ready_user("wm-erin")
+    batch = Batch(erin)
+    nb = notebook(
+        "import os\nprint('server pid', os.getppid(), 'cwd', os.getcwd())", parameters="x = 0"
+    )
+    r = batch.call(
+        "POST",
+        "sweeps",
+        files={"file": ("point.ipynb", nb)},
+        data={
+            "profile": "cpu",
+            "spec": json.dumps({"kind": "grid", "grid": {"x": "1,2,3"}}),
+            "max_parallel": "1",
+        },
+    )
+    assert r.status_code == 201, r.text
+    sweep_id = r.json()["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        rows = batch.call("GET", f"sweeps/{sweep_id}/results").json()["rows"]
+        if all(row["state"] == "succeeded" for row in rows):
+            break
+        time.sleep(0.5)
+    jobs = [batch.job(row["job_id"]) for row in rows]
+    assert all(job["state"] == "succeeded" for job in jobs), jobs
+    # Succeeded points keep no kernel: each next point took the server the first one started.
+    assert len({job["server_name"] for job in jobs}) == 1, [j["server_name"] for j in jobs]
+    assert len({ran_in(batch, job)[0] for job in jobs}) == 1
+
+
+def test_a_warm_server_stops_after_its_idle_time_and_for_others_gpus(
+    warm_hub: HubProcess,
+) -> None:
+    fay, gus = warm_hub.ready_user("wm-fay"), warm_hub.ready_user("wm-gus")
+    fays, guss = Batch(fay), Batch(gus)
+    # A CPU server: stopped once idle for WARM_IDLE seconds.
+    cpu = fays.wait(fays.submit("first.ipynb", FIRST).json()["id"])
+    released_and_warm(fays, cpu)
+    wait_warm(fays, cpu)
+    idle_from = time.monotonic()
+    fay.wait_server(cpu["server_name"], ready=False, timeout=WARM_IDLE + 30)
+    assert time.monotonic() - idle_from >= WARM_IDLE - 6
+    # A GPU server: stopped at once when another user's run of that GPU type starts.
+    gpu = fays.wait(fays.submit("first.ipynb", FIRST, profile="gpu-1").json()["id"])
+    released_and_warm(fays, gpu)
+    wait_warm(fays, gpu)
+    other = guss.submit("next.ipynb", NEXT, profile="gpu-1").json()["id"]
+    fay.wait_server(gpu["server_name"], ready=False, timeout=WARM_IDLE - 2)
+    done = guss.wait(other)
+    assert done["state"] == "succeeded" and done["server_name"] == f"batch-{other}", done
+    guss.call("POST", f"jobs/{other}/release")
