@@ -43,7 +43,8 @@ from batch_service.notify import Notifier
 from batch_service.pages import page_routes, render, template_environment
 from batch_service.quotas import QuotaLimits, QuotaService
 from batch_service.runs import RunReports
-from batch_service.scheduler import Capacity, Scheduler, SchedulerLoop
+from batch_service.scheduler import Capacity, Scheduler
+from batch_service.scheduler_loop import SchedulerLoop
 from batch_service.store import Store
 from batch_service.sweep_followups import FollowUps
 from batch_service.sweeps import SweepService

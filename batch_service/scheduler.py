@@ -1,7 +1,7 @@
-"""The scheduler loop: reconcile with the hub, then start what the admission choice allows.
+"""A scheduler pass: reconcile with the hub, then start what the admission choice allows.
 
-`schedule_once` is the pure async core (one pass); `SchedulerLoop` runs it on a tornado
-PeriodicCallback. The hub is the truth about servers, the store the truth about jobs:
+`Scheduler.run_once` is one pass; batch_service/scheduler_loop.py runs passes. The hub is the
+truth about servers, the store the truth about jobs:
 
 * a starting or running job whose server is gone becomes failed, with a reason;
 * a run that kept its kernel becomes `live` once the hub reports its server ready (before that
@@ -9,7 +9,9 @@ PeriodicCallback. The hub is the truth about servers, the store the truth about 
 * a live kernel past its window, a cancelled or deleted job's server, or any `batch-*` server
   without a job that needs it, is stopped, but never while the hub is still starting it
   (stopping a pending spawn races the hub); a spawn pending past the start timeout is stopped;
-* a running job far past its time limit (its runner did not stop it) is stopped as timed out.
+* a running job far past its time limit (its runner did not stop it) is stopped as timed out;
+* an admitted job starts on a warm server of its owner and profile when one is idle
+  (batch_service/warm.py), and any other start stops the warm servers in its way.
 
 Batch servers start only with a ticket this service signs (spawner/credentials.py); each start
 has its own id, and only that start's runner may report for the job.
@@ -25,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_, select
-from tornado.ioloop import IOLoop
 
 from batch_service.admission import Admission
 from batch_service.clock import now
@@ -44,7 +45,6 @@ from batch_service.jobs import (
     server_of,
 )
 from batch_service.machine_record import note_servers
-from batch_service.periodic import Periodic
 from batch_service.policy import Decision
 from batch_service.policy.decide import CUT_FOR_GPUS, CUT_FOR_LIVE_CAP
 from batch_service.store import Job
@@ -485,40 +485,3 @@ def parse_hub_time(value: Any) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-class SchedulerLoop(Periodic):
-    """Runs passes every `interval` seconds, never two at once; `kick` runs one soon."""
-
-    def __init__(self, scheduler: Scheduler, interval: float, ready_poll: float = 0.25) -> None:
-        super().__init__(interval)
-        self.scheduler = scheduler
-        self.ready_poll = ready_poll
-        self._again = False
-
-    async def tick(self) -> None:
-        """One pass, or a note to run another right after the current one."""
-        if self._running:
-            self._again = True
-            return
-        self._running = True
-        try:
-            while True:
-                self._again = False
-                try:
-                    report = await self.scheduler.run_once()
-                    if report.started or report.failed or report.stopped:
-                        log.info("pass: %s", report)
-                    if report.awaiting_ready:
-                        # A kernel is kept but the hub has not seen its server up yet.
-                        IOLoop.current().call_later(self.ready_poll, self.kick)
-                except Exception:
-                    log.exception("scheduler pass failed")
-                if not self._again:
-                    break
-        finally:
-            self._running = False
-
-    def kick(self) -> None:
-        """Ask for a pass soon (after a submit, cancel or runner event)."""
-        IOLoop.current().add_callback(self.tick)

@@ -86,6 +86,18 @@ class Batch:
             time.sleep(0.3)
         raise TimeoutError(f"job {job_id} stayed {job['state']}: {job}")
 
+    def wait_kernel_gone(self, job: dict[str, Any], timeout: float = 10) -> None:
+        """Until the job's server has no Jupyter session left: its runner shut the kernel down
+        (a warm server waits for the next run)."""
+        url = f"{self.user.hub.url}/user/{self.user.name}/{job['server_name']}/api/sessions"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.user.api("GET", url)
+            if r.status_code == 200 and not r.json():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the kernel of job {job['id']} was not shut down")
+
     def logs(self, job_id: str) -> list[str]:
         """All output lines of a run."""
         r = self.call("GET", f"jobs/{job_id}/logs")

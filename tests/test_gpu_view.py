@@ -37,7 +37,8 @@ def test_everyone_sees_who_holds_the_gpus_and_an_admin_ends_a_holder(hub: HubPro
     assert job["live"] is True
     assert lab_user.start_server("g", {"profile": "gpu-1"}).status_code in (201, 202)
     try:
-        seen = view_until(kim, lambda v: held(v) == 2)
+        # Held from the spawn on; a GPU is named once the spawner gave it out.
+        seen = view_until(kim, lambda v: held(v) == 2 and all(g["holder"] for g in v["gpus"]))
         assert seen["types"] == [{"type": "fake", "total": 2, "held": 2, "free": 0}]
         holders = {g["holder"]["kind"]: g["holder"] for g in seen["gpus"]}
         assert set(holders) == {"live kernel", "interactive server"}

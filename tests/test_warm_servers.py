@@ -70,20 +70,6 @@ def released_and_warm(batch: Batch, job: dict) -> None:
     batch.user.wait_server(job["server_name"], ready=True)
 
 
-def wait_warm(batch: Batch, job: dict, seconds: float = 6) -> None:
-    """Give the runner a moment to shut the released kernel down and ask for more."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        # The kernel is gone once the server has no session left for the job.
-        r = batch.user.api(
-            "GET", f"{batch.user.hub.url}/user/{batch.user.name}/{job['server_name']}/api/sessions"
-        )
-        if r.status_code == 200 and not r.json():
-            return
-    raise AssertionError(f"the kernel of {job['id']} was not shut down")
-
-
 def test_the_next_run_starts_on_the_warm_server_with_nothing_of_the_previous(
     warm_hub: HubProcess,
 ) -> None:
@@ -92,7 +78,7 @@ def test_the_next_run_starts_on_the_warm_server_with_nothing_of_the_previous(
     first = batch.wait(batch.submit("first.ipynb", FIRST).json()["id"])
     assert first["state"] == "succeeded" and first["live"], first
     released_and_warm(batch, first)
-    wait_warm(batch, first)
+    batch.wait_kernel_gone(first)
     started = time.monotonic()
     second = batch.wait(batch.submit("next.ipynb", NEXT).json()["id"])
     took = time.monotonic() - started
@@ -116,7 +102,7 @@ def test_a_warm_server_never_serves_another_user_or_profile(warm_hub: HubProcess
     bobs, carols = Batch(bob), Batch(carol)
     first = bobs.wait(bobs.submit("first.ipynb", FIRST).json()["id"])
     released_and_warm(bobs, first)
-    wait_warm(bobs, first)
+    bobs.wait_kernel_gone(first)
     # Another user, the same profile: a server of her own.
     other = carols.wait(carols.submit("next.ipynb", NEXT).json()["id"])
     assert other["state"] == "succeeded", other
@@ -183,14 +169,14 @@ def test_a_warm_server_stops_after_its_idle_time_and_for_others_gpus(
     # A CPU server: stopped once idle for WARM_IDLE seconds.
     cpu = fays.wait(fays.submit("first.ipynb", FIRST).json()["id"])
     released_and_warm(fays, cpu)
-    wait_warm(fays, cpu)
+    fays.wait_kernel_gone(cpu)
     idle_from = time.monotonic()
     fay.wait_server(cpu["server_name"], ready=False, timeout=WARM_IDLE + 30)
     assert time.monotonic() - idle_from >= WARM_IDLE - 6
     # A GPU server: stopped at once when another user's run of that GPU type starts.
     gpu = fays.wait(fays.submit("first.ipynb", FIRST, profile="gpu-1").json()["id"])
     released_and_warm(fays, gpu)
-    wait_warm(fays, gpu)
+    fays.wait_kernel_gone(gpu)
     other = guss.submit("next.ipynb", NEXT, profile="gpu-1").json()["id"]
     fay.wait_server(gpu["server_name"], ready=False, timeout=WARM_IDLE - 2)
     done = guss.wait(other)
