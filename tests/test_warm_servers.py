@@ -90,6 +90,9 @@ def test_the_next_run_starts_on_the_warm_server_with_nothing_of_the_previous(
     assert cwd1.endswith(f"batch/{first['id']}") and cwd2.endswith(f"batch/{second['id']}")
     assert second["kernel_id"] != first["kernel_id"]
     assert took < 10, took
+    # A kernel no code ran in before: the run's execution counts start at 1, as papermill's.
+    executed = batch.call("GET", f"jobs/{second['id']}/output").json()
+    assert [c["execution_count"] for c in executed["cells"] if c["cell_type"] == "code"] == [1]
     # Its live kernel is the new run's, reached through the same server.
     result = asyncio.run(evaluate(warm_hub, alice, second, "print('secret' in globals())"))
     assert result.stdout.strip() == "False"

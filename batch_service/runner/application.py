@@ -96,6 +96,13 @@ class RunnerApp(ExtensionApp):
         if next_id is None:
             return
         client = ServiceClient(self.service_url, next_id, self.api_token, self.runner_key)
-        run = BatchRun(self.serverapp, client, next_id, self.save_interval, self.event_interval)
+        run = BatchRun(
+            self.serverapp,
+            client,
+            next_id,
+            self.save_interval,
+            self.event_interval,
+            spare=ended.spare,
+        )
         self.batch_run = self.serverapp.web_app.settings["batchhub_run"] = run
         self._task = asyncio.ensure_future(self._run(run))

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nbformat
-from jupyter_client.manager import KernelManager
 from jupyter_core.utils import ensure_async
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 
 from batch_service.runner.artifacts import file_states, keep_artifacts
 from batch_service.runner.inputs import build_notebook
+from batch_service.runner.kernels import JOB_FOLDER, Spare, kernel_alive, kernel_arguments
 from batch_service.runner.service_client import EventSender, ServiceClient, ServiceRefused
+from batch_service.runner.warm import WarmRunner
 
 if TYPE_CHECKING:
     from papermill.engines import NotebookExecutionManager
@@ -44,7 +44,7 @@ log = logging.getLogger("batchhub.runner")
 PREVIEW_CHARS = 200
 
 
-class BatchRun:
+class BatchRun(WarmRunner):
     """Runs one job in this server and reports to the batch service."""
 
     def __init__(
@@ -54,8 +54,14 @@ class BatchRun:
         job_id: str,
         save_interval: float = 2.0,
         event_interval: float = 0.25,
+        spare: Spare | None = None,
     ) -> None:
         self.serverapp = serverapp
+        # A kernel a warm server started after its previous run, never used: this run's if its
+        # kernel name fits (it then moves into the job's folder before the first cell).
+        self.spare = spare
+        self.kernel_name = ""
+        self._move_to: Path | None = None
         self.client = client
         self.job_id = job_id
         self.save_interval = save_interval
@@ -141,41 +147,6 @@ class BatchRun:
         self._watcher = asyncio.ensure_future(self._watch_kernel())
         return True
 
-    async def next_job(self) -> str | None:
-        """Once the run ended: ask the service what this server runs next (warm servers).
-
-        While the run's kernel is kept it stays as it is; once the service lets it go, it is
-        shut down here, so a next run never meets it. None: nothing more runs here.
-        """
-        kernel_gone = False
-        while not self.serverapp._stopping:
-            body = json.dumps({"kernel": "gone" if kernel_gone else "kept"}).encode()
-            try:
-                answer = json.loads(await self.client.patient("POST", "runner/next", body))
-            except ServiceRefused:
-                return None
-            if not answer.get("keep_kernel") and not kernel_gone:
-                await self.shut_kernel()
-                kernel_gone = True
-            next_id = answer.get("job_id")
-            if isinstance(next_id, str) and next_id:
-                return next_id
-        return None
-
-    async def shut_kernel(self) -> None:
-        """End the run's kernel and its Jupyter session (quietly: nothing watches it now)."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-        if self.kernel_id is None:
-            return
-        sessions = self.serverapp.session_manager
-        for model in await sessions.list_sessions():
-            if (model.get("kernel") or {}).get("id") == self.kernel_id:
-                await sessions.delete_session(model["id"])
-        if self.kernel_id in self.serverapp.kernel_manager:
-            await self.serverapp.kernel_manager.shutdown_kernel(self.kernel_id, now=True)
-        log.info("batchhub: the kernel of job %s was shut down", self.job_id)
-
     async def _watch_kernel(self) -> None:
         """Tell the service when the kept kernel dies, so its server and GPUs go at once.
 
@@ -224,16 +195,18 @@ class BatchRun:
         await self.events.close()
 
     async def _kernel_alive(self) -> bool:
-        if self.kernel_id is None or self.kernel_id not in self.serverapp.kernel_manager:
-            return False
-        alive = self.serverapp.kernel_manager.get_kernel(self.kernel_id).is_alive()
-        return bool(await alive if asyncio.iscoroutine(alive) else alive)
+        km = self.serverapp.kernel_manager
+        return (
+            self.kernel_id is not None
+            and self.kernel_id in km
+            and await kernel_alive(km, self.kernel_id)
+        )
 
     async def _run(self) -> None:
         spec = await self.client.spec()
         content = await self.client.input()
         root = Path(self.serverapp.root_dir)
-        work_relative = f"batch/{self.job_id}"
+        work_relative = f"{JOB_FOLDER}/{self.job_id}"
         workdir = root / work_relative
         workdir.mkdir(parents=True, exist_ok=True)
         profile_kernel = spec.get("kernel_name") or "python3"
@@ -248,6 +221,7 @@ class BatchRun:
         )
         # As papermill's CLI: the notebook's own kernel, else the one asked for (the profile's).
         kernel_name = nb.metadata.get("kernelspec", {}).get("name") or profile_kernel
+        self.kernel_name = kernel_name
         before = file_states(workdir)  # what the run finds; anything else it wrote is kept
         # The service chose the path (it builds the live-kernel link from it).
         self.output_path = spec.get("output_path") or f"{work_relative}/{spec['output_name']}"
@@ -281,7 +255,17 @@ class BatchRun:
         self.events.send("finished", kernel_alive=alive, **outcome)
 
     async def _start_kernel(self, kernel_name: str, work_relative: str) -> dict[str, Any] | None:
-        """Launch the run's kernel in the job's folder; a failure papermill fails with too."""
+        """Launch the run's kernel in the job's folder (or take the spare one); a failure
+        papermill fails with too."""
+        spare, self.spare = self.spare, None
+        km = self.serverapp.kernel_manager
+        if spare is not None and spare.kernel_id in km:
+            if spare.kernel_name == kernel_name and await kernel_alive(km, spare.kernel_id):
+                self.kernel_id = spare.kernel_id
+                # root_dir is absolute (jupyter_server makes it so).
+                self._move_to = Path(self.serverapp.root_dir, work_relative)
+                return None
+            await km.shutdown_kernel(spare.kernel_id, now=True)
         try:
             self.kernel_id = await self.serverapp.kernel_manager.start_kernel(
                 kernel_name=kernel_name,
@@ -317,6 +301,12 @@ class BatchRun:
             manager, self.on_output, km=kernel, timeout=None, allow_errors=False, record_timing=True
         )
         executor.kc = kc  # our client: nbclient then neither starts nor stops the kernel
+        if self._move_to is not None:
+            # The spare kernel began elsewhere: into the job's folder, as a kernel started there
+            # would be. Silent and outside the history, so the run's execution counts start at
+            # 1 and no name is left behind.
+            move = f"import os as _bh_os; _bh_os.chdir({str(self._move_to)!r}); del _bh_os"
+            await executor.async_wait_for_reply(kc.execute(move, silent=True, store_history=False))
         info = await executor.async_wait_for_reply(await ensure_async(kc.kernel_info()))
         if info is not None and "language_info" in info["content"]:
             nb.metadata["language_info"] = info["content"]["language_info"]
@@ -412,17 +402,6 @@ class BatchRun:
             if self.timed_out:
                 return None
         return None
-
-
-def kernel_arguments(kernel_name: str) -> list[str]:
-    """The arguments nbclient (so papermill) starts an IPython kernel with.
-
-    Its history database in memory: written to the account's history.sqlite, every cell
-    waited for a commit, which made a run's cells about 1.7 times as slow as papermill's.
-    """
-    if not KernelManager(kernel_name=kernel_name).ipykernel:
-        return []
-    return [f"--HistoryManager.hist_file={NotebookClient.ipython_hist_file.default_value}"]
 
 
 def write_replacing(path: Path, text: str) -> None:
