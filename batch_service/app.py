@@ -333,7 +333,12 @@ class BatchServiceApp(Application):
             self.definitions, self.check_stored_input, self.definitions_interval, self.loop.kick
         )
         self.gpu_view = GpuView(
-            self.store, self.gpu_inventory, gpu_capacity, self.job_service.profiles, nvml_readings
+            self.store,
+            self.gpu_inventory,
+            gpu_capacity,
+            self.job_service.profiles,
+            nvml_readings,
+            self.warm,
         )
         self.checks = CheckPool(self.check_workers)
         # Starts and ends of runs, and GPU turns, told to those who asked (e-mail, webhook).

@@ -16,14 +16,18 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from batch_service.clock import now
 from batch_service.identity import Identity
 from batch_service.jobs import ACTIVE_STATES
 from batch_service.scheduler import SERVER_PREFIX as BATCH_PREFIX
 from batch_service.scheduler import parse_hub_time
 from batch_service.store import Job, Store
+from batch_service.warm import WarmServers
 from spawner.profiles import Profile
 
 RUN, LIVE, INTERACTIVE, STOPPING = "run", "live kernel", "interactive server", "stopping"
+# A warm batch server between runs (batch_service/warm.py): kept for its owner's next run.
+IDLE = "idle server"
 
 Readings = Callable[[Iterable[str]], Mapping[str, Mapping[str, float]]]
 
@@ -38,7 +42,9 @@ class GpuView:
         capacity: Mapping[str, int],
         profiles: Mapping[str, Profile],
         readings: Readings,
+        warm: WarmServers | None = None,
     ) -> None:
+        self.warm = warm or WarmServers(0)
         self.store = store
         self.inventory = [dict(g) for g in inventory]
         self.capacity = dict(capacity)
@@ -107,6 +113,9 @@ class GpuView:
             elif job.live or job.live_pending:
                 holder["kind"] = LIVE
                 holder["until"] = job.live_until
+            elif until := self.warm.idle_until(holder["owner"], holder["server"], now()):
+                holder["kind"] = IDLE
+                holder["until"] = until
             else:
                 holder["kind"] = STOPPING
         return holding

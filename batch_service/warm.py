@@ -83,6 +83,13 @@ class WarmServers:
         asked = entry.waiting() or t - entry.seen_at < self.poll_seconds + POLL_GRACE_SECONDS
         return asked and not self.expired(entry, t)
 
+    def idle_until(self, owner: str, server: str, t: float) -> float | None:
+        """When an idle warm server will be stopped unless a run takes it; None: not one."""
+        entry = self._servers.get((owner, server))
+        if entry is None or entry.idle_since is None or not self.fresh(entry, t):
+            return None
+        return entry.idle_since + self.idle_seconds
+
     def needed(self, t: float) -> set[tuple[str, str]]:
         """(owner, server) of every server to keep although no job holds it."""
         return {key for key, entry in self._servers.items() if self.fresh(entry, t)}

@@ -180,6 +180,15 @@ def test_a_warm_server_stops_after_its_idle_time_and_for_others_gpus(
     gpu = fays.wait(fays.submit("first.ipynb", FIRST, profile="gpu-1").json()["id"])
     released_and_warm(fays, gpu)
     fays.wait_kernel_gone(gpu)
+    # The GPU view says what holds the GPU: an idle server, kept until when.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        holder = next(h for h in fays.call("GET", "gpus").json()["holders"] if h["mine"])
+        if holder["kind"] == "idle server":
+            break
+        time.sleep(0.2)
+    assert holder["kind"] == "idle server" and holder["server"] == gpu["server_name"], holder
+    assert 0 < holder["until"] - time.time() <= WARM_IDLE
     other = guss.submit("next.ipynb", NEXT, profile="gpu-1").json()["id"]
     fay.wait_server(gpu["server_name"], ready=False, timeout=WARM_IDLE - 2)
     done = guss.wait(other)

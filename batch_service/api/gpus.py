@@ -43,6 +43,7 @@ class GpuHolderEndHandler(BaseHandler):
             job, stop = self.jobs.release(identity, holder["job_id"])
         else:
             job, stop = None, None
+            self.app.warm.forget(owner, server)  # an idle server takes no run from now on
             try:
                 await self.app.hub.stop_server(owner, server)
             except (HubError, HubUnreachable) as e:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from operator import attrgetter
 from typing import Any
 
@@ -172,6 +172,39 @@ def _free_at(
     return when, available - needed
 
 
+class _Without(Collection[Request]):
+    """A user's requests in line less one (their starving request, considered apart): a view,
+    so setting one apart costs nothing until the user's turn comes."""
+
+    __slots__ = ("_own", "_left_out")
+
+    def __init__(self, own: Mapping[str, Request], left_out: str) -> None:
+        self._own, self._left_out = own, left_out
+
+    def __iter__(self) -> Iterator[Request]:
+        left_out = self._left_out
+        return (r for r in self._own.values() if r.id != left_out)
+
+    def __len__(self) -> int:
+        return len(self._own) - (self._left_out in self._own)
+
+    def __contains__(self, request: object) -> bool:
+        return (
+            isinstance(request, Request)
+            and request.id != self._left_out
+            and (self._own.get(request.id) is request)
+        )
+
+
+def _known_head(index: QueueIndex, user: str, set_apart: Request | None) -> Request | None:
+    """The user's first request in their own order as the index keeps it, when their line in
+    this decision is the index's (one group), less a starving request that is not it."""
+    if len(index.groups(user)) != 1:
+        return None
+    head = index.head(user)
+    return None if set_apart is not None and head.id == set_apart.id else head
+
+
 # Why a live window is cut short (Decision.cut_reasons).
 CUT_FOR_GPUS = "gpus"
 CUT_FOR_LIVE_CAP = "live_cap"
@@ -226,40 +259,50 @@ def decide(
     # (so smaller ones can pass it), whose owner holds fewer GPUs than it asks; per owner, the
     # one that waited longest. Each user's earliest request of each shape is kept in the index.
     threshold = now - config.max_wait_seconds
+    # Shapes that may starve: exclusive, or bigger than the smallest waiting for their type
+    # (so smaller ones can pass them); worked out once, not per user.
+    big = {
+        shape: shape[2] or shape[1] > smallest[CPU if shape[1] == 0 else shape[0] or CPU]
+        for shape in index.shapes
+    }
     candidates = []
+    first_of, oldest = index.first, index.oldest
     for user in index.by_user:
-        if index.oldest(user) > threshold:
+        if oldest(user) > threshold:
             continue
         held = held_user.get(user, 0)
-        firsts = [
-            index.first(user, shape)
+        old = [
+            r
             for shape in index.shapes_of(user)
-            # Big (smaller ones can pass it) and more than its owner holds, or exclusive.
-            if shape[2]
-            or shape[1] > held
-            and shape[1] > smallest[CPU if shape[1] == 0 else shape[0] or CPU]
+            # Big and more than its owner holds, or exclusive; waiting longer than max_wait.
+            if big[shape]
+            and (shape[2] or shape[1] > held)
+            and (r := first_of(user, shape)).submitted_at <= threshold
         ]
-        old = [r for r in firsts if r.submitted_at <= threshold]
         if old:
-            candidates.append(min(old, key=_SUBMITTED))
+            candidates.append(min(old, key=_SUBMITTED) if len(old) > 1 else old[0])
     starving = {r.user: r for r in sorted(candidates, key=_SUBMITTED)}
 
     # Everyone else by owner (user, and the group they count in), starving requests apart.
-    owners: dict[tuple[str | None, str], list[Request]] = {}
+    # Each user's requests as the index holds them (a view, not a copy: a decision costs
+    # about the number of users, and FairOrder copies a user's only when their turn comes).
+    owners: dict[tuple[str | None, str], Collection[Request]] = {}
     for user, own_by_id in index.by_user.items():
         first = starving.get(user)
         if first is None:
-            own = list(own_by_id.values())
+            own: Collection[Request] = own_by_id.values()
+        elif len(own_by_id) > 1:
+            own = _Without(own_by_id, first.id)
         else:
-            rest = dict(own_by_id)
-            del rest[first.id]
-            own = list(rest.values())
+            continue  # their one request is considered apart
         groups = index.groups(user)
         if len(groups) == 1:
             owners[(next(iter(groups)), user)] = own
         else:  # one user queueing for several groups
+            split: dict[tuple[str | None, str], list[Request]] = {}
             for r in own:
-                owners.setdefault((r.group, user), []).append(r)
+                split.setdefault((r.group, user), []).append(r)
+            owners.update(split)
 
     started: list[Request] = []
     why: dict[str, tuple[str, str]] = {}  # request id -> (reason code, words)
@@ -388,9 +431,7 @@ def decide(
         one_priority=one_priority,
         # A user's first request in their own order, as the index keeps it (when their line
         # is the index's: one group, no starving request taken out).
-        known_head=lambda user: (
-            index.head(user) if user not in starving and len(index.groups(user)) == 1 else None
-        ),
+        known_head=lambda user: _known_head(index, user, starving.get(user)),
     )
     while order and more_can_start() and refusals_left > 0:
         request = order.pop()

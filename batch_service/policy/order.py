@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from operator import attrgetter, itemgetter
 
 from batch_service.policy.model import Request
@@ -57,7 +57,7 @@ class FairOrder:
 
     def __init__(
         self,
-        own: Mapping[tuple[str | None, str], list[Request]],
+        own: Mapping[tuple[str | None, str], Collection[Request]],
         usage_user: dict[str, float],
         usage_group: dict[str, float],
         user_weights: Mapping[str, float],
@@ -75,28 +75,50 @@ class FairOrder:
         self._max_wait = max(max_wait, 1e-9)
         self._rank = _SMALLEST if one_priority else ranked
         self._known_head = known_head
-        # A user's requests stay unsorted until the user's turn comes up: most never do.
-        self.lists: dict[GroupKey, dict[str, list[Request]]] = {}
+        # A user's requests stay as given (the line's own, not copied) until the user's turn
+        # comes up, then they are copied in order: most users' turns never come.
+        self.lists: dict[GroupKey, dict[str, Collection[Request]]] = {}
         self._heads: dict[tuple[GroupKey, str], Request] = {}
         self._sorted: set[tuple[GroupKey, str]] = set()
         self.skipped: dict[tuple[GroupKey, str], list[Request]] = {}
         self._user_heaps: dict[GroupKey, list[Entry]] = {}
         self._group_heap: list[tuple[int, float, float, str, GroupKey]] = []
+        # Each user's collection is non-empty (decide leaves out users with nothing left).
         for (group, user), requests in own.items():
-            if requests:
-                key: GroupKey = ("g", group) if group is not None else ("u", user)
-                self.lists.setdefault(key, {})[user] = requests
-        for key, users in self.lists.items():
-            if one_priority:
-                # Usage alone bounds a user's score from below: find their smallest request
-                # only when that bound reaches the top of the heap (few users ever do).
-                priority = -next(iter(users.values()))[0].priority
-                heap = [self._bound(priority, user) for user in users]
-            else:
+            key: GroupKey = ("g", group) if group is not None else ("u", user)
+            self.lists.setdefault(key, {})[user] = requests
+        if one_priority and self.lists:
+            # Usage alone bounds a user's score from below: find their smallest request only
+            # when that bound reaches the top of the heap (few users ever do). Inlined: this
+            # runs once per user waiting, the largest part of a decision with many users.
+            users = next(iter(self.lists.values()))
+            priority = -next(iter(next(iter(users.values())))).priority
+            weights, used = self._user_weights, self.usage_user
+            for key, users in self.lists.items():
+                heap = [
+                    (
+                        priority,
+                        used.get(user, 0.0) / max(weights.get(user, 1.0), 1e-9),
+                        _BOUND,
+                        "",
+                        user,
+                    )
+                    for user in users
+                ]
+                if len(heap) > 1:
+                    heapq.heapify(heap)
+                self._user_heaps[key] = heap
+                top = heap[0]
+                if key[0] == "u":
+                    self._group_heap.append((top[0], top[1], top[2], top[3], key))
+                else:
+                    self._group_heap.append(self._group_entry(key, top))
+        else:
+            for key, users in self.lists.items():
                 heap = [self._user_entry(user, self._head(key, user)) for user in users]
-            heapq.heapify(heap)
-            self._user_heaps[key] = heap
-            self._group_heap.append(self._group_entry(key, heap[0]))
+                heapq.heapify(heap)
+                self._user_heaps[key] = heap
+                self._group_heap.append(self._group_entry(key, heap[0]))
         heapq.heapify(self._group_heap)
         self._current: tuple[GroupKey, str] = (("u", ""), "")
 
@@ -114,8 +136,10 @@ class FairOrder:
     def _own(self, key: GroupKey, user: str) -> list[Request]:
         requests = self.lists[key][user]
         if (key, user) not in self._sorted:
-            requests.sort(key=self._rank, reverse=True)  # next one at the end: pop() is O(1)
+            # Next one at the end: pop() is O(1).
+            requests = self.lists[key][user] = sorted(requests, key=self._rank, reverse=True)
             self._sorted.add((key, user))
+        assert isinstance(requests, list)
         return requests
 
     def _head(self, key: GroupKey, user: str) -> Request:
@@ -180,7 +204,7 @@ class FairOrder:
                 self.usage_group[group] = self.usage_group.get(group, 0.0) + charged
         else:
             self.skipped.setdefault(self._current, []).append(request)
-        requests = self.lists[key][user]
+        requests = self._own(key, user)
         heap = self._user_heaps[key]
         if requests:
             self._heads[key, user] = requests[-1]

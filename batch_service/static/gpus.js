@@ -11,6 +11,7 @@
     "live kernel": "live kernel",
     "interactive server": "interactive server",
     "stopping": "stopping",
+    "idle server": "idle batch server (kept for its owner's next run)",
   };
 
   function who(holder) {
