@@ -145,6 +145,8 @@ def test_a_token_made_for_a_batch_server_cannot_report_for_its_job(
             ("GET", "input", None),
             ("POST", "events", forged),
             ("PUT", "output", json.loads(notebook("y = 2"))),
+            # Nor can it claim to be a warm server asking for its owner's next run.
+            ("POST", "next", {"kernel": "gone"}),
         ]:
             r = runner_call(hub, token, method, job["id"], what, key, body)
             assert r.status_code == 404, (what, r.status_code, r.text)
