@@ -45,12 +45,21 @@ RUN_RESULTS = (SUCCEEDED, FAILED, TIMED_OUT)
 MAX_PAGE = 500
 
 
+_ID_LETTERS, _ID_CHARACTERS = string.ascii_lowercase, string.ascii_lowercase + string.digits
+
+
 def new_job_id() -> str:
-    """10 URL-safe characters, starting with a letter (a valid server-name suffix)."""
-    alphabet = string.ascii_lowercase + string.digits
-    return secrets.choice(string.ascii_lowercase) + "".join(
-        secrets.choice(alphabet) for _ in range(9)
-    )
+    """10 URL-safe characters, starting with a letter (a valid server-name suffix).
+
+    One draw from the system's randomness for all ten (ten draws cost a tenth of a
+    submission's time on the event loop), spelled out in base 26 then base 36."""
+    n = secrets.randbelow(len(_ID_LETTERS) * len(_ID_CHARACTERS) ** 9)
+    n, first = divmod(n, len(_ID_LETTERS))
+    rest = []
+    for _ in range(9):
+        n, digit = divmod(n, len(_ID_CHARACTERS))
+        rest.append(_ID_CHARACTERS[digit])
+    return _ID_LETTERS[first] + "".join(rest)
 
 
 @dataclass(frozen=True)
