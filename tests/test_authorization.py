@@ -111,6 +111,9 @@ OPERATIONS = [
         "PUT", J + "/runner/output", "jobs/{queued}/runner/output", RUNNER, json={"cells": []}
     ),
     Operation(
+        "POST", J + "/runner/next", "jobs/{finished}/runner/next", RUNNER, json={"kernel": "gone"}
+    ),
+    Operation(
         "PUT",
         J + "/runner/artifacts/{path}",
         "jobs/{queued}/runner/artifacts/x.txt",
