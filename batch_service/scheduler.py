@@ -338,16 +338,23 @@ class Scheduler:
             else:
                 await self.start(request_id, report)
 
-    async def clear_warm(self, profile_name: str | None, report: PassReport) -> None:
+    async def clear_warm(self, profile_name: str | None, report: PassReport) -> int:
         """A start that is not on a warm server: stop the warm servers in its way (the policy
-        counted what they hold as free)."""
+        counted what they hold as free); how many were stopped."""
         if profile_name is None:
-            return
+            return 0
         profile = self.jobs.profiles.get(profile_name)
+        stopped = 0
         for entry in self.warm:
             held = self.jobs.profiles.get(entry.profile)
             if profile is None or held is None or in_the_way(held, profile):
                 await self.stop_warm(entry, report)
+                stopped += 1
+        return stopped
+
+    def _exclusive(self, profile_name: str) -> bool:
+        profile = self.jobs.profiles.get(profile_name)
+        return profile is not None and profile.exclusive
 
     async def stop_warm(self, entry: WarmServer, report: PassReport) -> None:
         """Stop a warm server now."""
@@ -373,7 +380,13 @@ class Scheduler:
             return
         if await self.start_warm(job, report):
             return
-        await self.clear_warm(job.profile, report)
+        if await self.clear_warm(job.profile, report) and self._exclusive(job.profile):
+            # The machine must be empty when it starts: a later pass, once the stopped
+            # servers are gone (until then they count as stopping and hold the machine).
+            self.jobs.mark(
+                job_id, [QUEUED], reason="waiting for an idle batch server to stop first"
+            )
+            return
         # A start the hub may have received although its answer was lost keeps its id.
         start_id = job.start_id or secrets.token_hex(8)
         if not self.jobs.mark(

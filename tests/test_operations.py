@@ -66,9 +66,11 @@ def test_a_second_batchhub_runs_beside_the_first_with_only_another_bind_url() ->
             for ports in found.values():
                 derived = ports["hub"] == ports["public"] + 81
                 assert derived or "free port" in ports["chosen"]["hub"], ports
-            # People use both at once.
-            for hub in (first, second):
-                person = hub.ready_user("twin")
+            # People use both at once. Not the same name: both map hub users to the machine's
+            # accounts with the default prefix, so one name is one account (and one home) for
+            # both, which a server of the first (a warm one, say) holds while the second starts.
+            for number, hub in enumerate((first, second)):
+                person = hub.ready_user(f"twin-{number}")
                 job = Batch(person).wait(Batch(person).submit("t.py", b"x = 1\n").json()["id"])
                 assert job["state"] == "succeeded"
                 Batch(person).call("POST", f"jobs/{job['id']}/release")
