@@ -165,7 +165,10 @@
   function change(before, job) {
     if (!before) return null;
     if (before.state !== "running" && job.state === "running") return { title: "Job " + job.id + " started", body: job.input_name + " is running on " + job.profile + "." };
-    if (!FINISHED.includes(before.state) && FINISHED.includes(job.state)) {
+    // Ended once its kernel is handed over (live) or let go: a kept kernel is not reachable
+    // until the hub has its server, so "ready to open" waits for that.
+    const ended = (j) => FINISHED.includes(j.state) && !j.live_pending;
+    if (!ended(before) && ended(job)) {
       const live = job.live ? " Its live kernel is ready to open." : "";
       return { title: "Job " + job.id + " " + stateWord(job.state), body: job.input_name + (job.reason ? ": " + job.reason : "") + "." + live };
     }
