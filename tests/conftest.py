@@ -134,16 +134,23 @@ def _remove_accounts_at_exit() -> Iterator[None]:
     remove_accounts(ACCOUNT_PREFIX)
 
 
-@pytest.fixture(scope="session")
-def hub() -> Iterator[HubProcess]:
-    """One real batchhub for the session, with two listed fake GPUs and three profiles."""
+@contextmanager
+def running_hub(values: dict) -> Iterator[HubProcess]:
+    """A batchhub with these values, started in a state folder of its own, stopped after."""
     with state_folder() as path:
-        process = HubProcess.configure(path, SESSION_VALUES)
+        process = HubProcess.configure(path, values)
         process.start()
         try:
             yield process
         finally:
             process.stop()
+
+
+@pytest.fixture(scope="session")
+def hub() -> Iterator[HubProcess]:
+    """One real batchhub for the session, with two listed fake GPUs and three profiles."""
+    with running_hub(SESSION_VALUES) as process:
+        yield process
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from tests.batch import Batch, notebook
-from tests.conftest import SESSION_VALUES, state_folder
+from tests.conftest import SESSION_VALUES, running_hub
 from tests.hub import HubProcess, HubUser
 from tests.test_faults import pids_with_env
 from tests.test_sweeps_adaptive import DISC, EXPLORE, OPTIMISE, QUADRATIC, create
@@ -41,13 +41,8 @@ def crash_hub() -> Iterator[HubProcess]:
     values["profiles"].append(
         {"name": "gpu-2", "display_name": "2 GPUs", "gpus": 2, "gpu_type": "fake"}
     )
-    with state_folder() as path:
-        process = HubProcess.configure(path, values)
-        process.start()
-        try:
-            yield process
-        finally:
-            process.stop()
+    with running_hub(values) as process:
+        yield process
 
 
 def answering(call: Callable[[], requests.Response], timeout: float = 120) -> requests.Response:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.batch import Batch, notebook
-from tests.conftest import SESSION_VALUES, state_folder
+from tests.conftest import SESSION_VALUES, running_hub, state_folder
 from tests.hub import HubProcess
 from tests.test_faults import pids_with_env
 
@@ -36,13 +36,8 @@ def exclusive_hub() -> Iterator[HubProcess]:
             "default_time_limit": 300,
         }
     )
-    with state_folder() as path:
-        process = HubProcess.configure(path, values)
-        process.start()
-        try:
-            yield process
-        finally:
-            process.stop()
+    with running_hub(values) as process:
+        yield process
 
 
 def wait_for(batch: Batch, job_id: str, what: str, check: Any, timeout: float = 90) -> dict:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.batch import Batch, notebook
-from tests.conftest import SESSION_VALUES, state_folder
+from tests.conftest import SESSION_VALUES, running_hub
 from tests.hub import HubProcess
 from tests.test_live_kernel import evaluate
 
@@ -47,13 +47,8 @@ def warm_hub() -> Iterator[HubProcess]:
     """A hub of this module's own that keeps batch servers warm for WARM_IDLE seconds."""
     values = copy.deepcopy(SESSION_VALUES)
     values["batch"]["warm_idle"] = WARM_IDLE
-    with state_folder() as path:
-        process = HubProcess.configure(path, values)
-        process.start()
-        try:
-            yield process
-        finally:
-            process.stop()
+    with running_hub(values) as process:
+        yield process
 
 
 def ran_in(batch: Batch, job: dict) -> tuple[str, str]:
