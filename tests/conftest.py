@@ -181,3 +181,16 @@ def browser() -> Iterator[object]:
             yield instance
         finally:
             instance.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed test's report ends with the warnings its hubs logged: on a CI machine the
+    hub's log is gone with the machine, and a run that failed says why only there."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        if isinstance(value, HubProcess) and (tail := value.warnings_tail()):
+            report.sections.append((f"warnings in the log of the hub '{name}'", tail))

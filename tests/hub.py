@@ -41,6 +41,18 @@ def remove_accounts(prefix: str) -> None:
             subprocess.run(["groupdel", group.gr_name], capture_output=True)
 
 
+# Warnings every run or server start logs, which say nothing about a failure.
+ROUTINE_WARNINGS = (
+    "is not trusted",
+    "'extra_template_paths' was found in both",
+    "/runner/next ",
+)
+
+
+def _noise(line: str) -> bool:
+    return any(words in line for words in ROUTINE_WARNINGS)
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as s:
@@ -195,6 +207,24 @@ class HubProcess:
                 continue
             in_proxy_error = False
             kept.append(line)
+        return "\n".join(kept[-lines:])
+
+    def warnings_tail(self, lines: int = 60) -> str:
+        """The last warnings, errors and tracebacks in the hub's log: what a failed test's
+        report shows, so a failure on a machine nobody can log into still says why."""
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        kept: list[str] = []
+        in_traceback = False
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("Traceback"):
+                in_traceback = True
+            elif in_traceback and not line[:1].isspace():
+                in_traceback = False
+                kept.append(line)  # the exception's own line ends the traceback
+                continue
+            if in_traceback or (line.startswith(("[W ", "[E ", "[C ")) and not _noise(line)):
+                kept.append(line)
         return "\n".join(kept[-lines:])
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:

@@ -66,6 +66,21 @@ def run_to_the_end(batch: Batch, sweep_id: str, timeout: float) -> tuple[dict, i
     pytest.fail(f"sweep {sweep_id} still runs after {timeout} s: {sweep}")
 
 
+def not_succeeded(batch: Batch, sweep_id: str) -> list[dict]:
+    """A sweep's runs that did not succeed, with why and the end of their logs."""
+    jobs = batch.call("GET", "jobs?limit=500").json()["jobs"]
+    return [
+        {
+            "id": job["id"],
+            "state": job["state"],
+            "reason": job.get("reason"),
+            "log": batch.call("GET", f"jobs/{job['id']}/logs").text[-1500:],
+        }
+        for job in jobs
+        if job["sweep_id"] == sweep_id and job["state"] != "succeeded"
+    ]
+
+
 def test_optuna_finds_the_minimum_in_30_trials_four_at_a_time(hub: HubProcess) -> None:
     batch = Batch(hub.ready_user("sw-opt"))
     r = create(batch, OPTIMISE, QUADRATIC, max_parallel=4)
@@ -75,7 +90,7 @@ def test_optuna_finds_the_minimum_in_30_trials_four_at_a_time(hub: HubProcess) -
     assert created["kind"] == "optuna" and created["added"] == 4 and created["points"] == 4
     sweep, most = run_to_the_end(batch, created["id"], timeout=900)
     assert sweep["state"] == "done" and most <= 4
-    assert sweep["counts"]["succeeded"] == 30
+    assert sweep["counts"]["succeeded"] == 30, not_succeeded(batch, sweep["id"])
     rows = batch.call("GET", f"sweeps/{sweep['id']}/results").json()["rows"]
     # Each trial ran once, as one run, and was told its glued loss.
     assert sorted(row["trial"] for row in rows) == list(range(30))
