@@ -172,6 +172,8 @@ class RunReports:
             "live_window": job.live_window,
             "output_name": output_name(job.input_name, job.kind),
             "output_path": output_path(job.id, job.input_name, job.kind),
+            # Whether this server may be handed a next run (asks runner/next once this ends).
+            "warm": self.warm.enabled,
         }
 
     def input(self, job: Job) -> StoredFile:

@@ -45,7 +45,6 @@ def remove_accounts(prefix: str) -> None:
 ROUTINE_WARNINGS = (
     "is not trusted",
     "'extra_template_paths' was found in both",
-    "/runner/next ",
 )
 
 

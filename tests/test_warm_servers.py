@@ -189,3 +189,15 @@ def test_a_warm_server_stops_after_its_idle_time_and_for_others_gpus(
     done = guss.wait(other)
     assert done["state"] == "succeeded" and done["server_name"] == f"batch-{other}", done
     guss.call("POST", f"jobs/{other}/release")
+
+
+def test_without_warm_servers_a_run_leaves_no_warning_in_the_log(hub: HubProcess) -> None:
+    # The session hub keeps no server warm: its runners are told so and never ask for a
+    # next run (each ask would be refused, a warning in the operator's log per run).
+    batch = Batch(hub.ready_user("wm-off"))
+    job = batch.wait(batch.submit("once.ipynb", notebook("x = 1")).json()["id"])
+    assert job["state"] == "succeeded" and job["live"], job
+    assert batch.call("POST", f"jobs/{job['id']}/release").status_code == 200
+    batch.user.wait_server(job["server_name"], ready=False)
+    assert job["id"] in hub.log_path.read_text(errors="replace")  # the log is this hub's
+    assert f"jobs/{job['id']}/runner/next" not in hub.warnings_tail(10_000)

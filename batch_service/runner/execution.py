@@ -76,6 +76,8 @@ class BatchRun(WarmRunner):
         self._last_save = 0.0
         self._watcher: asyncio.Task[None] | None = None
         self._unwatched: Any = None  # the run's kernel while the server's watcher steps aside
+        # The service reuses servers (its spec says so): ask it for a next run once this ends.
+        self.reusable = False
 
     # --- output lines ---------------------------------------------------------------
     def on_output(self, cell_index: int, text: str) -> None:
@@ -131,9 +133,9 @@ class BatchRun(WarmRunner):
             await asyncio.sleep(interval)
 
     async def run(self) -> bool:
-        """Run and report, then watch the live kernel; False when the server ends instead. A
-        server the service no longer accepts for its job (cancelled, or not the start the
-        service made) ends itself."""
+        """Run and report, then watch the live kernel; True when the service may hand this
+        server a next run. A server the service no longer accepts for its job (cancelled, or
+        not the start the service made) ends itself."""
         try:
             await self._run_and_report()
         except ServiceRefused as e:
@@ -145,7 +147,7 @@ class BatchRun(WarmRunner):
         # stops its worker threads only when the first task that used them is done, and a
         # server with live worker threads cannot exit when the hub stops it.
         self._watcher = asyncio.ensure_future(self._watch_kernel())
-        return True
+        return self.reusable
 
     async def _watch_kernel(self) -> None:
         """Tell the service when the kept kernel dies, so its server and GPUs go at once.
@@ -204,6 +206,7 @@ class BatchRun(WarmRunner):
 
     async def _run(self) -> None:
         spec = await self.client.spec()
+        self.reusable = spec.get("warm") is True
         content = await self.client.input()
         root = Path(self.serverapp.root_dir)
         work_relative = f"{JOB_FOLDER}/{self.job_id}"
