@@ -106,6 +106,10 @@ class JobService:
         self.hub_base_url = hub_base_url
         # The queue is paused unless an admin said otherwise (the app's `paused` setting).
         self.paused_default = False
+        # The admins' pause switch as stored (None: never set), read once: only set_paused
+        # writes it, and it is asked on every pass and for every group of submissions.
+        self._paused_setting: bool | None = None
+        self._paused_read = False
         # Where everyone waiting stands and why: written by each scheduler pass.
         self.line = Line(lambda: self.paused(self.paused_default))
         # GPUs of each type this machine has (None: not known, nothing refused for it).
@@ -460,9 +464,12 @@ class JobService:
     # --- queue settings ---------------------------------------------------------------
     def paused(self, default: bool = False) -> bool:
         """True while an admin has paused the queue."""
-        with self.store.session() as session:
-            setting = session.get(Setting, "paused")
-            return default if setting is None else bool(setting.value)
+        if not self._paused_read:
+            with self.store.session() as session:
+                setting = session.get(Setting, "paused")
+                self._paused_setting = None if setting is None else bool(setting.value)
+            self._paused_read = True
+        return default if self._paused_setting is None else self._paused_setting
 
     def set_paused(self, identity: Identity, paused: Any) -> None:
         """The kill switch: no new job starts while paused."""
@@ -472,6 +479,7 @@ class JobService:
             raise BatchError("paused must be true or false")
         with self.store.session() as session:
             session.merge(Setting(key="paused", value=paused))
+        self._paused_setting, self._paused_read = paused, True
 
     def counts(self) -> dict[str, int]:
         """How many jobs are in each state."""
