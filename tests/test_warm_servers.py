@@ -47,6 +47,17 @@ def warm_hub() -> Iterator[HubProcess]:
     """A hub of this module's own that keeps batch servers warm for WARM_IDLE seconds."""
     values = copy.deepcopy(SESSION_VALUES)
     values["batch"]["warm_idle"] = WARM_IDLE
+    values["profiles"].append(
+        {
+            "name": "perf",
+            "display_name": "Measurement (machine to itself)",
+            "description": "An exclusive run.",
+            "exclusive": True,
+            "live_window": 600,
+            "max_time_limit": 600,
+            "default_time_limit": 300,
+        }
+    )
     with running_hub(values) as process:
         yield process
 
@@ -189,6 +200,36 @@ def test_a_warm_server_stops_after_its_idle_time_and_for_others_gpus(
     done = guss.wait(other)
     assert done["state"] == "succeeded" and done["server_name"] == f"batch-{other}", done
     guss.call("POST", f"jobs/{other}/release")
+
+
+def test_an_exclusive_run_stops_idle_servers_and_runs_on_an_empty_machine(
+    warm_hub: HubProcess,
+) -> None:
+    hal, ivy = warm_hub.ready_user("wm-hal"), warm_hub.ready_user("wm-ivy")
+    hals, ivys = Batch(hal), Batch(ivy)
+    first = hals.wait(hals.submit("first.ipynb", FIRST).json()["id"])
+    released_and_warm(hals, first)
+    hals.wait_kernel_gone(first)
+    idle_from = time.monotonic()
+    # Another user's run that needs the machine to itself: the idle server is no reason to
+    # wait (it is stopped at once, not when its idle time ends), yet the run starts only once
+    # it is gone.
+    measure = notebook("import time\ntime.sleep(3)\nprint('alone')")
+    r = ivys.submit("measure.ipynb", measure, profile="perf")
+    assert r.status_code == 201, r.text
+    exclusive = r.json()["id"]
+    deadline = time.monotonic() + 90
+    while (job := ivys.job(exclusive))["state"] == "queued" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job["state"] in ("starting", "running"), job
+    assert time.monotonic() - idle_from < WARM_IDLE - 4
+    servers = hal.api("GET", f"/hub/api/users/{hal.name}").json()["servers"]
+    assert first["server_name"] not in servers, servers
+    done = ivys.wait(exclusive)
+    assert done["state"] == "succeeded", done
+    # No server of anyone else was seen while it ran.
+    assert done["machine"]["servers_seen"] == [], done["machine"]
+    ivys.call("POST", f"jobs/{exclusive}/release")
 
 
 def test_without_warm_servers_a_run_leaves_no_warning_in_the_log(hub: HubProcess) -> None:
