@@ -61,6 +61,9 @@ CUT_REASONS = {
     "soonest, this one, ends soon",
 }
 SERVER_PREFIX = "batch-"
+# Starts of one job's server before its failure is the job's: a start the hub gave up on
+# (the process died before it answered, its port was taken meanwhile) ran none of its code.
+START_TRIES = 3
 
 
 @dataclass
@@ -113,6 +116,8 @@ class Scheduler:
         self.signing_key = signing_key
         self.user_options = user_options or self.signed_user_options
         self.hub_servers: dict[str, dict[str, dict[str, Any]]] = {}
+        # Failed starts of jobs sent back in line (a few small entries; a restart counts anew).
+        self.failed_starts: dict[str, int] = {}
         self.seen_at: float | None = None
         # Batch jobs and GPU servers wait in one line: both services read the same one.
         turns.line = jobs.line
@@ -263,21 +268,31 @@ class Scheduler:
         self, job: Job, server: dict[str, Any] | None, t: float, report: PassReport
     ) -> bool:
         """A starting or running job: still fine (True), or ended here with a reason."""
-        if server is None and job.state == STARTING and job.server is not None:
-            # Handed to a warm server that stopped before its runner took it: back in line.
-            self.jobs.mark(
-                job.id,
-                [STARTING],
-                state=QUEUED,
-                admitted_at=None,
-                start_id=None,
-                server=None,
-                reason="the idle server it was handed stopped: waiting again",
-            )
-            return False
+        if server is None and job.state == STARTING:
+            # Its runner never took it, so none of its code ran: back in line, a few times.
+            tries = self.failed_starts.get(job.id, 0) + (job.server is None)
+            if tries < START_TRIES:
+                self.failed_starts[job.id] = tries
+                why = (
+                    "the idle server it was handed stopped"
+                    if job.server is not None
+                    else f"its batch server could not start (try {tries} of {START_TRIES})"
+                )
+                log.warning("job %s: %s", job.id, why)
+                self.jobs.mark(
+                    job.id,
+                    [STARTING],
+                    state=QUEUED,
+                    admitted_at=None,
+                    start_id=None,
+                    server=None,
+                    reason=why + ": waiting again",
+                )
+                return False
         if server is None:
+            self.failed_starts.pop(job.id, None)
             reason = (
-                "the batch server could not start (see the hub's log)"
+                f"the batch server could not start, {START_TRIES} times (see the hub's log)"
                 if job.state == STARTING
                 else "the batch server stopped unexpectedly"
             )

@@ -383,10 +383,12 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
                 await asyncio.sleep(0.2)
 
     async def until_answering(self, ip: str, port: int) -> None:
-        """Return once the server answers HTTP, its process ends, or http_timeout passes.
+        """Return once the server answers HTTP or http_timeout passes; fail at once when its
+        process ends first.
 
         The hub checks a started server with a growing back-off (up to seconds between
-        checks); answering for the first check cuts that wait from every start.
+        checks); answering for the first check cuts that wait from every start. A process
+        that died would otherwise be waited for until http_timeout.
         """
         url = f"http://{ip or '127.0.0.1'}:{port}{self.server.base_url}api"
         client = AsyncHTTPClient()
@@ -401,6 +403,12 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
             except OSError:
                 pass  # not listening yet
             await asyncio.sleep(self.ready_check_interval)
+        code = self.proc.poll() if self.proc is not None else None
+        if code is not None:
+            raise RuntimeError(
+                f"the server's process ended (exit code {code}) before it answered; "
+                "its output is in the hub's log"
+            )
 
     @property
     def data_dir(self) -> str:

@@ -58,6 +58,26 @@ def test_a_killed_batch_server_fails_its_job_with_a_reason(hub: HubProcess) -> N
     assert "stopped unexpectedly" in job["reason"]
 
 
+def test_a_batch_server_that_dies_while_starting_is_started_again(hub: HubProcess) -> None:
+    batch = Batch(hub.ready_user("fault-start"))
+    job_id = batch.submit("once.ipynb", notebook("print('the run ran')")).json()["id"]
+    # Killed as soon as its process exists: seconds before its runner could take the job.
+    killed: list[int] = []
+    deadline = time.monotonic() + 60
+    while not killed and time.monotonic() < deadline:
+        for pid in pids_with_env("BATCHHUB_JOB_ID", job_id):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        time.sleep(0.02)
+    assert killed, "the batch server never started"
+    job = batch.wait(job_id, timeout=120)
+    # None of its code had run: it went back in line and ran, once, in a new server.
+    assert job["state"] == "succeeded", job
+    assert batch.logs(job_id).count("the run ran") == 1
+    assert not set(killed) & set(pids_with_env("BATCHHUB_JOB_ID", job_id))
+    batch.call("POST", f"jobs/{job_id}/release")
+
+
 def test_the_run_is_recorded_when_the_service_restarts_during_it(hub: HubProcess) -> None:
     batch = Batch(hub.ready_user("fault-svc"))
     nb = notebook("print('before')", "import time\ntime.sleep(4)\nprint('after')", "done = True")
