@@ -125,7 +125,14 @@ def test_the_service_killed_mid_upload_resumes_after_its_restart(
         str(96 * 2**20),
         background=True,
     )
-    wait_for_bytes(hub, size // 3)
+    # Killed once the service has saved an offset to resume from (bytes on disk alone may be
+    # ahead of what it saved: it saves every few MiB).
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pending = ben.call("GET", "datasets/table")
+        if pending.status_code == 200 and any(u["offset"] for u in pending.json()["uploads"]):
+            break
+        time.sleep(0.02)
     os.kill(hub.service_pid(), signal.SIGKILL)
     # The client goes down with it (its own retries could otherwise bridge a quick restart,
     # which would leave nothing to resume): what the service saved is all there is.

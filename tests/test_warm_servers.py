@@ -70,10 +70,11 @@ def ran_in(batch: Batch, job: dict) -> tuple[str, str]:
 
 
 def released_and_warm(batch: Batch, job: dict) -> None:
-    """Let the run's kernel go; its server stays for the next run."""
+    """Let the run's kernel go; its server stays, warm, for the next run."""
     r = batch.call("POST", f"jobs/{job['id']}/release")
     assert r.status_code == 200, r.text
     batch.user.wait_server(job["server_name"], ready=True)
+    batch.wait_kernel_gone(job)
 
 
 def test_the_next_run_starts_on_the_warm_server_with_nothing_of_the_previous(
@@ -84,7 +85,6 @@ def test_the_next_run_starts_on_the_warm_server_with_nothing_of_the_previous(
     first = batch.wait(batch.submit("first.ipynb", FIRST).json()["id"])
     assert first["state"] == "succeeded" and first["live"], first
     released_and_warm(batch, first)
-    batch.wait_kernel_gone(first)
     started = time.monotonic()
     second = batch.wait(batch.submit("next.ipynb", NEXT).json()["id"])
     took = time.monotonic() - started
@@ -111,7 +111,6 @@ def test_a_warm_server_never_serves_another_user_or_profile(warm_hub: HubProcess
     bobs, carols = Batch(bob), Batch(carol)
     first = bobs.wait(bobs.submit("first.ipynb", FIRST).json()["id"])
     released_and_warm(bobs, first)
-    bobs.wait_kernel_gone(first)
     # Another user, the same profile: a server of her own.
     other = carols.wait(carols.submit("next.ipynb", NEXT).json()["id"])
     assert other["state"] == "succeeded", other
@@ -178,14 +177,12 @@ def test_a_warm_server_stops_after_its_idle_time_and_for_others_gpus(
     # A CPU server: stopped once idle for WARM_IDLE seconds.
     cpu = fays.wait(fays.submit("first.ipynb", FIRST).json()["id"])
     released_and_warm(fays, cpu)
-    fays.wait_kernel_gone(cpu)
     idle_from = time.monotonic()
     fay.wait_server(cpu["server_name"], ready=False, timeout=WARM_IDLE + 30)
     assert time.monotonic() - idle_from >= WARM_IDLE - 6
     # A GPU server: stopped at once when another user's run of that GPU type starts.
     gpu = fays.wait(fays.submit("first.ipynb", FIRST, profile="gpu-1").json()["id"])
     released_and_warm(fays, gpu)
-    fays.wait_kernel_gone(gpu)
     # The GPU view says what holds the GPU: an idle server, kept until when.
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -209,7 +206,6 @@ def test_an_exclusive_run_stops_idle_servers_and_runs_on_an_empty_machine(
     hals, ivys = Batch(hal), Batch(ivy)
     first = hals.wait(hals.submit("first.ipynb", FIRST).json()["id"])
     released_and_warm(hals, first)
-    hals.wait_kernel_gone(first)
     idle_from = time.monotonic()
     # Another user's run that needs the machine to itself: the idle server is no reason to
     # wait (it is stopped at once, not when its idle time ends), yet the run starts only once
