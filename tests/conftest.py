@@ -134,6 +134,20 @@ def _remove_accounts_at_exit() -> Iterator[None]:
     remove_accounts(ACCOUNT_PREFIX)
 
 
+def exclusive_profile(**extra: object) -> dict:
+    """The profile "perf": a run that has the machine to itself (for a module's own hub)."""
+    return {
+        "name": "perf",
+        "display_name": "Measurement (machine to itself)",
+        "description": "An exclusive run.",
+        "exclusive": True,
+        "live_window": 600,
+        "max_time_limit": 600,
+        "default_time_limit": 300,
+        **extra,
+    }
+
+
 @contextmanager
 def running_hub(values: dict) -> Iterator[HubProcess]:
     """A batchhub with these values, started in a state folder of its own, stopped after."""

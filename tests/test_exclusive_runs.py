@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.batch import Batch, notebook
-from tests.conftest import SESSION_VALUES, running_hub, state_folder
+from tests.conftest import SESSION_VALUES, exclusive_profile, running_hub, state_folder
 from tests.hub import HubProcess
 from tests.test_faults import pids_with_env
 
@@ -25,16 +25,7 @@ def exclusive_hub() -> Iterator[HubProcess]:
     """A hub of this module's own with an exclusive profile pinned to one CPU."""
     values = copy.deepcopy(SESSION_VALUES)
     values["profiles"].append(
-        {
-            "name": "perf",
-            "display_name": "Measurement (machine to itself)",
-            "description": "An exclusive run pinned to one CPU.",
-            "exclusive": True,
-            "cpus": PINNED,
-            "live_window": 600,
-            "max_time_limit": 600,
-            "default_time_limit": 300,
-        }
+        exclusive_profile(description="An exclusive run pinned to one CPU.", cpus=PINNED)
     )
     with running_hub(values) as process:
         yield process

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.batch import Batch, notebook
-from tests.conftest import SESSION_VALUES, running_hub
+from tests.conftest import SESSION_VALUES, exclusive_profile, running_hub
 from tests.hub import HubProcess
 from tests.test_live_kernel import evaluate
 
@@ -47,17 +47,7 @@ def warm_hub() -> Iterator[HubProcess]:
     """A hub of this module's own that keeps batch servers warm for WARM_IDLE seconds."""
     values = copy.deepcopy(SESSION_VALUES)
     values["batch"]["warm_idle"] = WARM_IDLE
-    values["profiles"].append(
-        {
-            "name": "perf",
-            "display_name": "Measurement (machine to itself)",
-            "description": "An exclusive run.",
-            "exclusive": True,
-            "live_window": 600,
-            "max_time_limit": 600,
-            "default_time_limit": 300,
-        }
-    )
+    values["profiles"].append(exclusive_profile())
     with running_hub(values) as process:
         yield process
 
@@ -69,12 +59,15 @@ def ran_in(batch: Batch, job: dict) -> tuple[str, str]:
     return pid, cwd
 
 
-def released_and_warm(batch: Batch, job: dict) -> None:
-    """Let the run's kernel go; its server stays, warm, for the next run."""
+def warm_after_a_run(batch: Batch, profile: str = "cpu") -> dict:
+    """Run FIRST and let its kept kernel go: its server stays, warm, for the next run."""
+    job = batch.wait(batch.submit("first.ipynb", FIRST, profile=profile).json()["id"])
+    assert job["state"] == "succeeded" and job["live"], job
     r = batch.call("POST", f"jobs/{job['id']}/release")
     assert r.status_code == 200, r.text
     batch.user.wait_server(job["server_name"], ready=True)
     batch.wait_kernel_gone(job)
+    return job
 
 
 def test_the_next_run_starts_on_the_warm_server_with_nothing_of_the_previous(
@@ -82,9 +75,7 @@ def test_the_next_run_starts_on_the_warm_server_with_nothing_of_the_previous(
 ) -> None:
     alice = warm_hub.ready_user("wm-alice")
     batch = Batch(alice)
-    first = batch.wait(batch.submit("first.ipynb", FIRST).json()["id"])
-    assert first["state"] == "succeeded" and first["live"], first
-    released_and_warm(batch, first)
+    first = warm_after_a_run(batch)
     started = time.monotonic()
     second = batch.wait(batch.submit("next.ipynb", NEXT).json()["id"])
     took = time.monotonic() - started
@@ -109,8 +100,7 @@ def test_the_next_run_starts_on_the_warm_server_with_nothing_of_the_previous(
 def test_a_warm_server_never_serves_another_user_or_profile(warm_hub: HubProcess) -> None:
     bob, carol = warm_hub.ready_user("wm-bob"), warm_hub.ready_user("wm-carol")
     bobs, carols = Batch(bob), Batch(carol)
-    first = bobs.wait(bobs.submit("first.ipynb", FIRST).json()["id"])
-    released_and_warm(bobs, first)
+    warm_after_a_run(bobs)  # his server waits, warm
     # Another user, the same profile: a server of her own.
     other = carols.wait(carols.submit("next.ipynb", NEXT).json()["id"])
     assert other["state"] == "succeeded", other
@@ -175,14 +165,12 @@ def test_a_warm_server_stops_after_its_idle_time_and_for_others_gpus(
     fay, gus = warm_hub.ready_user("wm-fay"), warm_hub.ready_user("wm-gus")
     fays, guss = Batch(fay), Batch(gus)
     # A CPU server: stopped once idle for WARM_IDLE seconds.
-    cpu = fays.wait(fays.submit("first.ipynb", FIRST).json()["id"])
-    released_and_warm(fays, cpu)
+    cpu = warm_after_a_run(fays)
     idle_from = time.monotonic()
     fay.wait_server(cpu["server_name"], ready=False, timeout=WARM_IDLE + 30)
     assert time.monotonic() - idle_from >= WARM_IDLE - 6
     # A GPU server: stopped at once when another user's run of that GPU type starts.
-    gpu = fays.wait(fays.submit("first.ipynb", FIRST, profile="gpu-1").json()["id"])
-    released_and_warm(fays, gpu)
+    gpu = warm_after_a_run(fays, profile="gpu-1")
     # The GPU view says what holds the GPU: an idle server, kept until when.
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -204,8 +192,7 @@ def test_an_exclusive_run_stops_idle_servers_and_runs_on_an_empty_machine(
 ) -> None:
     hal, ivy = warm_hub.ready_user("wm-hal"), warm_hub.ready_user("wm-ivy")
     hals, ivys = Batch(hal), Batch(ivy)
-    first = hals.wait(hals.submit("first.ipynb", FIRST).json()["id"])
-    released_and_warm(hals, first)
+    first = warm_after_a_run(hals)
     idle_from = time.monotonic()
     # Another user's run that needs the machine to itself: the idle server is no reason to
     # wait (it is stopped at once, not when its idle time ends), yet the run starts only once
