@@ -351,7 +351,10 @@ class BatchServiceApp(Application):
         self.job_service.events = self.turn_service.events = self.runs.events = self.events
         # Prometheus: the queue read at each scrape, events counted, each decision timed.
         self.metrics = Metrics(
-            self.store, self.job_service.profiles, gpu_capacity, lambda: bool(self.paused)
+            self.store,
+            self.job_service.profiles,
+            gpu_capacity,
+            lambda: self.job_service.paused(bool(self.paused)),
         )
         self.events.listeners.append(self.metrics)
         self.admission.decide = self.metrics.timed(self.admission.decide)  # type: ignore[method-assign]

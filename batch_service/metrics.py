@@ -31,7 +31,7 @@ from batch_service.errors import BatchError
 from batch_service.events import JOB_ENDED, JOB_STARTED, TURN_ADMITTED, Moment
 from batch_service.handlers import BaseHandler
 from batch_service.jobs import ACTIVE_STATES, FINISHED_STATES, QUEUED, STATES
-from batch_service.store import Job, Setting, Store, Turn
+from batch_service.store import Job, Store, Turn
 from batch_service.turns import ADMITTED, WAITING
 from spawner.profiles import Profile
 
@@ -84,7 +84,6 @@ class QueueCollector:
                 .where(Turn.state.in_([WAITING, ADMITTED]))
                 .group_by(Turn.profile, Turn.state)
             ).all()
-            paused_row = session.get(Setting, "paused")
         length = GaugeMetricFamily(
             "batchhub_queue_length", "Queued batch jobs, by profile.", labels=["profile"]
         )
@@ -131,7 +130,7 @@ class QueueCollector:
         jobs = GaugeMetricFamily("batchhub_jobs", "Jobs in the store, by state.", labels=["state"])
         for state in STATES:
             jobs.add_metric([state], by_state.get(state, 0))
-        paused = bool(paused_row.value) if paused_row is not None else self.paused()
+        paused = self.paused()
         yield from (length, oldest, line, gpus_held, total, jobs)
         yield GaugeMetricFamily(
             "batchhub_queue_paused", "1 while an admin has paused the queue.", value=int(paused)
