@@ -96,6 +96,9 @@ class Admission:
         self._usage_rows: dict[tuple[str, str], tuple[float, float]] | None = None
         # Turns that waited in the last snapshot (what a started request's id is, if not a job).
         self.waiting_turns: set[str] = set()
+        # Admission charges of jobs sent back in line before they ran (owner, chosen group,
+        # owner's groups, GPU-seconds): given back by the next pass that saves usage.
+        self._refunds: list[tuple[str, str | None, tuple[str, ...], float]] = []
 
     def config(self) -> PolicyConfig:
         """Policy settings from the values file, with weights admins set at run time."""
@@ -123,6 +126,21 @@ class Admission:
     def _gpus(self, profile_name: str) -> tuple[int, str | None]:
         profile = self.profiles.get(profile_name)
         return (profile.gpus, profile.gpu_type) if profile else (0, None)
+
+    def refund(self, job: Job) -> None:
+        """A job admitted (so charged its GPUs x time limit) went back in line, or never
+        started, before any of its code ran: its charge comes back. Without this, each start
+        that the hub refused or that failed charged its owner's turn again."""
+        gpus, _ = self._gpus(job.profile)
+        if gpus and job.time_limit:
+            groups = tuple(job.owner_groups or ())
+            self._refunds.append((job.owner, job.group_name, groups, gpus * job.time_limit))
+
+    def _give_back(self, usage: Usage, config: PolicyConfig) -> tuple[Usage, bool]:
+        refunds, self._refunds = self._refunds, []
+        for owner, chosen, groups, gpu_seconds in refunds:
+            usage = charge(usage, owner, fair_group(chosen, groups, config), -gpu_seconds)
+        return usage, bool(refunds)
 
     def snapshot(
         self,
@@ -358,6 +376,8 @@ class Admission:
         admits nothing and changes nothing: it only places everyone in line."""
         config = self.config()
         usage = self.load_usage()
+        # A preview saves nothing: refunds wait for a pass that does.
+        usage, refunded = (usage, False) if preview else self._give_back(usage, config)
         # One transaction reads all a pass needs (each costs more than the reads in it).
         with self.store.session() as session:
             requests, allocations, servers = self.snapshot(config, stopping, session)
@@ -375,7 +395,9 @@ class Admission:
             batch_slots=0 if preview else max(0, max_servers - servers),
             live_slots=None if preview else max_live,
         )
-        if not preview and (decision.start or settled_until is not None or settled_turns):
+        if not preview and (
+            decision.start or settled_until is not None or settled_turns or refunded
+        ):
             # Usage and what it settled are saved together: nothing is charged twice or lost.
             with self.store.session() as session:
                 written = self.save_usage(decision.usage, session)

@@ -279,7 +279,7 @@ class Scheduler:
                     else f"its batch server could not start (try {tries} of {START_TRIES})"
                 )
                 log.warning("job %s: %s", job.id, why)
-                self.jobs.mark(
+                if self.jobs.mark(
                     job.id,
                     [STARTING],
                     state=QUEUED,
@@ -287,7 +287,8 @@ class Scheduler:
                     start_id=None,
                     server=None,
                     reason=why + ": waiting again",
-                )
+                ):
+                    self.admission.refund(job)
                 return False
         if server is None:
             self.failed_starts.pop(job.id, None)
@@ -401,6 +402,7 @@ class Scheduler:
             self.jobs.mark(
                 job_id, [QUEUED], reason="waiting for an idle batch server to stop first"
             )
+            self.admission.refund(job)
             return
         # A start the hub may have received although its answer was lost keeps its id.
         start_id = job.start_id or secrets.token_hex(8)
@@ -414,6 +416,7 @@ class Scheduler:
             output_path=output_path(job.id, job.input_name, job.kind),
             reason="",
         ):
+            self.admission.refund(job)  # no longer in line (cancelled meanwhile)
             return
         profile = self.jobs.profiles.get(job.profile)
         if profile is None:
@@ -431,12 +434,12 @@ class Scheduler:
                 return
             if e.status == 409:
                 # The GPUs are held outside the queue (an interactive server): try again later.
-                self.requeue(job_id, e.message)
+                self.requeue(job, e.message)
                 return
             self._fail_start(job_id, f"the hub refused to start the server: {e.message}", report)
         except HubUnreachable as e:
             log.warning("hub unreachable starting %s: %s", job_id, e)
-            self.requeue(job_id, "waiting for the hub")
+            self.requeue(job, "waiting for the hub")
 
     async def start_warm(self, job: Job, report: PassReport) -> bool:
         """Hand the job to a warm server of its owner and profile, if one waits."""
@@ -457,15 +460,18 @@ class Scheduler:
             reason="",
         ):
             self.warm.put_back(entry)
+            self.admission.refund(job)  # no longer in line (cancelled meanwhile)
             return True
         self.warm.hand(entry, job.id)
         log.info("job %s starts on the warm server %s/%s", job.id, job.owner, entry.server)
         report.started.append(job.id)
         return True
 
-    def requeue(self, job_id: str, reason: str) -> None:
-        """Back in the queue, keeping the start id (the hub may yet have that start)."""
-        self.jobs.mark(job_id, [STARTING], state=QUEUED, admitted_at=None, reason=reason)
+    def requeue(self, job: Job, reason: str) -> None:
+        """Back in the queue, keeping the start id (the hub may yet have that start), its
+        admission charge given back."""
+        if self.jobs.mark(job.id, [STARTING], state=QUEUED, admitted_at=None, reason=reason):
+            self.admission.refund(job)
 
     def signed_user_options(self, job: Job, profile: Profile, start_id: str) -> dict[str, Any]:
         """user_options of a batch server, its `batch` block signed as a start ticket."""

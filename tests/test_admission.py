@@ -13,7 +13,7 @@ from batch_service.errors import BatchError
 from batch_service.fair_share import FairSharePolicy
 from batch_service.identity import SUBMIT, Identity
 from batch_service.jobs import FINISHED_STATES, STARTING, JobService, Submission
-from batch_service.store import Store, Turn
+from batch_service.store import Job, Store, Turn
 from batch_service.turns import TurnService
 from batch_service.uploads import check_upload
 from spawner.profiles import load_profiles
@@ -71,6 +71,28 @@ def test_a_run_that_ends_early_is_charged_only_for_what_it_used(tmp_path: Path) 
     assert round(admission.load_usage().by_user["alice"]) == 2 * 100
     admission.decide(max_servers=4, now=1300.0)
     assert round(admission.load_usage().by_user["alice"]) == 2 * 100
+
+
+def test_a_job_sent_back_in_line_before_it_ran_is_not_charged_twice(tmp_path: Path) -> None:
+    policy = {"group_weights": {"lab-a": 1}, "half_life_seconds": 1e9}
+    jobs, admission = line(tmp_path, 2, policy)
+    job_id = queue(jobs, member("ana", "lab-a"))
+    assert admission.decide(max_servers=4, now=1000.0)[0].start == (job_id,)
+    assert round(admission.load_usage().by_user["ana"]) == 600  # 1 GPU x its 600 s
+    with jobs.store.session() as session:
+        job = session.get(Job, job_id)
+    # Its server could not start: back in line, its charge given back by the next pass, which
+    # admits it again: one charge in all, for her and for her group.
+    admission.refund(job)
+    assert admission.decide(max_servers=4, now=1010.0)[0].start == (job_id,)
+    usage = admission.load_usage()
+    assert round(usage.by_user["ana"]) == 600 and round(usage.by_group["lab-a"]) == 600
+    # A pass that admits nothing still saves a refund: the service restarted after it
+    # finds it given back.
+    admission.refund(job)
+    assert admission.decide(max_servers=0, now=1020.0)[0].start == ()
+    _, restarted = line(tmp_path, 2, policy)
+    assert round(restarted.load_usage().by_user["ana"]) == 0
 
 
 def test_a_group_that_the_policy_weights_takes_turns_as_one(tmp_path: Path) -> None:

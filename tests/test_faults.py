@@ -60,7 +60,9 @@ def test_a_killed_batch_server_fails_its_job_with_a_reason(hub: HubProcess) -> N
 
 def test_a_batch_server_that_dies_while_starting_is_started_again(hub: HubProcess) -> None:
     batch = Batch(hub.ready_user("fault-start"))
-    job_id = batch.submit("once.ipynb", notebook("print('the run ran')")).json()["id"]
+    nb = notebook("print('the run ran')")
+    # A GPU run with an hour's limit: each admission charges 3,600 GPU-seconds to its owner.
+    job_id = batch.submit("once.ipynb", nb, profile="gpu-1", time_limit=3600).json()["id"]
     # Killed as soon as its process exists: seconds before its runner could take the job.
     killed: list[int] = []
     deadline = time.monotonic() + 60
@@ -76,6 +78,13 @@ def test_a_batch_server_that_dies_while_starting_is_started_again(hub: HubProces
     assert batch.logs(job_id).count("the run ran") == 1
     assert not set(killed) & set(pids_with_env("BATCHHUB_JOB_ID", job_id))
     batch.call("POST", f"jobs/{job_id}/release")
+    # Charged once, for what its GPU was held (the hub call was retried: one admission).
+    deadline = time.monotonic() + 30
+    charged = batch.call("GET", "usage").json()["users"]["fault-start"]
+    while charged >= 600 and time.monotonic() < deadline:  # settled once the kernel is let go
+        time.sleep(0.5)
+        charged = batch.call("GET", "usage").json()["users"]["fault-start"]
+    assert 0 < charged < 600, charged
 
 
 def test_the_run_is_recorded_when_the_service_restarts_during_it(hub: HubProcess) -> None:

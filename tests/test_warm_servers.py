@@ -47,7 +47,8 @@ def warm_hub() -> Iterator[HubProcess]:
     """A hub of this module's own that keeps batch servers warm for WARM_IDLE seconds."""
     values = copy.deepcopy(SESSION_VALUES)
     values["batch"]["warm_idle"] = WARM_IDLE
-    values["profiles"].append(exclusive_profile())
+    # A GPU each: what a run is charged in the fair line is GPUs x its time limit.
+    values["profiles"].append(exclusive_profile(gpus=1, gpu_type="fake"))
     with running_hub(values) as process:
         yield process
 
@@ -213,6 +214,13 @@ def test_an_exclusive_run_stops_idle_servers_and_runs_on_an_empty_machine(
     # No server of anyone else was seen while it ran.
     assert done["machine"]["servers_seen"] == [], done["machine"]
     ivys.call("POST", f"jobs/{exclusive}/release")
+    # Admitted twice (once before the idle server was gone), charged once: what it held.
+    deadline = time.monotonic() + 30
+    while (charged := ivys.call("GET", "usage").json()["users"]["wm-ivy"]) >= 300:
+        if time.monotonic() > deadline:  # settled from the admission charge of 300 s
+            break
+        time.sleep(0.5)
+    assert 3 <= charged < 300, charged
 
 
 def test_without_warm_servers_a_run_leaves_no_warning_in_the_log(hub: HubProcess) -> None:
