@@ -19,14 +19,8 @@ from batch_service.clock import now
 from batch_service.identity import Identity
 from batch_service.policy import Decision, Holder, Request, Wait, wait_words
 from batch_service.policy.machine import MACHINE_KEY
+from batch_service.policy.model import gpu_line
 from batch_service.policy.reasons import MACHINE, NEW, NONE, PAUSED, SWEEP_LIMIT
-
-CPU = ""
-
-
-def kind_of(request: Request) -> str:
-    """The key of the line a request waits in: its GPU type, or CPU."""
-    return (request.gpu_type or CPU) if request.gpus else CPU
 
 
 def not_waiting(reason: str) -> dict[str, Any]:
@@ -78,7 +72,7 @@ class Line:
         if wait is None:
             # Not placed by a pass yet: behind everyone already in its line.
             if self.decided and self.waiting:
-                position = self.waiting.get(kind_of(request), 0) + 1
+                position = self.waiting.get(gpu_line(request), 0) + 1
             else:
                 position = fallback_position(request.id) or 1
             wait = Wait(request, position, NEW, None)
@@ -87,7 +81,7 @@ class Line:
         names = reader is not None and reader.can_read_all
         words = wait_words(
             wait,
-            self.holders.get(MACHINE_KEY if wait.code == MACHINE else kind_of(request), ()),
+            self.holders.get(MACHINE_KEY if wait.code == MACHINE else gpu_line(request), ()),
             now(),
             reader=None if reader is None else reader.name,
             names=names,

@@ -43,7 +43,7 @@ from batch_service.jobs import (
 )
 from batch_service.machine_record import note_servers
 from batch_service.policy import Decision
-from batch_service.policy.decide import CUT_FOR_GPUS, CUT_FOR_LIVE_CAP
+from batch_service.policy.live_cuts import CUT_FOR_GPUS, CUT_FOR_LIVE_CAP
 from batch_service.server_starts import PassReport, ServerStarts
 from batch_service.store import Job
 from batch_service.turns import TurnService

@@ -16,19 +16,26 @@ windows are cut to the grace period so those GPUs come back.
 
 Everything comes from the arguments: no clock, no I/O. The walk stops once nothing else can
 start; positions, reason codes, words and expected starts of those left waiting are worked out
-in one walk of the line when first read (waits.py, reasons.py).
+in one walk of the line when first read (lazy_line.py, waits.py, reasons.py); live windows cut
+short are live_cuts.py.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from operator import attrgetter
-from typing import Any
 
+from batch_service.policy.lazy_line import CountsView, LazyLine, WaitsView, WaitView
+from batch_service.policy.live_cuts import (
+    CUT_FOR_GPUS,
+    CUT_FOR_LIVE_CAP,
+    cut_live_windows,
+    cut_over_live_cap,
+)
 from batch_service.policy.machine import MACHINE_KEY, machines_for
 from batch_service.policy.model import (
+    CPU,
     Allocation,
     Decision,
     Holder,
@@ -36,6 +43,7 @@ from batch_service.policy.model import (
     Request,
     Usage,
     Wait,
+    gpu_line,
 )
 from batch_service.policy.order import FairOrder, cost
 from batch_service.policy.queue_index import QueueIndex
@@ -52,12 +60,7 @@ from batch_service.policy.reasons import (
 from batch_service.policy.usage import decay
 from batch_service.policy.waits import plan
 
-CPU = ""  # the key of requests that need no GPU (and of GPUs of no named type)
 _SUBMITTED = attrgetter("submitted_at", "id")
-
-
-def _kind(request: Request | Allocation) -> str:
-    return CPU if request.gpus == 0 else (request.gpu_type or CPU)
 
 
 def _holder(a: Allocation, end: float | None) -> Holder:
@@ -67,92 +70,6 @@ def _holder(a: Allocation, end: float | None) -> Holder:
         else {"interactive": "server", "stopping": "stopping"}.get(a.kind, "run")
     )
     return Holder(kind, a.user, a.gpus, None if end is None or math.isinf(end) else end)
-
-
-class _Line:
-    """Positions, reason codes and expected starts of those left waiting, worked out in one
-    walk (waits.py) on first read: a long line costs a sort and that walk."""
-
-    def __init__(
-        self,
-        lines: Callable[[], Iterable[Iterable[Request]]],
-        plan: Callable[[list[Request]], tuple[dict[str, Wait], dict[str, int]]],
-    ) -> None:
-        self._lines: Callable[[], Iterable[Iterable[Request]]] | None = lines
-        self._plan = plan
-        self._waits: dict[str, Wait] = {}
-        self._counts: dict[str, int] = {}
-        # The walk may run in a worker thread while a reader asks: one walks, the other waits.
-        self._walking = threading.Lock()
-
-    def waits(self) -> dict[str, Wait]:
-        """Wait of each request left waiting, by id."""
-        if self._lines is not None:
-            with self._walking:
-                if self._lines is not None:
-                    ordered = [r for line in self._lines() for r in line]
-                    self._waits, self._counts = self._plan(ordered)
-                    self._lines = None
-        return self._waits
-
-    def counts(self) -> dict[str, int]:
-        """How many wait in each GPU type's line (CPU: "")."""
-        self.waits()
-        return self._counts
-
-
-class _View(Mapping[str, Any]):
-    """Request id -> one thing about its wait, read from the line when first asked."""
-
-    def __init__(self, line: _Line, pick: Callable[[Wait], Any]) -> None:
-        self._line = line
-        self._pick = pick
-
-    def __getitem__(self, key: str) -> Any:
-        return self._pick(self._line.waits()[key])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._line.waits())
-
-    def __len__(self) -> int:
-        return len(self._line.waits())
-
-    def __repr__(self) -> str:
-        return repr(dict(self.items()))
-
-
-class _Waits(_View):
-    """Request id -> Wait."""
-
-    def __init__(self, line: _Line) -> None:
-        super().__init__(line, lambda wait: wait)
-
-    def __getitem__(self, key: str) -> Wait:
-        return self._line.waits()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        """The Wait of a request, or `default` if it does not wait."""
-        return self._line.waits().get(key, default)
-
-    def values(self) -> Any:
-        """Every Wait (without a lookup per key)."""
-        return self._line.waits().values()
-
-
-class _Counts(Mapping[str, int]):
-    """GPU type ("" for CPU) -> how many wait in its line."""
-
-    def __init__(self, line: _Line) -> None:
-        self._line = line
-
-    def __getitem__(self, key: str) -> int:
-        return self._line.counts()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._line.counts())
-
-    def __len__(self) -> int:
-        return len(self._line.counts())
 
 
 def _free_at(
@@ -206,8 +123,6 @@ def _known_head(index: QueueIndex, user: str, set_apart: Request | None) -> Requ
 
 
 # Why a live window is cut short (Decision.cut_reasons).
-CUT_FOR_GPUS = "gpus"
-CUT_FOR_LIVE_CAP = "live_cap"
 
 
 def decide(
@@ -233,7 +148,7 @@ def decide(
     held_group: dict[str, int] = {}
     ends: list[tuple[str, float, int]] = []  # (type, expected end, GPUs) of what runs
     for a in running:
-        kind = _kind(a)
+        kind = gpu_line(a)
         free[kind] = free.get(kind, 0) - a.gpus
         held_user[a.user] = held_user.get(a.user, 0) + a.gpus
         if a.group is not None:
@@ -323,7 +238,7 @@ def decide(
             machine.take(request)
             return True
         if held is not None:  # passed over: counted as admit() counts those it does not start
-            pending[_kind(request)] -= 1
+            pending[gpu_line(request)] -= 1
             why[request.id] = (MACHINE, held)
         return False
 
@@ -447,7 +362,7 @@ def decide(
         chosen = {r.id for r in started}
         # A type none of whose requests started: its smallest is known without a walk.
         left = {kind: smallest[kind] for kind in unplaced}
-        rescan = {_kind(r) for r in started} & set(unplaced)
+        rescan = {gpu_line(r) for r in started} & set(unplaced)
         if rescan:
             for kind in rescan:
                 del left[kind]
@@ -458,10 +373,10 @@ def decide(
         for kind, size in left.items():
             if free.get(kind, 0) < size:
                 needed[kind] = size
-    cut_live = _cut_live_windows(needed, running, free, config, now)
+    cut_live = cut_live_windows(needed, running, free, config, now)
     cut_reasons = dict.fromkeys((job for job, _ in cut_live), CUT_FOR_GPUS)
     if live_slots is not None:
-        for job, until in _cut_over_live_cap(running, live_slots, set(cut_reasons), config, now):
+        for job, until in cut_over_live_cap(running, live_slots, set(cut_reasons), config, now):
             cut_live.append((job, until))
             cut_reasons[job] = CUT_FOR_LIVE_CAP
     holders, slot_ends = _holders(running, started, dict(cut_live), now)
@@ -471,25 +386,25 @@ def decide(
     def planned(ordered: list[Request]) -> tuple[dict[str, Wait], dict[str, int]]:
         return plan(ordered, why, capacity, free, holders, slots, slot_ends, now, machine)
 
-    line = _Line(lambda: [skipped_starving, order.line(ahead=skipped_starving)], planned)
+    line = LazyLine(lambda: [skipped_starving, order.line(ahead=skipped_starving)], planned)
 
     def words(wait: Wait) -> str:
         # As the request's owner reads it: other users' names stay out.
-        key = MACHINE_KEY if wait.code == MACHINE else _kind(wait.request)
+        key = MACHINE_KEY if wait.code == MACHINE else gpu_line(wait.request)
         held = holders.get(key, ())
         return wait_words(wait, held, now, reader=wait.request.user)
 
     return Decision(
         tuple(r.id for r in started),
         tuple(cut_live),
-        _View(line, attrgetter("position")),
-        _View(line, words),
+        WaitView(line, attrgetter("position")),
+        WaitView(line, words),
         Usage(usage_user, usage_group, usage.as_of),
         cut_reasons,
-        _Waits(line),
+        WaitsView(line),
         holders,
         now,
-        _Counts(line),
+        CountsView(line),
     )
 
 
@@ -503,7 +418,7 @@ def _holders(
     for a in running:
         end = cut_to.get(a.id, a.live_until) if a.live else a.expected_end
         if a.gpus:
-            by_type.setdefault(_kind(a), []).append(_holder(a, end))
+            by_type.setdefault(gpu_line(a), []).append(_holder(a, end))
         if not a.live and a.kind == "batch":
             slot_ends.append(math.inf if end is None else end)
     for r in started:
@@ -511,7 +426,7 @@ def _holders(
         end = now + r.expected_duration if batch else None
         if r.gpus:
             holder = Holder("run" if batch else "server", r.user, r.gpus, end)
-            by_type.setdefault(_kind(r), []).append(holder)
+            by_type.setdefault(gpu_line(r), []).append(holder)
         if batch:
             slot_ends.append(now + r.expected_duration)
     holders = {
@@ -519,52 +434,3 @@ def _holders(
         for kind, held in by_type.items()
     }
     return holders, slot_ends
-
-
-def _by_window_end(a: Allocation) -> tuple[float, str]:
-    return (math.inf if a.live_until is None else a.live_until, a.id)
-
-
-def _cut_over_live_cap(
-    running: list[Allocation], cap: int, already: set[str], config: PolicyConfig, now: float
-) -> list[tuple[str, float]]:
-    """Beyond `cap` live kernels, those whose windows end soonest end after the grace period.
-
-    Live kernels do not take the batch slots runs need (they are counted apart); this bound
-    keeps the servers they hold in check. Windows already cut or within the grace count too.
-    """
-    live = sorted((a for a in running if a.live), key=_by_window_end)
-    over = len(live) - max(cap, 0)
-    if over <= 0:
-        return []
-    new_end = now + config.grace_period_seconds
-    cuts = []
-    for a in live[:over]:
-        if a.id not in already and (a.live_until is None or a.live_until > new_end):
-            cuts.append((a.id, new_end))
-    return cuts
-
-
-def _cut_live_windows(
-    needed: Mapping[str, int],
-    running: list[Allocation],
-    free: Mapping[str, int],
-    config: PolicyConfig,
-    now: float,
-) -> list[tuple[str, float]]:
-    """Shorten live kernels' windows on types where the first waiting request cannot fit."""
-    short = {kind: n - free.get(kind, 0) for kind, n in needed.items() if n > free.get(kind, 0)}
-    if not short:
-        return []
-    new_end = now + config.grace_period_seconds
-    cuts = []
-    live = [a for a in running if a.live and _kind(a) in short]
-    # Windows that end soonest come back first; those already within the grace period count.
-    for a in sorted(live, key=_by_window_end):
-        kind = _kind(a)
-        if short[kind] <= 0:
-            continue
-        if a.live_until is None or a.live_until > new_end:
-            cuts.append((a.id, new_end))
-        short[kind] -= a.gpus
-    return cuts

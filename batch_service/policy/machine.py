@@ -21,9 +21,8 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from batch_service.policy.model import Allocation, Holder, PolicyConfig, Request
+from batch_service.policy.model import Allocation, Holder, PolicyConfig, Request, gpu_line
 
-CPU = ""
 # Key of the machine's holders in Decision.holders (never a GPU type's name).
 MACHINE_KEY = "*machine"
 
@@ -63,7 +62,7 @@ class Machines:
             if a.live or (pool and not a.exclusive):
                 continue  # a live kernel after its run does not keep the machine
             end = math.inf if a.expected_end is None else a.expected_end
-            self._add(a.exclusive, _kind(a), a.gpus, end)
+            self._add(a.exclusive, gpu_line(a), a.gpus, end)
             if a.kind == "interactive":
                 kind = "server"
             elif a.kind == "stopping":
@@ -116,7 +115,7 @@ class Machines:
             return "it starts once nothing else runs there"
         if self.pool:
             return None
-        kind = _kind(request)
+        kind = gpu_line(request)
         room = self.count - len(self.exclusive_ends) - self._packed(kind, request.gpus)
         if room < 0:
             until = min(self.exclusive_ends, default=math.inf)
@@ -138,7 +137,7 @@ class Machines:
         end = self.now + request.expected_duration if request.kind == "batch" else math.inf
         if request.id == self.reserved_for:
             self.shadow, self.reserved_for = None, ""
-        self._add(request.exclusive, _kind(request), request.gpus, end)
+        self._add(request.exclusive, gpu_line(request), request.gpus, end)
         kind = "exclusive" if request.exclusive else "run" if request.kind == "batch" else "server"
         self.holders.append(
             Holder(kind, request.user, request.gpus, None if math.isinf(end) else end)
@@ -185,7 +184,9 @@ class Machines:
             t = self.shadow if self.shadow is not None else self.free_at()
         elif (
             self.exclusive_ends
-            and self.count - len(self.exclusive_ends) - self._packed(_kind(request), request.gpus)
+            and self.count
+            - len(self.exclusive_ends)
+            - self._packed(gpu_line(request), request.gpus)
             < 0
         ):
             t = min(self.exclusive_ends)
@@ -196,10 +197,6 @@ class Machines:
     def sorted_holders(self) -> tuple[Holder, ...]:
         """What holds the machine, soonest end first (for the words of those who wait)."""
         return tuple(sorted(self.holders, key=lambda h: math.inf if h.end is None else h.end))
-
-
-def _kind(item: Request | Allocation) -> str:
-    return CPU if item.gpus == 0 else (item.gpu_type or CPU)
 
 
 def machines_for(

@@ -115,3 +115,12 @@ class Decision:
     now: float = 0.0
     # GPU type ("" for CPU) -> how many wait in its line.
     waiting: Mapping[str, int] = field(default_factory=dict)
+
+
+# The key of the line of requests that need no GPU (and of GPUs of no named type).
+CPU = ""
+
+
+def gpu_line(item: Request | Allocation) -> str:
+    """The key of the line a request waits in (or an allocation holds): its GPU type, or CPU."""
+    return CPU if item.gpus == 0 else (item.gpu_type or CPU)

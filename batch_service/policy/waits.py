@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from batch_service.policy.model import Holder, Request, Wait
+from batch_service.policy.model import CPU, Holder, Request, Wait
 from batch_service.policy.reasons import (
     GROUP_CAP,
     MACHINE,
@@ -34,8 +34,6 @@ from batch_service.policy.reasons import (
     USER_CAP,
     not_admissible_words,
 )
-
-CPU = ""
 
 
 class Machine(Protocol):
