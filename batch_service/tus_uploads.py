@@ -34,6 +34,7 @@ from batch_service.identity import Identity
 from batch_service.quotas import QuotaService
 from batch_service.running_digest import RunningDigest
 from batch_service.store import Dataset, Store, Upload
+from batch_service.writeback import EarlyWriteback
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-defer-length,termination,checksum,expiration"
@@ -111,6 +112,7 @@ class Patch:
     saved_time: float = field(default_factory=time.monotonic)
     refused: BatchError | None = None
     discarded: int = 0
+    writeback: EarlyWriteback = field(default_factory=EarlyWriteback)
 
 
 class UploadService:
@@ -280,6 +282,7 @@ class UploadService:
             hasher,
             digest=digest,
             saved_at=at,
+            writeback=EarlyWriteback(at),
         )
 
     def chunk(self, patch: Patch, data: bytes) -> None:
@@ -305,6 +308,7 @@ class UploadService:
         if patch.digest is not None:
             patch.digest.feed(data)
         patch.offset = end
+        patch.writeback.wrote(patch.file, end)
         if patch.checksum is None and (
             end - patch.saved_at >= self.save_every or time.monotonic() - patch.saved_time > 2
         ):
@@ -334,7 +338,8 @@ class UploadService:
         self._end(patch)
 
     def end_patch(self, patch: Patch) -> bool:
-        """All bytes of the PATCH arrived: verify its checksum, save; True if now whole."""
+        """All bytes of the PATCH arrived: verify its checksum, sync, save; True if now whole.
+        Waits for the disk: call it off the event loop."""
         if patch.refused is not None:
             self._end(patch)
             raise patch.refused

@@ -138,7 +138,8 @@ class UploadHandler(TusBase):
         """The PATCH's bytes are in: verify, save, and check the whole file if complete."""
         state, self.patch_state = self.patch_state, None
         assert state is not None
-        whole = self.uploads.end_patch(state)
+        # Its fsync waits for the disk (seconds for a big PATCH): not on the event loop.
+        whole = await asyncio.to_thread(self.uploads.end_patch, state)
         if whole:
             await asyncio.to_thread(self.uploads.finish_upload, upload_id)
         self.set_header("Upload-Offset", str(state.offset))
