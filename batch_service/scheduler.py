@@ -101,7 +101,7 @@ class Scheduler:
         self.overrun_grace = overrun_grace
         self.starts = ServerStarts(jobs, hub, admission, self.warm, signing_key, user_options)
         self.hub_servers: dict[str, dict[str, dict[str, Any]]] = {}
-        # Failed starts of jobs sent back in line (a few small entries; a restart counts anew).
+        # Failed starts of jobs sent back in line, until they run (a restart counts anew).
         self.failed_starts: dict[str, int] = {}
         self.seen_at: float | None = None
         # Batch jobs and GPU servers wait in one line: both services read the same one.
@@ -209,6 +209,7 @@ class Scheduler:
                     self.jobs.mark(job.id, [job.state], live=False, live_ended_at=t)
                     continue
                 needed.add((job.owner, name))
+        self.forget_tries()
         listed = {(o, n) for o, servers in active.items() for n in servers}
         self.warm.keep_only(listed)
         needed |= self.warm.needed(t)
@@ -224,6 +225,20 @@ class Scheduler:
                 except (HubError, HubUnreachable) as e:
                     log.warning("could not stop %s/%s: %s", owner, name, e)
         return needed
+
+    def forget_tries(self) -> None:
+        """Failed starts of jobs that ran, ended or went since are counted no more."""
+        if not self.failed_starts:
+            return
+        with self.jobs.store.session() as session:
+            waiting = set(
+                session.scalars(
+                    select(Job.id).where(
+                        Job.id.in_(list(self.failed_starts)), Job.state.in_([QUEUED, STARTING])
+                    )
+                )
+            )
+        self.failed_starts = {k: n for k, n in self.failed_starts.items() if k in waiting}
 
     def note_servers(self, job: Job, active: Mapping[str, Mapping[str, Any]]) -> None:
         """An exclusive run: keep on its record any other server the hub lists now (started,
