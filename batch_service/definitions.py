@@ -111,8 +111,12 @@ def _check_name(value: Any, default: str) -> str:
     if value in (None, ""):
         return default
     if not isinstance(value, str):
-        raise BatchError("name must be text")
-    return check_file_name(value, "definition name")
+        raise BatchError("name must be text", field="name")
+    try:
+        return check_file_name(value, "definition name")
+    except BatchError as e:
+        e.field = "name"  # shown next to that field on the pages
+        raise
 
 
 class DefinitionService:

@@ -1,7 +1,8 @@
 """Schedules on the Batch page as a person uses them in Chromium: the submit form's "on a
 schedule" mode (presets, the service's preview in words with the next runs, refusals next to
 their field and nothing stored), the list of schedules with its next and last run, pause (the
-definition then does not fire), resume, the runs, delete; and both at desktop and phone width."""
+definition then does not fire), resume, the runs, edit, delete; and both at desktop and phone
+width."""
 
 from __future__ import annotations
 
@@ -203,6 +204,11 @@ def test_the_schedule_form_and_list_fit_desktop_and_phone(
         )
         assert label == '"Actions"'
     shot(page, f"schedule-page-{width}.png")
+    # The edit card fits as well.
+    page.click(f"#edit-def-{made[0]['id']}")
+    page.wait_for_selector("#edit-next", timeout=10_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    shot(page, f"schedule-edit-{width}.png")
     ctx.close()
     if width == 1280:
         # An admin's page lists the admin's own schedules only, not this user's.
@@ -217,3 +223,75 @@ def test_the_schedule_form_and_list_fit_desktop_and_phone(
         ctx.close()
     for d in made:
         batch.call("DELETE", f"definitions/{d['id']}")
+
+
+def test_a_schedule_is_edited_on_the_page_and_a_refused_change_changes_nothing(
+    hub: HubProcess, browser
+) -> None:
+    user = hub.ready_user("sch-edit")
+    batch = Batch(user)
+    r = batch.call(
+        "POST",
+        "definitions",
+        files={"file": ("tick.ipynb", NB)},
+        data={"schedule": "0 6 * * *", "timezone": "UTC", "profile": "cpu", "name": "daily"},
+    )
+    assert r.status_code == 201, r.text
+    d = r.json()
+    ctx, page = page_for(browser, hub, user, viewport={"width": 1280, "height": 900})
+    page.goto(f"{hub.url}/services/batch/")
+    page.click(f"#edit-def-{d['id']}", timeout=10_000)
+    # The card shows what the schedule is now, with the service's words for it.
+    page.wait_for_selector("#edit-next", timeout=10_000)
+    assert page.inner_text("#schedule-edit-title") == "Edit daily"
+    assert (page.input_value("#edit-name"), page.input_value("#edit-cron")) == (
+        "daily",
+        "0 6 * * *",
+    )
+    assert page.input_value("#edit-timezone") == "UTC"
+    assert "At 06:00, every day" in page.inner_text("#edit-preview")
+
+    # A bad cron is refused next to its field while typing, and again on saving.
+    page.fill("#edit-cron", "61 * * * *")
+    page.wait_for_selector("#edit-cron.is-invalid", timeout=10_000)
+    assert "is not a valid cron expression" in page.inner_text("#edit-cron-error")
+    page.click("#edit-save")
+    page.wait_for_selector("#edit-message.text-danger", timeout=10_000)
+    assert "is not a valid cron expression" in page.inner_text("#edit-message")
+    # So is a time limit that is no duration; nothing of either was stored.
+    page.fill("#edit-cron", "30 7 * * 1-5")
+    page.fill("#edit-time-limit", "forever")
+    page.click("#edit-save")
+    page.wait_for_selector("#edit-time-limit.is-invalid", timeout=10_000)
+    assert "time_limit" in page.inner_text("#edit-time-limit-error")
+    stored = batch.call("GET", f"definitions/{d['id']}").json()
+    assert (stored["schedule"], stored["updated_at"]) == ("0 6 * * *", d["updated_at"])
+
+    # Weekday mornings in Tokyo, 45 minutes a run, a new name: saved, and the row says so.
+    page.fill("#edit-timezone", "Asia/Tokyo")
+    page.fill("#edit-time-limit", "45")
+    page.fill("#edit-name", "weekday report")
+    page.wait_for_function(
+        "document.getElementById('edit-preview').innerText.includes('Asia/Tokyo')"
+    )
+    page.click("#edit-save")
+    page.wait_for_selector("#schedule-edit", state="hidden", timeout=10_000)
+    assert "Saved weekday report: next run" in page.inner_text("#schedules-message")
+    row = f"#definition-{d['id']}"
+    page.wait_for_function(
+        f"document.querySelector('{row}').innerText.includes('weekday report')", timeout=10_000
+    )
+    text = page.inner_text(row)
+    assert "At 07:30, Monday through Friday" in text and "Asia/Tokyo" in text, text
+    changed = batch.call("GET", f"definitions/{d['id']}").json()
+    assert (changed["name"], changed["schedule"], changed["timezone"]) == (
+        "weekday report",
+        "30 7 * * 1-5",
+        "Asia/Tokyo",
+    )
+    assert changed["time_limit"] == 45 * 60 and changed["paused"] is False
+    # Its next run is the new schedule's: 07:30 in Tokyo is 22:30 UTC, on a weekday there.
+    fire = time.gmtime(changed["next_fire_at"])
+    assert (fire.tm_hour, fire.tm_min) == (22, 30) and fire.tm_wday in (6, 0, 1, 2, 3)
+    batch.call("DELETE", f"definitions/{d['id']}")
+    ctx.close()

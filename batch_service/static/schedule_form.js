@@ -1,7 +1,8 @@
 // The Batch page's schedule mode: the submit form's file, profile, time limit and parameters
 // saved as a job definition that runs on a cron schedule, with a preview of the schedule in
 // words and its next runs (worked out by the service); and the list of the user's schedules
-// with pause, resume, delete and their runs. Refusals are shown next to the field they name.
+// with edit (name, schedule, zone, time limit), pause, resume, delete and their runs. Refusals
+// are shown next to the field they name.
 (function () {
   "use strict";
   const root = document.getElementById("batch-app");
@@ -153,6 +154,7 @@
     const actions = el("div", { class: "d-flex gap-1 flex-wrap" },
       d.paused ? button("Resume", "btn-outline-primary", () => act("POST", "definitions/" + d.id + "/resume"), "resume-" + d.id)
         : button("Pause", "btn-outline-secondary", () => act("POST", "definitions/" + d.id + "/pause"), "pause-" + d.id),
+      button("Edit", "btn-outline-secondary", () => edit(d), "edit-def-" + d.id),
       button("Runs", "btn-outline-secondary", () => showRuns(d), "runs-" + d.id),
       button("Delete", "btn-outline-danger", async () => {
         if (await B.confirmDialog("Delete the schedule " + d.name + "? It runs no more; the jobs it already ran stay.", "Delete schedule", true)) act("DELETE", "definitions/" + d.id);
@@ -189,6 +191,82 @@
     }
   }
   $("schedule-runs-close").addEventListener("click", () => { $("schedule-runs").hidden = true; runsOf = null; });
+
+  // --- editing one schedule: a card under the list, saved with one PATCH -------------------
+  const EDIT_FIELDS = { name: "edit-name", schedule: "edit-cron", timezone: "edit-timezone", time_limit: "edit-time-limit" };
+  const editMessage = $("edit-message");
+  let editing = null, editAsked = 0, editTimer = null;
+  function editSay(text, kind) { editMessage.textContent = text; editMessage.className = "mb-0 mt-2" + (kind ? " text-" + kind : ""); }
+  function editClear() {
+    for (const id of Object.values(EDIT_FIELDS)) { $(id).classList.remove("is-invalid"); $(id + "-error").textContent = ""; }
+  }
+  function editRefuse(field, text) {
+    const id = EDIT_FIELDS[field];
+    if (!id) return false;
+    $(id).classList.add("is-invalid");
+    $(id + "-error").textContent = text;
+    return true;
+  }
+  // Seconds as the submit form takes them: whole minutes or hours when they are.
+  const limitText = (s) => !s ? "" : s % 3600 === 0 ? s / 3600 + "h" : s % 60 === 0 ? s / 60 + "m" : s + "s";
+  function edit(d) {
+    editing = d;
+    editClear();
+    editSay("");
+    $("schedule-edit-title").textContent = "Edit " + d.name;
+    $("edit-name").value = d.name;
+    $("edit-cron").value = d.schedule;
+    $("edit-timezone").value = d.timezone;
+    $("edit-time-limit").value = limitText(d.time_limit);
+    $("schedule-edit").hidden = false;
+    editPreview();
+    $("edit-cron").focus();
+  }
+  async function editPreview() {
+    clearTimeout(editTimer);
+    const mine = ++editAsked;
+    const query = new URLSearchParams({ schedule: $("edit-cron").value, timezone: $("edit-timezone").value.trim(), count: 3 });
+    try {
+      const answer = await api(config, "GET", "schedule-preview?" + query.toString());
+      if (mine !== editAsked) return;
+      for (const f of ["schedule", "timezone"]) { $(EDIT_FIELDS[f]).classList.remove("is-invalid"); $(EDIT_FIELDS[f] + "-error").textContent = ""; }
+      $("edit-preview").replaceChildren(
+        el("div", {}, el("strong", { text: answer.description || answer.schedule }), " (" + answer.timezone + " time)"),
+        el("div", { class: "bh-muted", id: "edit-next" }, "Next runs: " + answer.next.map((t) => inZone(t, answer.timezone)).join(" · ")));
+    } catch (e) {
+      if (mine !== editAsked) return;
+      $("edit-preview").replaceChildren();
+      editRefuse(e.field, e.message);
+    }
+  }
+  for (const id of ["edit-cron", "edit-timezone"]) {
+    $(id).addEventListener("input", () => { clearTimeout(editTimer); editTimer = setTimeout(editPreview, 300); });
+  }
+  $("edit-cancel").addEventListener("click", () => { $("schedule-edit").hidden = true; editing = null; });
+  $("schedule-edit-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!editing) return;
+    editClear();
+    const limit = $("edit-time-limit").value.trim();
+    const changes = {
+      name: $("edit-name").value.trim(),
+      schedule: $("edit-cron").value,
+      timezone: $("edit-timezone").value.trim(),
+      // Plain digits are minutes, as in the submit form.
+      time_limit: /^\d+$/.test(limit) ? limit + "m" : limit,
+    };
+    editSay("Saving…");
+    try {
+      const d = await api(config, "PATCH", "definitions/" + editing.id, changes);
+      $("schedule-edit").hidden = true;
+      editing = null;
+      tell("Saved " + d.name + (d.paused ? " (paused)." : ": next run " + inZone(d.next_fire_at, d.timezone) + " (" + d.timezone + " time)."), "success");
+      refreshSchedules();
+    } catch (e) {
+      editRefuse(e.field, e.message);
+      editSay(e.message, "danger");
+    }
+  });
 
   async function refreshSchedules() {
     try {
