@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -27,6 +28,22 @@ def big_notebook(cells: int = 20_000, output_chars: int = 3000) -> bytes:
     return nbformat.writes(nb).encode()
 
 
+def waits_while(work: Callable[[], None], other: Batch) -> list[float]:
+    """Run `work` in a thread; meanwhile `other` lists their jobs every 50 ms: each answer's
+    wait, in seconds."""
+    worker = threading.Thread(target=work)
+    worker.start()
+    waits = []
+    while worker.is_alive():
+        t = time.monotonic()
+        r = other.call("GET", "jobs")
+        waits.append(time.monotonic() - t)
+        assert r.status_code == 200
+        time.sleep(0.05)
+    worker.join()
+    return waits
+
+
 def test_while_a_60_mb_notebook_is_checked_others_are_answered_at_once(
     fresh_hub: HubProcess,
 ) -> None:
@@ -41,17 +58,8 @@ def test_while_a_60_mb_notebook_is_checked_others_are_answered_at_once(
     def inspect() -> None:
         answer["r"] = uploader.call("POST", "inspect", files={"file": ("big.ipynb", content)})
 
-    worker = threading.Thread(target=inspect)
     started = time.monotonic()
-    worker.start()
-    waits = []
-    while worker.is_alive():
-        t = time.monotonic()
-        r = other.call("GET", "jobs")
-        waits.append(time.monotonic() - t)
-        assert r.status_code == 200
-        time.sleep(0.05)
-    worker.join()
+    waits = waits_while(inspect, other)
     took = time.monotonic() - started
     assert answer["r"].status_code == 200, answer["r"].text[:300]
     assert answer["r"].json()["kind"] == "notebook"
@@ -80,16 +88,7 @@ def test_while_a_big_upload_reaches_the_disk_others_are_answered_at_once(
         with source.open("rb") as body:
             answer["r"] = patch(uploader, created.headers["Location"], 0, body)
 
-    worker = threading.Thread(target=send)
-    worker.start()
-    waits = []
-    while worker.is_alive():
-        t = time.monotonic()
-        r = other.call("GET", "jobs")
-        waits.append(time.monotonic() - t)
-        assert r.status_code == 200
-        time.sleep(0.05)
-    worker.join()
+    waits = waits_while(send, other)
     assert answer["r"].status_code == 204, answer["r"].text[:300]
     assert int(answer["r"].headers["Upload-Offset"]) == size
     # Its bytes went to disk while others were answered, none of them waiting for the disk.

@@ -24,8 +24,7 @@
   const warningsBox = document.getElementById("job-warnings");
   const message = document.getElementById("submit-message");
   const listMessage = document.getElementById("list-message");
-  let offset = 0;
-  const pageSize = 50;
+  const jobPages = B.pager(document.getElementById("jobs-pages"), 50, () => refresh(), true);
 
   function say(node, text, kind) {
     node.textContent = text;
@@ -202,7 +201,7 @@
       say(message, "Queued job " + job.id + "."
         + (job.warnings && job.warnings.length ? " Mind the warnings below." : ""), "success");
       showWarnings(job.warnings);
-      offset = 0;
+      jobPages.offset = 0;
       refresh();
     } catch (e) {
       say(message, e.message, "danger");
@@ -298,7 +297,7 @@
   }
 
   function filters() {
-    const query = new URLSearchParams({ limit: pageSize, offset });
+    const query = new URLSearchParams({ limit: jobPages.size, offset: jobPages.offset });
     for (const name of ["owner", "state", "profile"]) {
       const input = document.getElementById("filter-" + name);
       if (input && input.value.trim()) query.set(name, input.value.trim());
@@ -308,7 +307,7 @@
   }
   for (const name of ["owner", "state", "profile"]) {
     const input = document.getElementById("filter-" + name);
-    if (input) input.addEventListener("change", () => { offset = 0; refresh(); });
+    if (input) input.addEventListener("change", () => { jobPages.offset = 0; refresh(); });
   }
 
   // Tell the owner when their jobs start and end (only changes seen while the page is open).
@@ -378,10 +377,7 @@
       const rows = page.jobs.length ? page.jobs.map(jobRow)
         : [el("tr", { id: "no-jobs" }, el("td", { colspan: 9, class: "text-muted", text: "No jobs yet: submit one above." }))];
       keepUnchanged(body, rows);
-      document.getElementById("page-info").textContent =
-        page.total ? (offset + 1) + "–" + (offset + page.jobs.length) + " of " + page.total : "";
-      document.getElementById("page-prev").disabled = offset === 0;
-      document.getElementById("page-next").disabled = offset + page.jobs.length >= page.total;
+      jobPages.show(page.jobs.length, page.total);
       paused = queue.paused;
       document.getElementById("queue-paused").hidden = !paused;
       if (toggle) toggle.textContent = paused ? "Resume queue" : "Pause queue";
@@ -390,8 +386,6 @@
       say(listMessage, e.message, "danger");
     }
   }
-  document.getElementById("page-prev").addEventListener("click", () => { offset = Math.max(0, offset - pageSize); refresh(); });
-  document.getElementById("page-next").addEventListener("click", () => { offset += pageSize; refresh(); });
   B.notifyButton(document.getElementById("notify-toggle"));
   if (window.batchhubSettings) window.batchhubSettings(config);
   refresh();

@@ -175,8 +175,34 @@
     return null;
   }
 
+  // Newer/Older over a list the API pages by limit and offset. `nav` holds two buttons and a
+  // span marked data-pager="prev", "next", "info"; `load` fetches the page at `offset`. The nav
+  // is hidden while one page holds the whole list (unless `always`).
+  function pager(nav, size, load, always) {
+    const part = (name) => nav.querySelector("[data-pager='" + name + "']");
+    const [prev, next, info] = ["prev", "next", "info"].map(part);
+    const p = { offset: 0, size };
+    prev.addEventListener("click", () => { p.offset = Math.max(0, p.offset - size); load(); });
+    next.addEventListener("click", () => { p.offset += size; load(); });
+    // Shows where the page stands; false when it was past the end (the list shrank): then
+    // it steps back and loads again.
+    p.show = (shown, total) => {
+      if (!shown && p.offset && p.offset >= total) {
+        p.offset = Math.max(0, Math.ceil(total / size) - 1) * size;
+        load();
+        return false;
+      }
+      nav.hidden = !always && total <= size && p.offset === 0;
+      info.textContent = total ? (p.offset + 1) + "–" + (p.offset + shown) + " of " + total : "";
+      prev.disabled = p.offset === 0;
+      next.disabled = p.offset + shown >= total;
+      return true;
+    };
+    return p;
+  }
+
   window.batchhub = {
     el, api, when, duration, size, progressText, stateBadge, stateWord, reasonText, confirmDialog,
-    tell, setTitle, notifyButton, change, FINISHED, ACTIVE,
+    tell, setTitle, notifyButton, change, pager, FINISHED, ACTIVE,
   };
 })();

@@ -268,10 +268,13 @@
     }
   });
 
+  const schedulePages = B.pager($("schedules-pages"), 50, () => refreshSchedules());
   async function refreshSchedules() {
     try {
       // Only one's own, admins too (the API's "everyone's" view is for tools).
-      const page = await api(config, "GET", "definitions?limit=50&owner=" + encodeURIComponent(config.user));
+      const query = new URLSearchParams({ limit: schedulePages.size, offset: schedulePages.offset, owner: config.user });
+      const page = await api(config, "GET", "definitions?" + query.toString());
+      if (!schedulePages.show(page.definitions.length, page.total)) return;
       $("schedules-section").hidden = !page.total;
       $("schedules-section").dataset.loaded = "true";
       const body = document.querySelector("#schedules-table tbody");
@@ -282,8 +285,6 @@
         return old && old.outerHTML === row.outerHTML ? old : row;
       });
       if (rows.length !== body.children.length || rows.some((r, i) => r !== body.children[i])) body.replaceChildren(...rows);
-      $("schedules-more").textContent = page.total > page.definitions.length
-        ? "The newest " + page.definitions.length + " of " + page.total + " schedules." : "";
       if (runsOf && !$("schedule-runs").hidden) showRuns();
     } catch (e) {
       tell(e.message, "danger");

@@ -205,18 +205,20 @@
       cell("Submitted", when(s.created_at)));
     return el("tr", { id: "sweep-" + s.id, "data-state": s.state }, ...cells);
   }
+  const sweepPages = B.pager($("sweeps-pages"), 20, () => refreshSweeps());
   async function refreshSweeps() {
     try {
-      const query = config.read_all ? "sweeps?limit=20" : "sweeps?limit=20&owner=" + encodeURIComponent(config.user);
-      const page = await api(config, "GET", query);
+      const query = new URLSearchParams({ limit: sweepPages.size, offset: sweepPages.offset });
+      if (!config.read_all) query.set("owner", config.user);
+      const page = await api(config, "GET", "sweeps?" + query.toString());
+      if (!sweepPages.show(page.sweeps.length, page.total)) return;
       $("sweeps-section").hidden = !page.total;
       const body = document.querySelector("#sweeps-table tbody");
       const rows = page.sweeps.map(sweepRow);
       if (rows.map((r) => r.outerHTML).join("") !== [...body.children].map((r) => r.outerHTML).join("")) body.replaceChildren(...rows);
-      $("sweeps-more").textContent = page.total > page.sweeps.length
-        ? "The newest " + page.sweeps.length + " of " + page.total + " sweeps." : "";
+      $("sweeps-message").textContent = "";
     } catch (e) {
-      $("sweeps-more").textContent = e.message;
+      $("sweeps-message").textContent = e.message;
     }
   }
 
