@@ -127,14 +127,16 @@ class Admission:
         profile = self.profiles.get(profile_name)
         return (profile.gpus, profile.gpu_type) if profile else (0, None)
 
-    def refund(self, job: Job) -> None:
+    def refund(self, job: Job, held: float = 0.0) -> None:
         """A job admitted (so charged its GPUs x time limit) went back in line, or never
-        started, before any of its code ran: its charge comes back. Without this, each start
-        that the hub refused or that failed charged its owner's turn again."""
+        started, before any of its code ran: its charge comes back, less the `held` seconds a
+        server of its start had its GPUs. Without this, each start that the hub refused or
+        that failed charged its owner's turn again."""
         gpus, _ = self._gpus(job.profile)
-        if gpus and job.time_limit:
+        unused = job.time_limit - max(0.0, held)
+        if gpus and unused > 0:
             groups = tuple(job.owner_groups or ())
-            self._refunds.append((job.owner, job.group_name, groups, gpus * job.time_limit))
+            self._refunds.append((job.owner, job.group_name, groups, gpus * unused))
 
     def _give_back(self, usage: Usage, config: PolicyConfig) -> tuple[Usage, bool]:
         refunds, self._refunds = self._refunds, []

@@ -288,7 +288,8 @@ class Scheduler:
                     server=None,
                     reason=why + ": waiting again",
                 ):
-                    self.admission.refund(job)
+                    # Its server had the GPUs from admission until now: that much is charged.
+                    self.admission.refund(job, held=t - (job.admitted_at or t))
                 return False
         if server is None:
             self.failed_starts.pop(job.id, None)

@@ -81,18 +81,19 @@ def test_a_job_sent_back_in_line_before_it_ran_is_not_charged_twice(tmp_path: Pa
     assert round(admission.load_usage().by_user["ana"]) == 600  # 1 GPU x its 600 s
     with jobs.store.session() as session:
         job = session.get(Job, job_id)
-    # Its server could not start: back in line, its charge given back by the next pass, which
-    # admits it again: one charge in all, for her and for her group.
-    admission.refund(job)
+    # Its server vanished 10 s into its start: back in line, its charge given back but for the
+    # 10 s it held the GPU, by the next pass, which admits it again: one charge in all, for her
+    # and for her group.
+    admission.refund(job, held=10)
     assert admission.decide(max_servers=4, now=1010.0)[0].start == (job_id,)
     usage = admission.load_usage()
-    assert round(usage.by_user["ana"]) == 600 and round(usage.by_group["lab-a"]) == 600
+    assert round(usage.by_user["ana"]) == 610 and round(usage.by_group["lab-a"]) == 610
     # A pass that admits nothing still saves a refund: the service restarted after it
     # finds it given back.
     admission.refund(job)
     assert admission.decide(max_servers=0, now=1020.0)[0].start == ()
     _, restarted = line(tmp_path, 2, policy)
-    assert round(restarted.load_usage().by_user["ana"]) == 0
+    assert round(restarted.load_usage().by_user["ana"]) == 10
 
 
 def test_a_group_that_the_policy_weights_takes_turns_as_one(tmp_path: Path) -> None:
