@@ -19,10 +19,10 @@ from sqlalchemy import or_, select
 from batch_service.clock import now
 from batch_service.identity import Identity
 from batch_service.jobs import ACTIVE_STATES
-from batch_service.scheduler import SERVER_PREFIX as BATCH_PREFIX
 from batch_service.scheduler import parse_hub_time
 from batch_service.store import Job, Store
 from batch_service.warm import WarmServers
+from spawner.profiles import BATCH_SERVER_PREFIX as BATCH_PREFIX
 from spawner.profiles import Profile
 
 RUN, LIVE, INTERACTIVE, STOPPING = "run", "live kernel", "interactive server", "stopping"

@@ -12,9 +12,9 @@ import logging
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from batch_service.hub_client import HubClient, HubError, HubUnreachable
+from spawner.profiles import BATCH_SERVER_PREFIX
 
 log = logging.getLogger("batchhub.housekeeping")
-SERVER_PREFIX = "batch-"
 
 
 async def remove_stopped_batch_servers(hub: HubClient) -> list[str]:
@@ -31,7 +31,7 @@ async def remove_stopped_batch_servers(hub: HubClient) -> list[str]:
                 stopped = server.get("stopped") or not (
                     server.get("ready") or server.get("pending")
                 )
-                if name.startswith(SERVER_PREFIX) and stopped:
+                if name.startswith(BATCH_SERVER_PREFIX) and stopped:
                     await hub.stop_server(user["name"], name)
                     removed.append(f"{user['name']}/{name}")
         if not users or len(users) < limit:

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from batch_service.clock import now
 from batch_service.line import not_waiting
 from batch_service.store import Job
+from spawner.profiles import BATCH_SERVER_PREFIX
 
 # Runs write in this folder of their server's root: batch/<job id>/.
 JOB_FOLDER = "batch"
@@ -26,7 +27,7 @@ def output_name(input_name: str, kind: str) -> str:
 
 def server_name(job_id: str) -> str:
     """The named server a job's own start creates."""
-    return f"batch-{job_id}"
+    return BATCH_SERVER_PREFIX + job_id
 
 
 def server_of(job: Job) -> str:

@@ -48,6 +48,7 @@ from batch_service.server_starts import PassReport, ServerStarts
 from batch_service.store import Job
 from batch_service.turns import TurnService
 from batch_service.warm import WarmServers
+from spawner.profiles import BATCH_SERVER_PREFIX as SERVER_PREFIX
 from spawner.profiles import Profile
 
 log = logging.getLogger("batchhub.scheduler")
@@ -57,7 +58,6 @@ CUT_REASONS = {
     CUT_FOR_LIVE_CAP: "more live kernels are kept than this batchhub allows: the one ending "
     "soonest, this one, ends soon",
 }
-SERVER_PREFIX = "batch-"
 # Starts of one job's server before its failure is the job's: a start the hub gave up on
 # (the process died before it answered, its port was taken meanwhile) ran none of its code.
 START_TRIES = 3

@@ -5,6 +5,8 @@ Throughput in MiB/s of one --size-mib file, each figure the median of --samples 
 turns after a discarded warm-up turn; every turn runs each of these once, the order rotated
 by one each turn (ABCD, BCDA, ...):
   cp                 copy of the file to the same disk (the baseline: tus >= 0.7x of it)
+  cp + fsync         the same copy, then fsync: on disk when it ends, as a tus PATCH is when
+                     it is answered (a second baseline, printed beside the first)
   plain PUT          one HTTP PUT of the file (read into memory, as tuspy sends each request) to
                      a bare tornado handler with the service's HTTP settings, writing to the
                      same disk and fsyncing at the end (what the protocol itself costs)
@@ -144,6 +146,19 @@ def main() -> None:
                 target.unlink()
                 return took
 
+            def cp_synced(path: Path) -> float:
+                # cp, then the fsync that a PATCH's answer waits for (cp leaves it to the kernel).
+                target = copies / "cp.bin"
+
+                def copy_and_sync() -> None:
+                    subprocess.run(["cp", str(path), str(target)], check=True)
+                    with target.open("rb") as f:
+                        os.fsync(f.fileno())
+
+                took = seconds_of(copy_and_sync)
+                target.unlink()
+                return took
+
             def put() -> float:
                 def send() -> None:
                     body = source.read_bytes()
@@ -162,6 +177,7 @@ def main() -> None:
             runs = rounds(
                 {
                     "cp": lambda: cp(source),
+                    "cp + fsync": lambda: cp_synced(source),
                     "plain PUT": put,
                     "tus, service": lambda: tus(direct, source, chunk),
                     "tus, via proxy": lambda: tus(api, source, chunk),
@@ -181,6 +197,17 @@ def main() -> None:
                 )
                 for name in ("tus, via proxy", "tus, service", "plain PUT")
             ]
+            # The same, beside a copy that is on disk when it ends, as an acknowledged PATCH is.
+            figures.append(
+                Figure(
+                    f"upload {mib:.0f} MiB, tus, via proxy, vs cp + fsync",
+                    "MiB/s",
+                    rates["tus, via proxy"],
+                    rates["cp + fsync"],
+                    "cp + fsync",
+                    higher_is_better=True,
+                )
+            )
 
             big = work / "big.bin"
             source.unlink()
