@@ -84,17 +84,20 @@ def parse_json(
         raise BatchError(f"{what} is not valid JSON{detail}") from None
 
 
-def whole_number(value: Any, name: str, minimum: int, maximum: int) -> int:
-    """A whole number from JSON or a form field, within [minimum, maximum], or a 400."""
+def whole_number(
+    value: Any, name: str, minimum: int, maximum: int, field: str | None = None
+) -> int:
+    """A whole number from JSON or a form field, within [minimum, maximum], or a 400 (about
+    the page's `field`, if given)."""
     if isinstance(value, bool):
-        raise BatchError(f"{name} must be a whole number, not {value!r}")
+        raise BatchError(f"{name} must be a whole number, not {value!r}", field=field)
     if isinstance(value, str):
         text = value.strip()
         if not WHOLE_NUMBER.match(text):
-            raise BatchError(f"{name} must be a whole number, not {value[:40]!r}")
+            raise BatchError(f"{name} must be a whole number, not {value[:40]!r}", field=field)
         value = int(text)
     if not isinstance(value, int):
-        raise BatchError(f"{name} must be a whole number, not {str(value)[:40]!r}")
+        raise BatchError(f"{name} must be a whole number, not {str(value)[:40]!r}", field=field)
     if not minimum <= value <= maximum:
-        raise BatchError(f"{name} must be between {minimum} and {maximum}")
+        raise BatchError(f"{name} must be between {minimum} and {maximum}", field=field)
     return value

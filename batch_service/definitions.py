@@ -112,11 +112,7 @@ def _check_name(value: Any, default: str) -> str:
         return default
     if not isinstance(value, str):
         raise BatchError("name must be text", field="name")
-    try:
-        return check_file_name(value, "definition name")
-    except BatchError as e:
-        e.field = "name"  # shown next to that field on the pages
-        raise
+    return check_file_name(value, "definition name", field="name")
 
 
 class DefinitionService:

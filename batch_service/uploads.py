@@ -47,19 +47,23 @@ class CheckedInput:
     reassignments: dict[str, str] | None = None
 
 
-def check_file_name(name: str, what: str = "file name") -> str:
-    """Refuse names with control characters, HTML, path separators or odd length."""
+def check_file_name(name: str, what: str = "file name", field: str | None = None) -> str:
+    """Refuse names with control characters, HTML, path separators or odd length (a refusal
+    about the page's `field`, if given)."""
     if not name or len(name) > MAX_NAME_LENGTH:
-        raise BatchError(f"the {what} must be 1 to {MAX_NAME_LENGTH} characters long")
+        raise BatchError(f"the {what} must be 1 to {MAX_NAME_LENGTH} characters long", field=field)
     for ch in name:
         if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            raise BatchError(f"the {what} {name!r} contains a control character")
+            raise BatchError(f"the {what} {name!r} contains a control character", field=field)
         if ch in UNSAFE_NAME_CHARACTERS:
             raise BatchError(
-                f"the {what} {name!r} contains {ch!r}; use letters, digits, spaces, . - _"
+                f"the {what} {name!r} contains {ch!r}; use letters, digits, spaces, . - _",
+                field=field,
             )
     if name.strip() != name or name.startswith("."):
-        raise BatchError(f"the {what} {name!r} must not start with a dot or space or end in one")
+        raise BatchError(
+            f"the {what} {name!r} must not start with a dot or space or end in one", field=field
+        )
     return name
 
 

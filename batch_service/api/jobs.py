@@ -44,11 +44,7 @@ def _time_limit_field(fields: dict[str, Any]) -> int | None:
             value = parse_duration(value, plain_unit="s")
         except DurationError as e:
             raise BatchError(f"time_limit: {e}", field="time_limit") from None
-    try:
-        return whole_number(value, "time_limit", 1, MAX_TIME_LIMIT)
-    except BatchError as e:
-        e.field = "time_limit"  # shown next to that field on the pages
-        raise
+    return whole_number(value, "time_limit", 1, MAX_TIME_LIMIT, field="time_limit")
 
 
 def _parameters_field(raw: Any) -> Any:
