@@ -41,11 +41,13 @@
   }
   profile.addEventListener("change", syncLimit);
   syncLimit();
-  function timeLimitText() {
-    const text = limit.value.trim();
+  // A time limit as typed, for the API: a plain number means minutes; empty, none.
+  function durationText(typed) {
+    const text = typed.trim();
     if (!text) return null;
     return /^\d+(\.\d+)?$/.test(text) ? text + "m" : text;
   }
+  const timeLimitText = () => durationText(limit.value);
 
   // --- parameters -----------------------------------------------------------------
   function paramRow(p, free) {
@@ -174,7 +176,7 @@
     return data;
   }
   window.batchhubForm = {
-    fillCommon, parameters: collectParameters, timeLimit: timeLimitText,
+    fillCommon, parameters: collectParameters, timeLimit: timeLimitText, durationText,
     say: (text, kind) => say(message, text, kind), refresh: () => refresh(),
   };
 

@@ -46,62 +46,74 @@
   }
 
   // --- refusals next to their field ------------------------------------------------------
-  const FIELDS = { schedule: "schedule-cron", timezone: "schedule-timezone", profile: "job-profile", time_limit: "job-time-limit", name: "schedule-name" };
-  function clearField(name) {
-    const input = $(FIELDS[name]);
-    input.classList.remove("is-invalid");
-    $(FIELDS[name] + "-error").textContent = "";
+  // `fields`: the API's field name -> the input's id (its message goes in "<id>-error").
+  function fieldErrors(fields) {
+    const clear = (name) => {
+      $(fields[name]).classList.remove("is-invalid");
+      $(fields[name] + "-error").textContent = "";
+    };
+    return {
+      clear,
+      clearAll: () => Object.keys(fields).forEach(clear),
+      // Shows a refusal next to its field; false when no field of these is named.
+      show: (name, text) => {
+        if (!fields[name]) return false;
+        $(fields[name]).classList.add("is-invalid");
+        $(fields[name] + "-error").textContent = text;
+        return true;
+      },
+    };
   }
-  function showField(name, text) {
-    const input = $(FIELDS[name]);
-    input.classList.add("is-invalid");
-    $(FIELDS[name] + "-error").textContent = text;
+  const formErrors = fieldErrors({ schedule: "schedule-cron", timezone: "schedule-timezone", profile: "job-profile", time_limit: "job-time-limit", name: "schedule-name" });
+
+  // The service's words and next runs for what is typed in a cron and a zone field, shown in
+  // `box` (while `active()`); a refusal goes next to its field.
+  function schedulePreview(cronInput, zoneInput, box, nextId, errors, active) {
+    let timer = null, asked = 0;
+    async function show() {
+      clearTimeout(timer);
+      if (!active()) return;
+      const mine = ++asked;
+      const query = new URLSearchParams({ schedule: cronInput.value, timezone: zoneInput.value.trim(), count: 3 });
+      try {
+        const answer = await api(config, "GET", "schedule-preview?" + query.toString());
+        if (mine !== asked) return; // an older answer, overtaken by a newer question
+        errors.clear("schedule"); errors.clear("timezone");
+        box.replaceChildren(
+          el("div", {}, el("strong", { text: answer.description || answer.schedule }), " (" + answer.timezone + " time)"),
+          el("div", { class: "bh-muted", id: nextId }, "Next runs: " + answer.next.map((t) => inZone(t, answer.timezone)).join(" · ")));
+        box.dataset.state = "ok";
+      } catch (e) {
+        if (mine !== asked) return;
+        box.replaceChildren();
+        box.dataset.state = "invalid";
+        if (e.field === "schedule" || e.field === "timezone") errors.show(e.field, e.message);
+      }
+    }
+    return { show, later: () => { clearTimeout(timer); timer = setTimeout(show, 300); } };
   }
-  const clearAll = () => Object.keys(FIELDS).forEach(clearField);
 
   // --- the schedule: presets, and the service's preview of what was typed ---------------
   function syncPreset() {
     const match = [...preset.options].find((o) => o.value && o.value === cron.value.trim().split(/\s+/).join(" "));
     preset.value = match ? match.value : "";
   }
+  const formPreview = schedulePreview(cron, zone, preview, "schedule-next", formErrors, () => form.dataset.mode === "schedule");
   preset.addEventListener("change", () => {
     if (preset.value) cron.value = preset.value;
     else cron.focus();
-    showPreview();
+    formPreview.show();
   });
-  let timer = null, asked = 0;
-  function later() { clearTimeout(timer); timer = setTimeout(showPreview, 300); }
-  cron.addEventListener("input", () => { syncPreset(); later(); });
-  zone.addEventListener("input", later);
-  zone.addEventListener("change", showPreview);
-
-  async function showPreview() {
-    clearTimeout(timer);
-    if (form.dataset.mode !== "schedule") return;
-    const mine = ++asked;
-    const query = new URLSearchParams({ schedule: cron.value, timezone: zone.value.trim(), count: 3 });
-    try {
-      const answer = await api(config, "GET", "schedule-preview?" + query.toString());
-      if (mine !== asked) return; // an older answer, overtaken by a newer question
-      clearField("schedule"); clearField("timezone");
-      preview.replaceChildren(
-        el("div", {}, el("strong", { text: answer.description || answer.schedule }), " (" + answer.timezone + " time)"),
-        el("div", { class: "bh-muted", id: "schedule-next" }, "Next runs: " + answer.next.map((t) => inZone(t, answer.timezone)).join(" · ")));
-      preview.dataset.state = "ok";
-    } catch (e) {
-      if (mine !== asked) return;
-      preview.replaceChildren();
-      preview.dataset.state = "invalid";
-      if (e.field === "schedule" || e.field === "timezone") showField(e.field, e.message);
-    }
-  }
-  for (const radio of document.querySelectorAll("input[name='mode']")) radio.addEventListener("change", showPreview);
+  cron.addEventListener("input", () => { syncPreset(); formPreview.later(); });
+  zone.addEventListener("input", formPreview.later);
+  zone.addEventListener("change", formPreview.show);
+  for (const radio of document.querySelectorAll("input[name='mode']")) radio.addEventListener("change", formPreview.show);
 
   // --- saving ------------------------------------------------------------------------------
   form.addEventListener("submit", async (event) => {
     if (form.dataset.mode !== "schedule") return;
     event.preventDefault();
-    clearAll();
+    formErrors.clearAll();
     F.say("Saving the schedule…");
     try {
       const file = $("job-file").files[0];
@@ -122,7 +134,7 @@
       F.say("Saved schedule " + d.name + ": next run " + inZone(d.next_fire_at, d.timezone) + " (" + d.timezone + " time).", "success");
       refreshSchedules();
     } catch (e) {
-      if (e.field && FIELDS[e.field]) showField(e.field, e.message);
+      formErrors.show(e.field, e.message);
       F.say(e.message, "danger");
     }
   });
@@ -193,25 +205,16 @@
   $("schedule-runs-close").addEventListener("click", () => { $("schedule-runs").hidden = true; runsOf = null; });
 
   // --- editing one schedule: a card under the list, saved with one PATCH -------------------
-  const EDIT_FIELDS = { name: "edit-name", schedule: "edit-cron", timezone: "edit-timezone", time_limit: "edit-time-limit" };
+  const editErrors = fieldErrors({ name: "edit-name", schedule: "edit-cron", timezone: "edit-timezone", time_limit: "edit-time-limit" });
   const editMessage = $("edit-message");
-  let editing = null, editAsked = 0, editTimer = null;
+  const editPreview = schedulePreview($("edit-cron"), $("edit-timezone"), $("edit-preview"), "edit-next", editErrors, () => !$("schedule-edit").hidden);
+  let editing = null;
   function editSay(text, kind) { editMessage.textContent = text; editMessage.className = "mb-0 mt-2" + (kind ? " text-" + kind : ""); }
-  function editClear() {
-    for (const id of Object.values(EDIT_FIELDS)) { $(id).classList.remove("is-invalid"); $(id + "-error").textContent = ""; }
-  }
-  function editRefuse(field, text) {
-    const id = EDIT_FIELDS[field];
-    if (!id) return false;
-    $(id).classList.add("is-invalid");
-    $(id + "-error").textContent = text;
-    return true;
-  }
   // Seconds as the submit form takes them: whole minutes or hours when they are.
   const limitText = (s) => !s ? "" : s % 3600 === 0 ? s / 3600 + "h" : s % 60 === 0 ? s / 60 + "m" : s + "s";
   function edit(d) {
     editing = d;
-    editClear();
+    editErrors.clearAll();
     editSay("");
     $("schedule-edit-title").textContent = "Edit " + d.name;
     $("edit-name").value = d.name;
@@ -219,41 +222,21 @@
     $("edit-timezone").value = d.timezone;
     $("edit-time-limit").value = limitText(d.time_limit);
     $("schedule-edit").hidden = false;
-    editPreview();
+    editPreview.show();
     $("edit-cron").focus();
   }
-  async function editPreview() {
-    clearTimeout(editTimer);
-    const mine = ++editAsked;
-    const query = new URLSearchParams({ schedule: $("edit-cron").value, timezone: $("edit-timezone").value.trim(), count: 3 });
-    try {
-      const answer = await api(config, "GET", "schedule-preview?" + query.toString());
-      if (mine !== editAsked) return;
-      for (const f of ["schedule", "timezone"]) { $(EDIT_FIELDS[f]).classList.remove("is-invalid"); $(EDIT_FIELDS[f] + "-error").textContent = ""; }
-      $("edit-preview").replaceChildren(
-        el("div", {}, el("strong", { text: answer.description || answer.schedule }), " (" + answer.timezone + " time)"),
-        el("div", { class: "bh-muted", id: "edit-next" }, "Next runs: " + answer.next.map((t) => inZone(t, answer.timezone)).join(" · ")));
-    } catch (e) {
-      if (mine !== editAsked) return;
-      $("edit-preview").replaceChildren();
-      editRefuse(e.field, e.message);
-    }
-  }
-  for (const id of ["edit-cron", "edit-timezone"]) {
-    $(id).addEventListener("input", () => { clearTimeout(editTimer); editTimer = setTimeout(editPreview, 300); });
-  }
+  for (const id of ["edit-cron", "edit-timezone"]) $(id).addEventListener("input", editPreview.later);
   $("edit-cancel").addEventListener("click", () => { $("schedule-edit").hidden = true; editing = null; });
   $("schedule-edit-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!editing) return;
-    editClear();
-    const limit = $("edit-time-limit").value.trim();
+    editErrors.clearAll();
     const changes = {
       name: $("edit-name").value.trim(),
       schedule: $("edit-cron").value,
       timezone: $("edit-timezone").value.trim(),
-      // Plain digits are minutes, as in the submit form.
-      time_limit: /^\d+$/.test(limit) ? limit + "m" : limit,
+      // As in the submit form (a plain number is minutes); empty: the profile's default.
+      time_limit: F.durationText($("edit-time-limit").value) || "",
     };
     editSay("Saving…");
     try {
@@ -263,7 +246,7 @@
       tell("Saved " + d.name + (d.paused ? " (paused)." : ": next run " + inZone(d.next_fire_at, d.timezone) + " (" + d.timezone + " time)."), "success");
       refreshSchedules();
     } catch (e) {
-      editRefuse(e.field, e.message);
+      editErrors.show(e.field, e.message);
       editSay(e.message, "danger");
     }
   });
