@@ -34,20 +34,24 @@ class Line:
     def __init__(self, is_paused: Callable[[], bool] = lambda: False) -> None:
         self.is_paused = is_paused
         self.decided = False
+        # When the last decision was handed over: a request submitted later is not in it.
+        self.decided_at = float("-inf")
         self.waits: Mapping[str, Wait] = {}
         self.holders: Mapping[str, tuple[Holder, ...]] = {}
         self.waiting: Mapping[str, int] = {}  # how many wait in each kind's line
+        # `waiting` as the last line walked had it: a newcomer's place, without a walk.
+        self.walked_waiting: Mapping[str, int] = {}
         # Sweep points not offered to the policy (their sweep runs its most) -> why.
         self.held: Mapping[str, str] = {}
 
     def update(self, decision: Decision) -> None:
         """Keep a pass's decision (its walk of the line happens on first read)."""
         self.waits, self.holders, self.waiting = decision.waits, decision.holders, decision.waiting
-        self.decided = True
+        self.decided, self.decided_at = True, now()
 
     def work_out(self) -> None:
         """Walk the line now (positions, reasons, expected starts): run in a worker thread."""
-        len(self.waits)
+        self.walked_waiting = dict(self.waiting)
 
     def fields(
         self,
@@ -68,11 +72,15 @@ class Line:
                 "reason": held,
                 "estimated_start": None,
             }
-        wait = self.waits.get(request.id)
+        # Looking a newcomer up would walk the whole line only to learn it is not there: under a
+        # stream of submissions every acknowledgement would pay for that walk.
+        newcomer = request.submitted_at > self.decided_at
+        wait = None if newcomer else self.waits.get(request.id)
         if wait is None:
             # Not placed by a pass yet: behind everyone already in its line.
-            if self.decided and self.waiting:
-                position = self.waiting.get(gpu_line(request), 0) + 1
+            waiting = self.walked_waiting if newcomer else self.waiting
+            if self.decided and waiting:
+                position = waiting.get(gpu_line(request), 0) + 1
             else:
                 position = fallback_position(request.id) or 1
             wait = Wait(request, position, NEW, None)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,13 @@ class Capacity:
     max_live: int | None = None
 
 
+def thread_seconds(work: Callable[[], object]) -> float:
+    """Run `work`; the CPU seconds this thread spent on it."""
+    started = time.thread_time()
+    work()
+    return time.thread_time() - started
+
+
 class Scheduler:
     """One pass of reconciliation and admission."""
 
@@ -99,6 +107,8 @@ class Scheduler:
         self.start_timeout = start_timeout
         self.paused_default = paused_default
         self.overrun_grace = overrun_grace
+        # CPU seconds the last pass spent deciding and walking the line (see SchedulerLoop).
+        self.pass_cpu = 0.0
         self.starts = ServerStarts(jobs, hub, admission, self.warm, signing_key, user_options)
         self.hub_servers: dict[str, dict[str, dict[str, Any]]] = {}
         # Failed starts of jobs sent back in line, until they run (a restart counts anew).
@@ -125,6 +135,7 @@ class Scheduler:
     async def run_once(self) -> PassReport:
         """Reconcile, then admit; never raises for one bad job."""
         report = PassReport()
+        self.pass_cpu = 0.0
         snapshot_time = now()
         try:
             active = await self.active_servers()
@@ -145,7 +156,7 @@ class Scheduler:
             self.jobs.line.update(decision)
         # Everyone's place is worked out beside the event loop, not in it: with a long line
         # the walk costs more than the decision.
-        await asyncio.to_thread(self.jobs.line.work_out)
+        self.pass_cpu += await asyncio.to_thread(thread_seconds, self.jobs.line.work_out)
         return report
 
     def decide(
@@ -153,6 +164,7 @@ class Scheduler:
     ) -> tuple[Decision, dict[str, str]]:
         """The policy's decision (everyone's place, reason and expected start are worked out on
         first read: see Line.work_out)."""
+        started = time.thread_time()
         decision, kinds = self.admission.decide(
             self.capacity.max_servers,
             now(),
@@ -161,6 +173,7 @@ class Scheduler:
             preview=preview,
         )
         self.jobs.line.held = self.admission.held_back
+        self.pass_cpu += time.thread_time() - started
         return decision, kinds
 
     async def reconcile(

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert, update
 
 from batch_service.admission import Admission
+from batch_service.clock import now
 from batch_service.jobs import STARTING
 from batch_service.store import Job, Store
 from tests.test_admission import line, member, queue
@@ -65,3 +66,25 @@ def test_a_write_rolled_back_changes_nothing_and_costs_no_full_read(tmp_path: Pa
     assert admission.changes.take("queued") == set()
     kept, read = kept_and_read(store, admission)
     assert [r.id for r in kept] == [job] and kept == read
+
+
+def test_a_newcomer_is_placed_behind_the_line_without_walking_it(tmp_path: Path) -> None:
+    jobs, admission = line(tmp_path, gpus=2, policy={})
+    # "one" needs a GPU: with none free, all four wait in the a100 line.
+    waiting = [queue(jobs, ALICE) for _ in range(4)]
+    decision, _ = admission.decide(0, now(), preview=True)
+    jobs.line.update(decision)
+    jobs.line.work_out()
+    assert [jobs.get(ALICE, j)["position"] for j in waiting] == [1, 2, 3, 4]
+
+    # The next pass decides; nobody has read its line yet.
+    decision, _ = admission.decide(0, now(), preview=True)
+    jobs.line.update(decision)
+    walks: list[int] = []
+    walk = decision.waits._line._plan  # type: ignore[attr-defined]
+    decision.waits._line._plan = lambda ordered: walks.append(1) or walk(ordered)  # type: ignore[attr-defined]
+    newcomer = jobs.get(BOB, queue(jobs, BOB))
+    # Behind the four already waiting, and its acknowledgement did not walk the whole line.
+    assert (newcomer["position"], newcomer["reason_code"], walks) == (5, "new", [])
+    # Someone who was in the line when it was decided is still looked up in it.
+    assert jobs.get(ALICE, waiting[0])["position"] == 1 and walks == [1]
