@@ -340,3 +340,86 @@ def test_a_long_table_comes_a_hundred_rows_at_a_time(hub: HubProcess, browser) -
     assert page.get_attribute("#sweep-app", "data-plot-points") == "0"
     assert "sb.glue" in page.inner_text("#plot-note") and page.is_hidden("#plot-choices")
     ctx.close()
+
+
+def test_an_optimisation_from_the_form_and_its_best_trial_on_the_sweep_page(
+    hub: HubProcess,
+    browser,  # type: ignore[no-untyped-def]
+) -> None:
+    user = hub.ready_user("swp-dee")
+    batch = Batch(user)
+    ctx, page = page_for(browser, hub, user)
+    page.goto(f"{hub.url}/services/batch/")
+    page.check("#mode-sweep")
+    page.set_input_files(
+        "#job-file",
+        files=[{"name": "model.ipynb", "mimeType": "application/json", "buffer": MODEL}],
+    )
+    page.wait_for_selector("#sweep-values-b")
+    page.select_option("#job-profile", "cpu")
+    # An optimisation takes the bounds rows of random samples, a value to optimise and trials.
+    page.select_option("#sweep-kind", "optuna")
+    assert page.is_visible("#sweep-objective") and page.is_visible("#sweep-low-a")
+    assert page.is_hidden("#sweep-samples")
+    assert page.inner_text("#sweep-size") == "At most 20 trials, each a job."
+    page.fill("#sweep-low-a", "0")
+    page.fill("#sweep-high-a", "4")
+    page.locator("#sweep-space tbody tr").first.locator(".sweep-int").check()
+    # Without the value to optimise: said on the page, nothing sent.
+    page.click("#job-submit")
+    page.wait_for_selector("#submit-message.text-danger", timeout=10_000)
+    assert "name the recorded value to optimise" in page.inner_text("#submit-message")
+    # A name that is not an identifier: the service's words.
+    page.fill("#sweep-objective", "the loss")
+    page.click("#job-submit")
+    page.wait_for_function(
+        "document.getElementById('submit-message').textContent.includes('objective must name')",
+        timeout=30_000,
+    )
+    assert batch.call("GET", "sweeps").json()["total"] == 0 and batch.count() == 0
+    page.fill("#sweep-objective", "loss")
+    page.fill("#sweep-trials", "3")
+    assert page.inner_text("#sweep-size") == "At most 3 trials, each a job."
+    page.fill("#sweep-seed", "3")
+    page.fill("#sweep-max-parallel", "2")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        if SHOTS:
+            page.screenshot(path=str(Path(SHOTS) / f"optuna-form-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.click("#job-submit")
+    page.wait_for_selector("#sweep-link", timeout=60_000)
+    assert "2 trials queued; Optuna asks for the next as runs end" in page.inner_text(
+        "#submit-message"
+    )
+    sweep_id = page.inner_text("#sweep-link").split()[-1]
+    sweep = batch.call("GET", f"sweeps/{sweep_id}").json()
+    assert sweep["spec"] == {
+        "kind": "optuna",
+        "space": {"a": {"low": 0, "high": 4, "int": True}},
+        "objective": "loss",
+        "direction": "minimize",
+        "max_trials": 3,
+        "seed": 3,
+    }
+    page.click("#sweep-link")
+    page.wait_for_selector("#sweep-spec:has-text('an optimisation')", timeout=30_000)
+    assert "minimise loss over a in at most 3 trials" in page.inner_text("#sweep-spec")
+    sweep = wait_done(batch, sweep_id)
+    assert sweep["info"]["trial_states"] == {"complete": 3, "failed": 0, "running": 0}
+    # The best trial as the page shows it: the smallest loss the runs recorded, and its job.
+    page.wait_for_selector("#sweep-state[data-state='done']", timeout=30_000)
+    page.wait_for_selector("#sweep-best-job", timeout=15_000)
+    loss = {r["job"]: r["value.loss"] for r in table_rows(page)}
+    lowest = min(loss.values(), key=float)
+    best_text = page.inner_text("#sweep-best")
+    assert f"loss = {lowest}" in best_text, (best_text, loss)
+    assert "3 of at most 3 trials asked: 3 told a value, 0 failed, 0 running" in best_text
+    assert loss[page.inner_text("#sweep-best-job")] == lowest, (best_text, loss)
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        if SHOTS:
+            page.screenshot(path=str(Path(SHOTS) / f"optuna-page-{width}.png"), full_page=True)
+        # Nothing wider than the screen.
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    ctx.close()

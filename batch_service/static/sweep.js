@@ -54,7 +54,37 @@
     if (spec.kind === "random") {
       return spec.samples + " random samples (seed " + (spec.seed ?? 0) + ") of " + Object.keys(spec.space || {}).join(", ");
     }
+    if (spec.kind === "optuna") {
+      return "an optimisation: " + (spec.direction === "maximize" ? "maximise " : "minimise ") + spec.objective
+        + " over " + Object.keys(spec.space || {}).join(", ") + " in at most " + spec.max_trials + " trials (Optuna, seed " + (spec.seed ?? 0) + ")";
+    }
+    if (spec.kind === "explore") {
+      const n = (spec.start || []).length;
+      return "an exploration from " + n + " start point" + (n === 1 ? "" : "s") + ", at most " + spec.max_points
+        + " points, " + spec.max_depth + " steps from a start point at most";
+    }
     return spec.kind;
+  }
+  // An optimisation's best trial so far, as the service's Optuna study has it.
+  function showBest() {
+    const info = sweep.info || {};
+    const optimising = sweep.kind === "optuna" && info.objective;
+    $("sweep-best-label").hidden = $("sweep-best").hidden = !optimising;
+    if (!optimising) return;
+    const states = info.trial_states || {};
+    const asked = info.trials + " of at most " + info.max_trials + " trials asked: " + (states.complete || 0) + " told a value, "
+      + (states.failed || 0) + " failed, " + (states.running || 0) + " running";
+    const best = info.best;
+    if (!best) {
+      $("sweep-best").replaceChildren("no trial has recorded " + info.objective + " yet (" + asked + ")");
+      return;
+    }
+    const at = Object.entries(best.parameters || {}).map(([k, v]) => k + " = " + shown(v)).join(", ");
+    const job = best.job_id ? el("a", { href: config.prefix + "jobs/" + best.job_id, id: "sweep-best-job" }, el("code", { text: best.job_id })) : "";
+    $("sweep-best").replaceChildren(
+      el("strong", { text: info.objective + " = " + shown(best.value) }),
+      " at " + (at || "the notebook's values") + ", trial " + best.trial + " ", job,
+      el("div", { class: "bh-muted", text: asked }));
   }
   function showHeader() {
     const badge = $("sweep-state");
@@ -71,6 +101,7 @@
     }[sweep.state] || "";
     $("sweep-counts").textContent = sweep.points + " point" + (sweep.points === 1 ? "" : "s") + ": " + countsText(c);
     $("sweep-spec").textContent = specText(sweep.spec);
+    showBest();
     $("sweep-runs").textContent = "profile " + sweep.profile + ", time limit " + duration(sweep.time_limit)
       + " each, at most " + sweep.max_parallel + " at once; submitted " + when(sweep.created_at);
     const mine = sweep.owner === config.user || config.admin;

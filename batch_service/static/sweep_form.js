@@ -1,6 +1,7 @@
 // The Batch page's sweep mode: the same file as a job, run once for each point of a grid (one
-// row of values per parameter), a table (CSV or JSON file) or random samples (bounds, count,
-// seed), at most N at once; and the list of sweeps. Submits to the sweeps API; its 400s are
+// row of values per parameter), a table (CSV or JSON file), random samples (bounds, count,
+// seed) or an optimisation (the same bounds; Optuna picks each trial), at most N at once; and
+// the list of sweeps. Submits to the sweeps API; its 400s are
 // shown next to the form as they come.
 (function () {
   "use strict";
@@ -38,14 +39,19 @@
   }
   for (const radio of document.querySelectorAll("input[name='mode']")) radio.addEventListener("change", setMode);
 
+  // Random samples and an optimisation take the same bounds per parameter.
+  const bounded = () => kind.value === "random" || kind.value === "optuna";
   function showKind() {
     $("sweep-grid").hidden = kind.value !== "grid";
     $("sweep-table").hidden = kind.value !== "table";
-    $("sweep-random").hidden = kind.value !== "random";
+    $("sweep-random").hidden = !bounded();
+    $("sweep-optuna").hidden = kind.value !== "optuna";
+    $("sweep-samples-col").hidden = kind.value !== "random";
     $("sweep-add").hidden = declared !== null || kind.value === "table";
     showSize();
   }
   kind.addEventListener("change", showKind);
+  $("sweep-trials").addEventListener("input", showSize);
 
   // --- one row per parameter --------------------------------------------------------
   const input = (attrs) => el("input", { class: "form-control form-control-sm", ...attrs });
@@ -78,7 +84,7 @@
     showSize();
   }
   $("sweep-add").addEventListener("click", () => {
-    if (kind.value === "random") spaceBody.append(spaceRow({}, true));
+    if (bounded()) spaceBody.append(spaceRow({}, true));
     else gridBody.append(gridRow({}, true));
   });
   form.addEventListener("batchhub:inspected", (event) => {
@@ -112,7 +118,7 @@
     const value = Number(text);
     return text !== "" && Number.isFinite(value) ? value : text;
   }
-  function randomSpec() {
+  function boundsSpec() {
     const space = {};
     for (const tr of spaceBody.querySelectorAll("tr")) {
       const name = rowName(tr);
@@ -129,8 +135,19 @@
       }
     }
     if (!Object.keys(space).length) throw new Error("give bounds (low and high) or choices for at least one parameter");
-    return { kind: "random", space, samples: Number($("sweep-samples").value), seed: Number($("sweep-seed").value || 0) };
+    return space;
   }
+  const seed = () => Number($("sweep-seed").value || 0);
+  function randomSpec() {
+    return { kind: "random", space: boundsSpec(), samples: Number($("sweep-samples").value), seed: seed() };
+  }
+  function optunaSpec() {
+    const space = boundsSpec();
+    const objective = $("sweep-objective").value.trim();
+    if (!objective) throw new Error("name the recorded value to optimise, e.g. loss (the notebook glues it with scrapbook)");
+    return { kind: "optuna", space, objective, direction: $("sweep-direction").value, max_trials: Number($("sweep-trials").value), seed: seed() };
+  }
+  const SPECS = { grid: gridSpec, random: randomSpec, optuna: optunaSpec, table: tableSpec };
   async function tableSpec() {
     const file = $("sweep-table-file").files[0];
     if (!file) throw new Error("choose the table's file (.csv or .json)");
@@ -153,6 +170,11 @@
     return text.split(",").length;
   }
   function showSize() {
+    if (kind.value === "optuna") {
+      const trials = Number($("sweep-trials").value);
+      size.textContent = trials >= 1 ? "At most " + trials + " trial" + (trials === 1 ? "" : "s") + ", each a job." : "";
+      return;
+    }
     if (kind.value !== "grid") {
       size.textContent = kind.value === "random" ? "" : "One point per row of the table.";
       return;
@@ -171,13 +193,15 @@
     try {
       const file = $("job-file").files[0];
       if (!file) throw new Error("choose the notebook, .py file or zip the sweep runs");
-      const spec = kind.value === "grid" ? gridSpec() : kind.value === "random" ? randomSpec() : await tableSpec();
+      const spec = await SPECS[kind.value]();
       const data = F.fillCommon(new FormData(), file);
       data.append("spec", JSON.stringify(spec));
       data.append("max_parallel", $("sweep-max-parallel").value || "1");
       const sweep = await api(config, "POST", "sweeps", data);
-      const text = sweep.added + " point" + (sweep.added === 1 ? "" : "s") + " queued"
-        + (sweep.skipped ? ", " + sweep.skipped + " already in the sweep" : "") + ". ";
+      const text = spec.kind === "optuna"
+        ? sweep.added + " trial" + (sweep.added === 1 ? "" : "s") + " queued; Optuna asks for the next as runs end. "
+        : sweep.added + " point" + (sweep.added === 1 ? "" : "s") + " queued"
+          + (sweep.skipped ? ", " + sweep.skipped + " already in the sweep" : "") + ". ";
       const link = el("a", { href: config.prefix + "sweeps/" + sweep.id, id: "sweep-link" }, "Open sweep " + sweep.id);
       F.say("");
       const message = $("submit-message");
