@@ -44,22 +44,28 @@ def wait_done(batch: Batch, sweep_id: str, timeout: float = 400) -> dict[str, An
     raise AssertionError(f"sweep {sweep_id} did not finish: {sweep}")
 
 
+def sweep_form(browser, hub: HubProcess, user, name: str, content: bytes):  # type: ignore[no-untyped-def]
+    """The Batch page's form in sweep mode, the file chosen (its parameters a and b become
+    rows) and the CPU profile picked."""
+    ctx, page = page_for(browser, hub, user)
+    page.goto(f"{hub.url}/services/batch/")
+    page.check("#mode-sweep")
+    page.set_input_files(
+        "#job-file", files=[{"name": name, "mimeType": "application/json", "buffer": content}]
+    )
+    page.wait_for_selector("#sweep-values-b")
+    page.select_option("#job-profile", "cpu")
+    return ctx, page
+
+
 @pytest.fixture(scope="module")
 def grid(hub: HubProcess, browser):  # type: ignore[no-untyped-def]
     """A 3x3 grid submitted from the Batch page's form (after one refused try), run to its end."""
     user = hub.ready_user("swp-ana")
     batch = Batch(user)
-    ctx, page = page_for(browser, hub, user)
-    page.goto(f"{hub.url}/services/batch/")
-    page.check("#mode-sweep")
-    page.set_input_files(
-        "#job-file",
-        files=[{"name": "model.ipynb", "mimeType": "application/json", "buffer": MODEL}],
-    )
+    ctx, page = sweep_form(browser, hub, user, "model.ipynb", MODEL)
     # One row per parameter of the notebook's parameters cell; the job's value table is hidden.
-    page.wait_for_selector("#sweep-values-b")
     assert page.is_hidden("#params-box")
-    page.select_option("#job-profile", "cpu")
     # A step of 0 is refused by the service, its words shown next to the form; nothing stored.
     page.fill("#sweep-values-a", "1:3:0")
     page.fill("#sweep-values-b", "1, 2, 3")
@@ -236,15 +242,7 @@ def test_a_table_and_random_samples_from_the_form_and_the_sweeps_buttons(
     user = hub.ready_user("swp-ben")
     batch = Batch(user)
     slow = notebook("import time\ntime.sleep(90)", parameters="a = 1\nb = 1")
-    ctx, page = page_for(browser, hub, user)
-    page.goto(f"{hub.url}/services/batch/")
-    page.check("#mode-sweep")
-    page.set_input_files(
-        "#job-file",
-        files=[{"name": "slow.ipynb", "mimeType": "application/json", "buffer": slow}],
-    )
-    page.wait_for_selector("#sweep-values-b")
-    page.select_option("#job-profile", "cpu")
+    ctx, page = sweep_form(browser, hub, user, "slow.ipynb", slow)
     message = "document.getElementById('submit-message').textContent"
     # A table (JSON file) with a column the notebook does not have: the service's words.
     page.select_option("#sweep-kind", "table")
@@ -348,15 +346,7 @@ def test_an_optimisation_from_the_form_and_its_best_trial_on_the_sweep_page(
 ) -> None:
     user = hub.ready_user("swp-dee")
     batch = Batch(user)
-    ctx, page = page_for(browser, hub, user)
-    page.goto(f"{hub.url}/services/batch/")
-    page.check("#mode-sweep")
-    page.set_input_files(
-        "#job-file",
-        files=[{"name": "model.ipynb", "mimeType": "application/json", "buffer": MODEL}],
-    )
-    page.wait_for_selector("#sweep-values-b")
-    page.select_option("#job-profile", "cpu")
+    ctx, page = sweep_form(browser, hub, user, "model.ipynb", MODEL)
     # An optimisation takes the bounds rows of random samples, a value to optimise and trials.
     page.select_option("#sweep-kind", "optuna")
     assert page.is_visible("#sweep-objective") and page.is_visible("#sweep-low-a")
