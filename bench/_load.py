@@ -65,6 +65,7 @@ def attack(
     seconds: float,
 ) -> Load:
     """`clients` workers send `method url` back to back for `seconds`."""
+    binary = str(vegeta())
     with tempfile.TemporaryDirectory(prefix="batchhub-load-") as folder:
         target = [f"{method} {url}", *(f"{name}: {value}" for name, value in headers.items())]
         if body is not None:
@@ -75,7 +76,7 @@ def attack(
         with results.open("wb") as out:
             subprocess.run(
                 [
-                    str(vegeta()),
+                    binary,
                     "attack",
                     f"-targets={folder}/target",
                     "-rate=0",
@@ -89,7 +90,7 @@ def attack(
             )
         report = json.loads(
             subprocess.run(
-                [str(vegeta()), "report", "-type=json", str(results)],
+                [binary, "report", "-type=json", str(results)],
                 capture_output=True,
                 check=True,
             ).stdout
