@@ -1,21 +1,29 @@
 """Adaptive sweeps on a real batchhub: Optuna finds the minimum of (x-2)^2 in 30 trials with
 4 runs at once, and an exploration walks outward from its start point to the boundary of a
-stable disc and stops by itself within its budget."""
+stable disc and stops by itself within its budget.
+
+The hub keeps batch servers warm as shipped (values.yaml), unlike the session's hub: each
+follow-up run is asked at its predecessor's end and should start on that run's server."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.batch import Batch, notebook
+from tests.conftest import SESSION_VALUES, running_hub
 from tests.hub import HubProcess
 
-# Thirty runs, a few at a time, each a batch server of its own.
+# Thirty runs, a few at a time.
 pytestmark = pytest.mark.timeout(1500)
+# What values.yaml ships (the session's hub starts a server per run).
+WARM_IDLE = 60
 ACTIVE = ("starting", "running")
 # Glues the loss with scrapbook: the value Optuna is told.
 QUADRATIC = notebook("import scrapbook as sb\nsb.glue('loss', (x - 2) ** 2)", parameters="x = 1.0")
@@ -47,6 +55,15 @@ EXPLORE = {
 }
 
 
+@pytest.fixture(scope="module")
+def warm_hub() -> Iterator[HubProcess]:
+    """A hub of this module's own that keeps batch servers warm between runs."""
+    values = copy.deepcopy(SESSION_VALUES)
+    values["batch"]["warm_idle"] = WARM_IDLE
+    with running_hub(values) as process:
+        yield process
+
+
 def create(batch: Batch, spec: Any, content: bytes, **fields: Any) -> Any:
     data = {"spec": json.dumps(spec), "profile": "cpu", **{k: str(v) for k, v in fields.items()}}
     return batch.call("POST", "sweeps", files={"file": ("model.ipynb", content)}, data=data)
@@ -66,6 +83,11 @@ def run_to_the_end(batch: Batch, sweep_id: str, timeout: float) -> tuple[dict, i
     pytest.fail(f"sweep {sweep_id} still runs after {timeout} s: {sweep}")
 
 
+def servers_used(batch: Batch, rows: list[dict]) -> set[str]:
+    """The batch servers a sweep's runs ran in."""
+    return {batch.job(row["job_id"])["server_name"] for row in rows}
+
+
 def not_succeeded(batch: Batch, sweep_id: str) -> list[dict]:
     """A sweep's runs that did not succeed, with why and the end of their logs."""
     jobs = batch.call("GET", "jobs?limit=500").json()["jobs"]
@@ -81,8 +103,8 @@ def not_succeeded(batch: Batch, sweep_id: str) -> list[dict]:
     ]
 
 
-def test_optuna_finds_the_minimum_in_30_trials_four_at_a_time(hub: HubProcess) -> None:
-    batch = Batch(hub.ready_user("sw-opt"))
+def test_optuna_finds_the_minimum_in_30_trials_four_at_a_time(warm_hub: HubProcess) -> None:
+    batch = Batch(warm_hub.ready_user("sw-opt"))
     r = create(batch, OPTIMISE, QUADRATIC, max_parallel=4)
     assert r.status_code == 201, r.text
     created = r.json()
@@ -100,10 +122,13 @@ def test_optuna_finds_the_minimum_in_30_trials_four_at_a_time(hub: HubProcess) -
     assert abs(best["parameters"]["x"] - 2) < 0.1, sweep["info"]
     assert sweep["info"]["trial_states"] == {"complete": 30, "failed": 0, "running": 0}
     assert best["job_id"] in {row["job_id"] for row in rows}
+    # Most trials started on the warm server of a trial that had just ended.
+    servers = servers_used(batch, rows)
+    assert len(servers) <= 8, f"30 trials in {len(servers)} servers"
 
 
-def test_an_exploration_finds_the_boundary_and_stops_by_itself(hub: HubProcess) -> None:
-    batch = Batch(hub.ready_user("sw-explore"))
+def test_an_exploration_finds_the_boundary_and_stops_by_itself(warm_hub: HubProcess) -> None:
+    batch = Batch(warm_hub.ready_user("sw-explore"))
     r = create(batch, EXPLORE, DISC, max_parallel=4)
     assert r.status_code == 201, r.text
     assert r.json()["added"] == 1
@@ -122,3 +147,5 @@ def test_an_exploration_finds_the_boundary_and_stops_by_itself(hub: HubProcess) 
     assert all(row["depth"] == abs(x) + abs(y) for (x, y), row in points.items())
     info = sweep["info"]
     assert info["points"] == len(points) == 13 and info["dropped"]["already_seen"] > 0
+    servers = servers_used(batch, rows)
+    assert len(servers) <= 6, f"13 points in {len(servers)} servers"
