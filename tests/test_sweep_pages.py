@@ -1,6 +1,7 @@
 """Sweeps as a person uses them in Chromium: a 3x3 grid submitted from the Batch page, its
 results table (glued values, sorting, filters), the plot, the CSV and JSON downloads, the
-sweep's buttons, and both pages at desktop and phone width."""
+sweep's buttons, and both pages at desktop and phone width; an optimisation and an exploration
+started from the same form."""
 
 from __future__ import annotations
 
@@ -411,6 +412,93 @@ def test_an_optimisation_from_the_form_and_its_best_trial_on_the_sweep_page(
         if SHOTS:
             page.screenshot(path=str(Path(SHOTS) / f"optuna-page-{width}.png"), full_page=True)
         # Nothing wider than the screen, once the plot has followed the new width.
+        page.wait_for_function(
+            "document.documentElement.scrollWidth <= window.innerWidth + 1", timeout=10_000
+        )
+    ctx.close()
+
+
+# Stable within a disc around the origin; a stable point proposes its four neighbours.
+EXPLORER = notebook(
+    "import math\nimport scrapbook as sb\nstable = math.hypot(a, b) < 1.2\n"
+    "sb.glue('stable', stable)\n"
+    "sb.glue('next_points', [{'a': a + 1}, {'a': a - 1}, {'b': b + 1}, {'b': b - 1}] "
+    "if stable else [])",
+    parameters="a = 1\nb = 1",
+)
+
+
+def test_an_exploration_from_the_form_and_what_it_reached_on_the_sweep_page(
+    hub: HubProcess,
+    browser,  # type: ignore[no-untyped-def]
+) -> None:
+    user = hub.ready_user("swp-eli")
+    batch = Batch(user)
+    ctx, page = sweep_form(browser, hub, user, "explore.ipynb", EXPLORER)
+    # An exploration takes the bounds rows with a start column, a budget and a depth; no seed.
+    assert page.is_hidden("#sweep-start-a")
+    page.select_option("#sweep-kind", "explore")
+    assert page.is_visible("#sweep-start-a") and page.is_visible("#sweep-max-depth")
+    assert page.is_hidden("#sweep-seed") and page.is_hidden("#sweep-objective")
+    assert page.inner_text("#sweep-size") == "At most 20 points, each a job, the start included."
+    for name in ("a", "b"):
+        page.fill(f"#sweep-low-{name}", "-1")
+        page.fill(f"#sweep-high-{name}", "1")
+    for row in page.locator("#sweep-space tbody tr").all():
+        row.locator(".sweep-int").check()
+    # Without a start value: said on the page, nothing sent.
+    page.click("#job-submit")
+    page.wait_for_selector("#submit-message.text-danger", timeout=10_000)
+    assert "give the start value of at least one parameter" in page.inner_text("#submit-message")
+    # A start outside the bounds: the service's words.
+    page.fill("#sweep-start-a", "5")
+    page.fill("#sweep-start-b", "0")
+    page.click("#job-submit")
+    page.wait_for_function(
+        "document.getElementById('submit-message').textContent.includes('outside its bounds')",
+        timeout=30_000,
+    )
+    assert "start point 1" in page.inner_text("#submit-message")
+    assert batch.call("GET", "sweeps").json()["total"] == 0 and batch.count() == 0
+    page.fill("#sweep-start-a", "0")
+    page.fill("#sweep-max-depth", "1")
+    page.fill("#sweep-max-parallel", "4")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        if SHOTS:
+            page.screenshot(path=str(Path(SHOTS) / f"explore-form-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.click("#job-submit")
+    page.wait_for_selector("#sweep-link", timeout=60_000)
+    assert "the start point is queued" in page.inner_text("#submit-message")
+    sweep_id = page.inner_text("#sweep-link").split()[-1]
+    sweep = batch.call("GET", f"sweeps/{sweep_id}").json()
+    bound = {"low": -1, "high": 1, "int": True}
+    assert sweep["spec"] == {
+        "kind": "explore",
+        "start": [{"a": 0, "b": 0}],
+        "bounds": {"a": bound, "b": bound},
+        "max_points": 20,
+        "max_depth": 1,
+    }
+    sweep = wait_done(batch, sweep_id)
+    # The start and its four neighbours; each neighbour's proposals go back to the start
+    # (already run), out of the bounds, or a second step from the start (too deep).
+    rows = batch.call("GET", f"sweeps/{sweep_id}/results").json()["rows"]
+    reached = {(r["parameters"]["a"], r["parameters"]["b"]) for r in rows}
+    assert reached == {(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)}, reached
+    page.click("#sweep-link")
+    page.wait_for_selector("#sweep-state[data-state='done']", timeout=30_000)
+    assert "an exploration from 1 start point, at most 20 points" in page.inner_text("#sweep-spec")
+    assert page.inner_text("#sweep-explored").splitlines() == [
+        "5 of at most 20 points, 1 of at most 1 step from the start",
+        "20 proposed by the runs, 16 not followed: 4 already run, 4 outside the bounds, "
+        "8 too many steps from the start",
+    ]
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        if SHOTS:
+            page.screenshot(path=str(Path(SHOTS) / f"explore-page-{width}.png"), full_page=True)
         page.wait_for_function(
             "document.documentElement.scrollWidth <= window.innerWidth + 1", timeout=10_000
         )

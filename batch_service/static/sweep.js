@@ -42,6 +42,7 @@
     const parts = STATES.filter((s) => counts[s]).map((s) => counts[s] + " " + B.stateWord(s));
     return parts.join(" · ") || "none";
   }
+  const steps = (n) => n + " step" + (n === 1 ? "" : "s");
   function specText(spec) {
     if (!spec) return "";
     if (spec.kind === "grid") {
@@ -61,7 +62,7 @@
     if (spec.kind === "explore") {
       const n = (spec.start || []).length;
       return "an exploration from " + n + " start point" + (n === 1 ? "" : "s") + ", at most " + spec.max_points
-        + " points, " + spec.max_depth + " steps from a start point at most";
+        + " points, " + steps(spec.max_depth) + " from a start point at most";
     }
     return spec.kind;
   }
@@ -86,6 +87,21 @@
       " at " + (at || "the notebook's values") + ", trial " + best.trial + " ", job,
       el("div", { class: "bh-muted", text: asked }));
   }
+  // An exploration's reach so far and the proposals it did not follow, by why.
+  const DROPPED = { already_seen: "already run", out_of_bounds: "outside the bounds", too_deep: "too many steps from the start",
+    over_budget: "over the points budget", malformed: "not a list of points" };
+  function showExplored() {
+    const info = sweep.info || {};
+    const exploring = sweep.kind === "explore" && info.max_points !== undefined;
+    $("sweep-explored-label").hidden = $("sweep-explored").hidden = !exploring;
+    if (!exploring) return;
+    const dropped = Object.entries(info.dropped || {}).filter(([, n]) => n);
+    const total = dropped.reduce((sum, [, n]) => sum + n, 0);
+    $("sweep-explored").replaceChildren(
+      el("div", { text: info.points + " of at most " + info.max_points + " points, " + info.deepest + " of at most " + steps(info.max_depth) + " from the start" }),
+      el("div", { class: "bh-muted", id: "sweep-dropped", text: (info.proposed || 0) + " proposed by the runs, " + total + " not followed"
+        + (dropped.length ? ": " + dropped.map(([why, n]) => n + " " + (DROPPED[why] || why)).join(", ") : "") }));
+  }
   function showHeader() {
     const badge = $("sweep-state");
     badge.textContent = sweep.state;
@@ -102,6 +118,7 @@
     $("sweep-counts").textContent = sweep.points + " point" + (sweep.points === 1 ? "" : "s") + ": " + countsText(c);
     $("sweep-spec").textContent = specText(sweep.spec);
     showBest();
+    showExplored();
     $("sweep-runs").textContent = "profile " + sweep.profile + ", time limit " + duration(sweep.time_limit)
       + " each, at most " + sweep.max_parallel + " at once; submitted " + when(sweep.created_at);
     const mine = sweep.owner === config.user || config.admin;

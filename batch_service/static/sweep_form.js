@@ -1,6 +1,7 @@
 // The Batch page's sweep mode: the same file as a job, run once for each point of a grid (one
 // row of values per parameter), a table (CSV or JSON file), random samples (bounds, count,
-// seed) or an optimisation (the same bounds; Optuna picks each trial), at most N at once; and
+// seed), an optimisation (the same bounds; Optuna picks each trial) or an exploration (the
+// same bounds and a start value; each run proposes the next points), at most N at once; and
 // the list of sweeps. Submits to the sweeps API; its 400s are
 // shown next to the form as they come.
 (function () {
@@ -39,19 +40,24 @@
   }
   for (const radio of document.querySelectorAll("input[name='mode']")) radio.addEventListener("change", setMode);
 
-  // Random samples and an optimisation take the same bounds per parameter.
-  const bounded = () => kind.value === "random" || kind.value === "optuna";
+  // Random samples, an optimisation and an exploration take the same bounds per parameter.
+  const bounded = () => ["random", "optuna", "explore"].includes(kind.value);
   function showKind() {
     $("sweep-grid").hidden = kind.value !== "grid";
     $("sweep-table").hidden = kind.value !== "table";
     $("sweep-random").hidden = !bounded();
     $("sweep-optuna").hidden = kind.value !== "optuna";
+    $("sweep-explore").hidden = kind.value !== "explore";
+    // Only an exploration starts somewhere; it draws nothing, so it has no seed.
+    $("sweep-space").classList.toggle("bh-exploring", kind.value === "explore");
+    $("sweep-draws").hidden = kind.value === "explore";
     $("sweep-samples-col").hidden = kind.value !== "random";
     $("sweep-add").hidden = declared !== null || kind.value === "table";
     showSize();
   }
   kind.addEventListener("change", showKind);
   $("sweep-trials").addEventListener("input", showSize);
+  $("sweep-max-points").addEventListener("input", showSize);
 
   // --- one row per parameter --------------------------------------------------------
   const input = (attrs) => el("input", { class: "form-control form-control-sm", ...attrs });
@@ -68,7 +74,9 @@
   function spaceRow(p, free) {
     const cell = (cls, label, attrs) => el("td", {}, input({ class: "form-control form-control-sm " + cls, "aria-label": label + " of " + (p.name || "the parameter"), ...attrs }));
     const check = (cls, label) => el("td", {}, el("input", { class: "form-check-input " + cls, type: "checkbox", "aria-label": label + " for " + (p.name || "the parameter") }));
-    return el("tr", {}, el("td", {}, nameCell(p, free, "sweep-name")),
+    const start = cell("sweep-start", "start value", { id: p.name ? "sweep-start-" + p.name : null, placeholder: "start" });
+    start.classList.add("sweep-start-col");
+    return el("tr", {}, el("td", {}, nameCell(p, free, "sweep-name")), start,
       cell("sweep-low", "low", { inputmode: "decimal", id: p.name ? "sweep-low-" + p.name : null }),
       cell("sweep-high", "high", { inputmode: "decimal", id: p.name ? "sweep-high-" + p.name : null }),
       check("sweep-int", "whole numbers"), check("sweep-log", "log scale"),
@@ -147,7 +155,20 @@
     if (!objective) throw new Error("name the recorded value to optimise, e.g. loss (the notebook glues it with scrapbook)");
     return { kind: "optuna", space, objective, direction: $("sweep-direction").value, max_trials: Number($("sweep-trials").value), seed: seed() };
   }
-  const SPECS = { grid: gridSpec, random: randomSpec, optuna: optunaSpec, table: tableSpec };
+  function exploreSpec() {
+    const bounds = boundsSpec();
+    const start = {};
+    for (const tr of spaceBody.querySelectorAll("tr")) {
+      const value = tr.querySelector(".sweep-start").value.trim();
+      if (!value) continue;
+      const name = rowName(tr);
+      if (!bounds[name]) throw new Error("give " + (name || "the parameter") + "'s bounds too: a start value is kept within them");
+      start[name] = numberOrText(value);
+    }
+    if (!Object.keys(start).length) throw new Error("give the start value of at least one parameter: the first run takes it");
+    return { kind: "explore", start: [start], bounds, max_points: Number($("sweep-max-points").value), max_depth: Number($("sweep-max-depth").value) };
+  }
+  const SPECS = { grid: gridSpec, random: randomSpec, optuna: optunaSpec, explore: exploreSpec, table: tableSpec };
   async function tableSpec() {
     const file = $("sweep-table-file").files[0];
     if (!file) throw new Error("choose the table's file (.csv or .json)");
@@ -175,6 +196,11 @@
       size.textContent = trials >= 1 ? "At most " + trials + " trial" + (trials === 1 ? "" : "s") + ", each a job." : "";
       return;
     }
+    if (kind.value === "explore") {
+      const most = Number($("sweep-max-points").value);
+      size.textContent = most >= 1 ? "At most " + most + " point" + (most === 1 ? "" : "s") + ", each a job, the start included." : "";
+      return;
+    }
     if (kind.value !== "grid") {
       size.textContent = kind.value === "random" ? "" : "One point per row of the table.";
       return;
@@ -200,7 +226,9 @@
       const sweep = await api(config, "POST", "sweeps", data);
       const text = spec.kind === "optuna"
         ? sweep.added + " trial" + (sweep.added === 1 ? "" : "s") + " queued; Optuna asks for the next as runs end. "
-        : sweep.added + " point" + (sweep.added === 1 ? "" : "s") + " queued"
+        : spec.kind === "explore"
+          ? "the start point is queued; the points its runs propose follow as they end. "
+          : sweep.added + " point" + (sweep.added === 1 ? "" : "s") + " queued"
           + (sweep.skipped ? ", " + sweep.skipped + " already in the sweep" : "") + ". ";
       const link = el("a", { href: config.prefix + "sweeps/" + sweep.id, id: "sweep-link" }, "Open sweep " + sweep.id);
       F.say("");

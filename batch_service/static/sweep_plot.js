@@ -69,6 +69,7 @@
       if (!value || !x) {
         if (chart) { chart.destroy(); chart = null; }
         canvas.hidden = true;
+        canvas.parentElement.hidden = true; // no empty box the height of a chart
         scale.hidden = true;
         document.getElementById("plot-choices").hidden = true; // nothing to choose from yet
         canvas.dataset.points = "0";
@@ -79,6 +80,7 @@
         return;
       }
       canvas.hidden = false;
+      canvas.parentElement.hidden = false;
       document.getElementById("plot-choices").hidden = false;
       const { drawn, left } = points(value, x, y);
       const low = Math.min(...drawn.map((p) => p.v)), high = Math.max(...drawn.map((p) => p.v));
