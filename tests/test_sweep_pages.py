@@ -495,6 +495,12 @@ def test_an_exploration_from_the_form_and_what_it_reached_on_the_sweep_page(
         "20 proposed by the runs, 16 not followed: 4 already run, 4 outside the bounds, "
         "8 too many steps from the start",
     ]
+    # What each point recorded as yes or no, drawn by both parameters: a map of the region.
+    page.wait_for_selector("#plot[data-points='5']", timeout=10_000)
+    assert page.input_value("#plot-value") == "stable"
+    assert page.input_value("#plot-x") == "a" and page.input_value("#plot-y") == "b"
+    assert "the colour is stable (dark: false, yellow: true)" in page.inner_text("#plot-note")
+    assert page.inner_text("#plot-scale").split() == ["stable", "false", "true"]
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
         if SHOTS:

@@ -1,7 +1,8 @@
 // The sweep page's plot (Chart.js, served by the service from node_modules): a recorded value
 // against one parameter (a scatter), or against two (each point placed by both parameters and
 // coloured by the value, squares that tile a grid like a heatmap). The person picks the value
-// and parameters; only numbers are drawn, and the note says how many points were left out.
+// and parameters; only numbers (and yes/no, as 1/0) are drawn, and the note says how many
+// points were left out.
 // The chart's point count is kept in data-points on the canvas (and data-plot-points on the
 // page), so what is drawn can be read back.
 (function () {
@@ -21,6 +22,9 @@
     return "rgb(" + a.map((v, k) => Math.round(v + (b[k] - v) * f)).join(",") + ")";
   }
   const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+  // A yes or no a run recorded (an exploration's "stable") is drawn as 1 or 0.
+  const asNumber = (v) => (typeof v === "boolean" ? Number(v) : v);
+  const shown = (p) => (typeof p.raw === "boolean" ? String(p.raw) : fmt(p.v));
   const fmt = (v) => (Number.isInteger(v) ? String(v) : Number(v.toPrecision(4)).toString());
 
   function options(select, names, keep, none) {
@@ -57,8 +61,8 @@
       const drawn = [];
       let left = 0;
       for (const r of rows) {
-        const v = r.recorded[value], px = r.parameters[x], py = y ? r.parameters[y] : v;
-        if (isNumber(v) && isNumber(px) && isNumber(py)) drawn.push({ x: px, y: py, v, job: r.job_id });
+        const raw = r.recorded[value], v = asNumber(raw), px = r.parameters[x], py = y ? r.parameters[y] : v;
+        if (isNumber(v) && isNumber(px) && isNumber(py)) drawn.push({ x: px, y: py, v, raw, job: r.job_id });
         else if (r.state === "succeeded" || v !== undefined) left += 1;
       }
       return { drawn, left };
@@ -83,7 +87,9 @@
       canvas.parentElement.hidden = false;
       document.getElementById("plot-choices").hidden = false;
       const { drawn, left } = points(value, x, y);
-      const low = Math.min(...drawn.map((p) => p.v)), high = Math.max(...drawn.map((p) => p.v));
+      const yesNo = drawn.length > 0 && drawn.every((p) => typeof p.raw === "boolean");
+      // Yes and no keep their colours however many of each there are.
+      const low = yesNo ? 0 : Math.min(...drawn.map((p) => p.v)), high = yesNo ? 1 : Math.max(...drawn.map((p) => p.v));
       const span = high - low || 1;
       const theme = themeColours();
       const radius = drawn.length > 2000 ? 3 : drawn.length > 200 ? 5 : 9;
@@ -114,7 +120,7 @@
             legend: { display: false },
             tooltip: { callbacks: { label: (item) => {
               const p = item.raw;
-              return x + " = " + fmt(p.x) + (y ? ", " + y + " = " + fmt(p.y) : "") + ": " + value + " = " + fmt(p.v) + " (job " + p.job + ")";
+              return x + " = " + fmt(p.x) + (y ? ", " + y + " = " + fmt(p.y) : "") + ": " + value + " = " + shown(p) + " (job " + p.job + ")";
             } } },
           },
         },
@@ -132,13 +138,13 @@
       canvas.setAttribute("aria-label", label + ": " + drawn.length + " points");
       scale.hidden = !y || !drawn.length;
       if (y && drawn.length) {
-        document.getElementById("plot-scale-low").textContent = value + " " + fmt(low);
-        document.getElementById("plot-scale-high").textContent = fmt(high);
+        document.getElementById("plot-scale-low").textContent = value + " " + (yesNo ? "false" : fmt(low));
+        document.getElementById("plot-scale-high").textContent = yesNo ? "true" : fmt(high);
         const stops = Array.from({ length: STEPS }, (_, i) => colour(i / (STEPS - 1)) + " " + (100 * i / STEPS) + "% " + (100 * (i + 1) / STEPS) + "%");
         scale.querySelector(".bh-scale-bar").style.background = "linear-gradient(to right, " + stops.join(", ") + ")";
       }
       note.textContent = drawn.length + " point" + (drawn.length === 1 ? "" : "s") + " drawn"
-        + (y ? "; the colour is " + value + " (dark: low, yellow: high)" : "")
+        + (y ? "; the colour is " + value + (yesNo ? " (dark: false, yellow: true)" : " (dark: low, yellow: high)") : "")
         + (left ? "; " + left + " without a number for " + value + " left out" : "") + ".";
     }
 
@@ -152,9 +158,9 @@
     return {
       update(newRows) {
         rows = newRows;
-        const numeric = (get) => [...new Set(rows.flatMap((r) => Object.entries(get(r)).filter(([, v]) => isNumber(v)).map(([k]) => k)))].sort();
-        const values = numeric((r) => r.recorded);
-        const params = numeric((r) => r.parameters);
+        const numeric = (get, as) => [...new Set(rows.flatMap((r) => Object.entries(get(r)).filter(([, v]) => isNumber(as(v))).map(([k]) => k)))].sort();
+        const values = numeric((r) => r.recorded, asNumber);
+        const params = numeric((r) => r.parameters, (v) => v);
         options(valueSelect, values, chosen.value);
         options(xSelect, params, chosen.x);
         const others = params.filter((p) => p !== xSelect.value);
