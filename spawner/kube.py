@@ -91,7 +91,25 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
         config=True,
         help="Taint key (NoSchedule) on the exclusive pool's nodes; exclusive pods tolerate it.",
     )
+    batch_server_config_dir = Unicode(
+        "/opt/conda/etc/batchhub/batch-server",
+        config=True,
+        help="""Jupyter config folder in the image that a batch server reads first
+        (JUPYTER_CONFIG_PATH): batchhub installs it at <prefix>/etc/batchhub/batch-server. It
+        turns off the server extensions a run never uses (jupyter-scheduler, Jupytext, the
+        Batch panel), whose start would be on every run's clock. Empty: not set.""",
+    )
     job_name = Unicode("", help="The batch Job of this server (state).")
+
+    def get_env(self) -> dict[str, str]:
+        """A batch server reads its own extension switches first."""
+        env = super().get_env()
+        if env.get("BATCHHUB_JOB_ID") and self.batch_server_config_dir:
+            # The pod's separator, whatever the hub runs on.
+            env["JUPYTER_CONFIG_PATH"] = ":".join(
+                filter(None, [self.batch_server_config_dir, env.get("JUPYTER_CONFIG_PATH")])
+            )
+        return env
 
     # --- profiles ----------------------------------------------------------------------
     def apply_profile(self, profile: Profile) -> None:

@@ -5,6 +5,7 @@ Dockerfiles pass hadolint."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -81,6 +82,30 @@ def test_requirements_install_and_the_runner_is_enabled(image: str, tmp_path: Pa
         page_config = venv.parent / "etc" / "jupyter" / "labconfig" / "page_config.json"
         disabled = json.loads(page_config.read_text())["disabledExtensions"]
         assert disabled == {"@jupyterlab/scheduler:IAdvancedOptions": True}
+        # A batch server (BatchKubeSpawner points JUPYTER_CONFIG_PATH at this folder of the
+        # image) runs the runner and none of the extensions a run never uses.
+        batch_config = venv.parent / "etc" / "batchhub" / "batch-server"
+        # The switches as the server merges them from every config folder, first one winning.
+        merged = subprocess.run(
+            [
+                str(venv / "python"),
+                "-c",
+                "import json; from jupyter_core.paths import jupyter_config_path;"
+                "from jupyter_server.extension.config import ExtensionConfigManager as M;"
+                "print(json.dumps(M(read_config_path=jupyter_config_path())"
+                ".get_jpserver_extensions()))",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "JUPYTER_CONFIG_PATH": str(batch_config)},
+        )
+        switches = json.loads(merged.stdout or "{}")
+        assert switches.get("batch_service.runner") is True, merged.stderr
+        off = ("jupyter_scheduler", "jupyterlab_jupytext", "batch_service.lab_queue")
+        assert {name: switches.get(name) for name in off} == dict.fromkeys(off, False)
+        lab = json.loads((batch_config / "labconfig" / "page_config.json").read_text())
+        assert lab["disabledExtensions"]["batchhub-lab"] is True
 
 
 def test_the_gpu_image_requirements_resolve(tmp_path: Path) -> None:

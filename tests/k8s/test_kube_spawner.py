@@ -60,6 +60,8 @@ async def test_an_interactive_gpu_server_lands_on_its_gpu_type(
     assert pod["spec"]["nodeName"].startswith("a100-")
     limits = pod["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == "1" and limits["memory"] == str(4 * 2**30)
+    # An interactive server keeps JupyterLab's Jobs and the Batch panel.
+    assert "JUPYTER_CONFIG_PATH" not in {e["name"] for e in pod["spec"]["containers"][0]["env"]}
     await spawner.stop(now=True)
 
 
@@ -74,6 +76,11 @@ async def test_a_batch_server_is_a_job_whose_pod_the_spawner_follows(
     await started(spawner)
     job = k8s_cluster.get(f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{spawner.job_name}")
     assert job["spec"]["activeDeadlineSeconds"] == 900
+    # The pod reads the batch server's extension switches (tests/test_images.py checks them).
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["JUPYTER_CONFIG_PATH"] == "/opt/conda/etc/batchhub/batch-server"
+    assert env["BATCHHUB_JOB_ID"] == "k3j9x2m4qp"
     assert spawner.pod_name != spawner.job_name and spawner.pod_name.startswith(spawner.job_name)
     assert await spawner.poll() is None
     # A hub restart: a fresh spawner from the saved state finds the same pod.
