@@ -201,8 +201,11 @@
     return p;
   }
 
+  // "1 point", "3 points": a count with its noun.
+  const counted = (n, noun) => n + " " + noun + (n === 1 ? "" : "s");
+
   window.batchhub = {
-    el, api, when, duration, size, progressText, stateBadge, stateWord, reasonText, confirmDialog,
+    counted, el, api, when, duration, size, progressText, stateBadge, stateWord, reasonText, confirmDialog,
     tell, setTitle, notifyButton, change, pager, FINISHED, ACTIVE,
   };
 })();

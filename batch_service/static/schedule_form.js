@@ -9,7 +9,7 @@
   const form = document.getElementById("submit-form");
   if (!root || !form || !window.batchhubForm) return;
   const B = window.batchhub;
-  const { el, api } = B;
+  const { counted, el, api } = B;
   const F = window.batchhubForm;
   const config = JSON.parse(root.dataset.config);
   const $ = (elementId) => document.getElementById(elementId);
@@ -162,7 +162,7 @@
     const cell = (label, attrs, ...children) => el("td", { "data-label": label, ...attrs }, el("div", { class: "bh-cell" }, ...children));
     const notes = [];
     if (d.last_error) notes.push(el("div", { class: "small text-danger def-error", text: "Last run could not start: " + d.last_error }));
-    if (d.skipped) notes.push(el("div", { class: "bh-muted", text: d.skipped + " run" + (d.skipped === 1 ? "" : "s") + " skipped while the previous one was still going" }));
+    if (d.skipped) notes.push(el("div", { class: "bh-muted", text: counted(d.skipped, "run") + " skipped while the previous one was still going" }));
     const actions = el("div", { class: "d-flex gap-1 flex-wrap" },
       d.paused ? button("Resume", "btn-outline-primary", () => act("POST", "definitions/" + d.id + "/resume"), "resume-" + d.id)
         : button("Pause", "btn-outline-secondary", () => act("POST", "definitions/" + d.id + "/pause"), "pause-" + d.id),

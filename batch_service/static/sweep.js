@@ -7,7 +7,7 @@
   const root = document.getElementById("sweep-app");
   if (!root) return;
   const B = window.batchhub;
-  const { el, api, when, duration } = B;
+  const { counted, el, api, when, duration } = B;
   const config = JSON.parse(root.dataset.config);
   const id = config.sweep_id;
   const $ = (elementId) => document.getElementById(elementId);
@@ -42,7 +42,6 @@
     const parts = STATES.filter((s) => counts[s]).map((s) => counts[s] + " " + B.stateWord(s));
     return parts.join(" · ") || "none";
   }
-  const steps = (n) => n + " step" + (n === 1 ? "" : "s");
   function specText(spec) {
     if (!spec) return "";
     if (spec.kind === "grid") {
@@ -50,7 +49,7 @@
     }
     if (spec.kind === "table") {
       const n = Array.isArray(spec.table) ? spec.table.length : String(spec.table || "").split("\n").filter((l) => l.trim()).length - 1;
-      return "a table of " + n + " row" + (n === 1 ? "" : "s");
+      return "a table of " + counted(n, "row");
     }
     if (spec.kind === "random") {
       return spec.samples + " random samples (seed " + (spec.seed ?? 0) + ") of " + Object.keys(spec.space || {}).join(", ");
@@ -61,8 +60,8 @@
     }
     if (spec.kind === "explore") {
       const n = (spec.start || []).length;
-      return "an exploration from " + n + " start point" + (n === 1 ? "" : "s") + ", at most " + spec.max_points
-        + " points, " + steps(spec.max_depth) + " from a start point at most";
+      return "an exploration from " + counted(n, "start point") + ", at most " + spec.max_points
+        + " points, " + counted(spec.max_depth, "step") + " from a start point at most";
     }
     return spec.kind;
   }
@@ -98,7 +97,7 @@
     const dropped = Object.entries(info.dropped || {}).filter(([, n]) => n);
     const total = dropped.reduce((sum, [, n]) => sum + n, 0);
     $("sweep-explored").replaceChildren(
-      el("div", { text: info.points + " of at most " + info.max_points + " points, " + info.deepest + " of at most " + steps(info.max_depth) + " from the start" }),
+      el("div", { text: info.points + " of at most " + info.max_points + " points, " + info.deepest + " of at most " + counted(info.max_depth, "step") + " from the start" }),
       el("div", { class: "bh-muted", id: "sweep-dropped", text: (info.proposed || 0) + " proposed by the runs, " + total + " not followed"
         + (dropped.length ? ": " + dropped.map(([why, n]) => n + " " + (DROPPED[why] || why)).join(", ") : "") }));
   }
@@ -115,7 +114,7 @@
       done: "every point has ended",
       cancelled: "its queued points were dropped and running ones stopped",
     }[sweep.state] || "";
-    $("sweep-counts").textContent = sweep.points + " point" + (sweep.points === 1 ? "" : "s") + ": " + countsText(c);
+    $("sweep-counts").textContent = counted(sweep.points, "point") + ": " + countsText(c);
     $("sweep-spec").textContent = specText(sweep.spec);
     showBest();
     showExplored();
@@ -127,7 +126,7 @@
     $("sweep-cancel").hidden = !(mine && (sweep.state === "active" || sweep.state === "paused"));
     const failed = c.failed + c.timed_out;
     $("sweep-retry").hidden = !(mine && failed);
-    $("sweep-retry").textContent = "Retry " + failed + " failed point" + (failed === 1 ? "" : "s");
+    $("sweep-retry").textContent = "Retry " + counted(failed, "failed point");
     $("download-csv").href = config.api + "sweeps/" + id + "/results?format=csv";
     $("download-json").href = config.api + "sweeps/" + id + "/results?format=json";
     B.setTitle(sweep.state + " " + (c.succeeded + c.failed + c.timed_out + c.cancelled) + "/" + sweep.points);
@@ -236,7 +235,7 @@
         text: rows.length ? "No point matches the filter." : "This sweep has no points." })));
     }
     $("results-count").textContent = matched.length === rows.length
-      ? rows.length + " point" + (rows.length === 1 ? "" : "s")
+      ? counted(rows.length, "point")
       : matched.length + " of " + rows.length + " points shown";
     const paged = matched.length > PAGE;
     $("results-pages").classList.toggle("d-none", !paged); // d-flex would outdo [hidden]

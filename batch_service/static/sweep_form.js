@@ -10,7 +10,7 @@
   const form = document.getElementById("submit-form");
   if (!root || !form || !window.batchhubForm) return;
   const B = window.batchhub;
-  const { el, api, when } = B;
+  const { counted, el, api, when } = B;
   const F = window.batchhubForm;
   const config = JSON.parse(root.dataset.config);
   const $ = (elementId) => document.getElementById(elementId);
@@ -193,12 +193,12 @@
   function showSize() {
     if (kind.value === "optuna") {
       const trials = Number($("sweep-trials").value);
-      size.textContent = trials >= 1 ? "At most " + trials + " trial" + (trials === 1 ? "" : "s") + ", each a job." : "";
+      size.textContent = trials >= 1 ? "At most " + counted(trials, "trial") + ", each a job." : "";
       return;
     }
     if (kind.value === "explore") {
       const most = Number($("sweep-max-points").value);
-      size.textContent = most >= 1 ? "At most " + most + " point" + (most === 1 ? "" : "s") + ", each a job, the start included." : "";
+      size.textContent = most >= 1 ? "At most " + counted(most, "point") + ", each a job, the start included." : "";
       return;
     }
     if (kind.value !== "grid") {
@@ -209,7 +209,7 @@
     if (!lengths.length) { size.textContent = "Give values for one or more parameters."; return; }
     if (lengths.includes(null)) { size.textContent = "A range's step must go from start towards stop."; return; }
     const total = lengths.reduce((a, b) => a * b, 1);
-    size.textContent = (lengths.length > 1 ? lengths.join(" × ") + " = " : "") + total + " point" + (total === 1 ? "" : "s") + ", each a job.";
+    size.textContent = (lengths.length > 1 ? lengths.join(" × ") + " = " : "") + counted(total, "point") + ", each a job.";
   }
 
   form.addEventListener("submit", async (event) => {
@@ -225,10 +225,10 @@
       data.append("max_parallel", $("sweep-max-parallel").value || "1");
       const sweep = await api(config, "POST", "sweeps", data);
       const text = spec.kind === "optuna"
-        ? sweep.added + " trial" + (sweep.added === 1 ? "" : "s") + " queued; Optuna asks for the next as runs end. "
+        ? counted(sweep.added, "trial") + " queued; Optuna asks for the next as runs end. "
         : spec.kind === "explore"
           ? "the start point is queued; the points its runs propose follow as they end. "
-          : sweep.added + " point" + (sweep.added === 1 ? "" : "s") + " queued"
+          : counted(sweep.added, "point") + " queued"
           + (sweep.skipped ? ", " + sweep.skipped + " already in the sweep" : "") + ". ";
       const link = el("a", { href: config.prefix + "sweeps/" + sweep.id, id: "sweep-link" }, "Open sweep " + sweep.id);
       F.say("");
@@ -253,7 +253,7 @@
     if (config.read_all) cells.push(cell("User", s.owner));
     cells.push(
       cell("State", el("span", { class: "bh-state bh-state-" + (BADGE[s.state] || "queued"), "data-state": s.state, text: s.state })),
-      cell("Points", el("div", { text: s.points + " point" + (s.points === 1 ? "" : "s") }), el("div", { class: "bh-muted", text: counts })),
+      cell("Points", el("div", { text: counted(s.points, "point") }), el("div", { class: "bh-muted", text: counts })),
       cell("Submitted", when(s.created_at)));
     return el("tr", { id: "sweep-" + s.id, "data-state": s.state }, ...cells);
   }

@@ -24,8 +24,8 @@
   const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
   // A yes or no a run recorded (an exploration's "stable") is drawn as 1 or 0.
   const asNumber = (v) => (typeof v === "boolean" ? Number(v) : v);
-  const shown = (p) => (typeof p.raw === "boolean" ? String(p.raw) : fmt(p.v));
   const fmt = (v) => (Number.isInteger(v) ? String(v) : Number(v.toPrecision(4)).toString());
+  const shown = (p) => (typeof p.raw === "boolean" ? String(p.raw) : fmt(p.v));
 
   function options(select, names, keep, none) {
     const wanted = (none ? [""] : []).concat(names);
@@ -143,7 +143,7 @@
         const stops = Array.from({ length: STEPS }, (_, i) => colour(i / (STEPS - 1)) + " " + (100 * i / STEPS) + "% " + (100 * (i + 1) / STEPS) + "%");
         scale.querySelector(".bh-scale-bar").style.background = "linear-gradient(to right, " + stops.join(", ") + ")";
       }
-      note.textContent = drawn.length + " point" + (drawn.length === 1 ? "" : "s") + " drawn"
+      note.textContent = window.batchhub.counted(drawn.length, "point") + " drawn"
         + (y ? "; the colour is " + value + (yesNo ? " (dark: false, yellow: true)" : " (dark: low, yellow: high)") : "")
         + (left ? "; " + left + " without a number for " + value + " left out" : "") + ".";
     }
