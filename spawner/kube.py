@@ -32,7 +32,7 @@ from .manifests import (
     to_manifest,
     user_ids,
 )
-from .mixin import BatchSpawnerMixin
+from .mixin import BatchSpawnerMixin, config_path_first
 from .mounts import LabVolume, readable_datasets
 from .profiles import Profile, ProfileError
 
@@ -104,11 +104,9 @@ class BatchKubeSpawner(BatchSpawnerMixin, KubeSpawner):
     def get_env(self) -> dict[str, str]:
         """A batch server reads its own extension switches first."""
         env = super().get_env()
-        if env.get("BATCHHUB_JOB_ID") and self.batch_server_config_dir:
+        if self.is_batch and self.batch_server_config_dir:
             # The pod's separator, whatever the hub runs on.
-            env["JUPYTER_CONFIG_PATH"] = ":".join(
-                filter(None, [self.batch_server_config_dir, env.get("JUPYTER_CONFIG_PATH")])
-            )
+            env["JUPYTER_CONFIG_PATH"] = config_path_first(self.batch_server_config_dir, env, ":")
         return env
 
     # --- profiles ----------------------------------------------------------------------

@@ -25,7 +25,7 @@ from .accounts import Account, account_name, current_account, ensure_account
 from .devices import DeviceBarrier, device_of
 from .gpus import GpuPool, GpuUnavailable, load_inventory
 from .limits import MemoryEnforcer
-from .mixin import BatchSpawnerMixin
+from .mixin import BatchSpawnerMixin, config_path_first
 from .mounts import (
     DATA_ROOT,
     DatasetMount,
@@ -315,14 +315,10 @@ class LocalBatchSpawner(BatchSpawnerMixin, LocalProcessSpawner):
         if env.get("BATCHHUB_JOB_ID"):
             # Enables the runner extension from the work tree, whatever pip installed; a batch
             # server also skips Jupytext's server extension (its start is on every run's clock).
-            env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
-                filter(None, [str(RUNNER_CONFIG), env.get("JUPYTER_CONFIG_PATH")])
-            )
+            env["JUPYTER_CONFIG_PATH"] = config_path_first(str(RUNNER_CONFIG), env, os.pathsep)
         else:
             # JupyterLab's Jobs go to batchhub's queue (from the work tree, whatever pip installed).
-            env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
-                filter(None, [str(LAB_CONFIG), env.get("JUPYTER_CONFIG_PATH")])
-            )
+            env["JUPYTER_CONFIG_PATH"] = config_path_first(str(LAB_CONFIG), env, os.pathsep)
         return env
 
     async def start(self) -> Any:

@@ -27,6 +27,11 @@ from .profiles import (
 )
 
 
+def config_path_first(folder: str, env: dict[str, str], separator: str) -> str:
+    """JUPYTER_CONFIG_PATH that reads `folder` before whatever `env` already names there."""
+    return separator.join(filter(None, [folder, env.get("JUPYTER_CONFIG_PATH")]))
+
+
 def describe_profile(profile: Profile) -> str:
     """One line a person reads on the spawn form: GPUs, CPU, memory, time limits."""
     from .limits import human_bytes
