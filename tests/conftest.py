@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 import shutil
@@ -146,6 +147,14 @@ def exclusive_profile(**extra: object) -> dict:
         "default_time_limit": 300,
         **extra,
     }
+
+
+def warm_values(idle_seconds: float) -> dict:
+    """The session's values, but batch servers wait `idle_seconds` for their owner's next run
+    (the session's hub starts a server per run)."""
+    values = copy.deepcopy(SESSION_VALUES)
+    values["batch"]["warm_idle"] = idle_seconds
+    return values
 
 
 @contextmanager

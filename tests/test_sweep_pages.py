@@ -17,6 +17,7 @@ import pytest
 from tests.batch import Batch, notebook
 from tests.hub import HubProcess
 from tests.test_batch_pages import SHOTS, page_for
+from tests.test_sweeps_adaptive import disc
 
 pytestmark = pytest.mark.browser
 MODEL = notebook(
@@ -59,6 +60,18 @@ def sweep_form(browser, hub: HubProcess, user, name: str, content: bytes):  # ty
     return ctx, page
 
 
+def refused_on_submit(page, words: str) -> None:  # type: ignore[no-untyped-def]
+    """Submitting the form is refused: its message, in red, comes to say `words` (the page's
+    own check or the service's answer)."""
+    page.click("#job-submit")
+    page.wait_for_function(
+        "words => document.getElementById('submit-message').textContent.includes(words)",
+        arg=words,
+        timeout=30_000,
+    )
+    assert "text-danger" in page.get_attribute("#submit-message", "class")
+
+
 def form_shots(page, name: str) -> None:  # type: ignore[no-untyped-def]
     """Screenshots of the filled form at desktop and phone width, then back to desktop."""
     for width in (1280, 390):
@@ -91,9 +104,7 @@ def grid(hub: HubProcess, browser):  # type: ignore[no-untyped-def]
     # A step of 0 is refused by the service, its words shown next to the form; nothing stored.
     page.fill("#sweep-values-a", "1:3:0")
     page.fill("#sweep-values-b", "1, 2, 3")
-    page.click("#job-submit")
-    page.wait_for_selector("#submit-message.text-danger", timeout=30_000)
-    assert "step of a range may not be 0" in page.inner_text("#submit-message")
+    refused_on_submit(page, "step of a range may not be 0")
     assert batch.call("GET", "sweeps").json()["total"] == 0 and batch.count() == 0
     page.fill("#sweep-values-a", "1:3")
     assert page.inner_text("#sweep-size") == "3 × 3 = 9 points, each a job."
@@ -265,7 +276,6 @@ def test_a_table_and_random_samples_from_the_form_and_the_sweeps_buttons(
     batch = Batch(user)
     slow = notebook("import time\ntime.sleep(90)", parameters="a = 1\nb = 1")
     ctx, page = sweep_form(browser, hub, user, "slow.ipynb", slow)
-    message = "document.getElementById('submit-message').textContent"
     # A table (JSON file) with a column the notebook does not have: the service's words.
     page.select_option("#sweep-kind", "table")
     table = json.dumps([{"a": 1, "c": 2}]).encode()
@@ -273,14 +283,11 @@ def test_a_table_and_random_samples_from_the_form_and_the_sweeps_buttons(
         "#sweep-table-file",
         files=[{"name": "points.json", "mimeType": "application/json", "buffer": table}],
     )
-    page.click("#job-submit")
-    page.wait_for_function(f"{message}.includes('is not a parameter')", timeout=30_000)
-    assert "'c' is not a parameter of slow.ipynb" in page.inner_text("#submit-message")
+    refused_on_submit(page, "'c' is not a parameter of slow.ipynb")
     # Random samples need both bounds.
     page.select_option("#sweep-kind", "random")
     page.fill("#sweep-low-a", "0")
-    page.click("#job-submit")
-    page.wait_for_function(f"{message}.includes('needs bounds')", timeout=30_000)
+    refused_on_submit(page, "needs bounds")
     assert batch.call("GET", "sweeps").json()["total"] == 0 and batch.count() == 0
     page.fill("#sweep-high-a", "10")
     page.locator("#sweep-space tbody tr").first.locator(".sweep-int").check()
@@ -378,16 +385,10 @@ def test_an_optimisation_from_the_form_and_its_best_trial_on_the_sweep_page(
     page.fill("#sweep-high-a", "4")
     page.locator("#sweep-space tbody tr").first.locator(".sweep-int").check()
     # Without the value to optimise: said on the page, nothing sent.
-    page.click("#job-submit")
-    page.wait_for_selector("#submit-message.text-danger", timeout=10_000)
-    assert "name the recorded value to optimise" in page.inner_text("#submit-message")
+    refused_on_submit(page, "name the recorded value to optimise")
     # A name that is not an identifier: the service's words.
     page.fill("#sweep-objective", "the loss")
-    page.click("#job-submit")
-    page.wait_for_function(
-        "document.getElementById('submit-message').textContent.includes('objective must name')",
-        timeout=30_000,
-    )
+    refused_on_submit(page, "objective must name")
     assert batch.call("GET", "sweeps").json()["total"] == 0 and batch.count() == 0
     page.fill("#sweep-objective", "loss")
     page.fill("#sweep-trials", "2")
@@ -428,23 +429,13 @@ def test_an_optimisation_from_the_form_and_its_best_trial_on_the_sweep_page(
     ctx.close()
 
 
-# Stable within a disc around the origin; a stable point proposes its four neighbours.
-EXPLORER = notebook(
-    "import math\nimport scrapbook as sb\nstable = math.hypot(a, b) < 1.2\n"
-    "sb.glue('stable', stable)\n"
-    "sb.glue('next_points', [{'a': a + 1}, {'a': a - 1}, {'b': b + 1}, {'b': b - 1}] "
-    "if stable else [])",
-    parameters="a = 1\nb = 1",
-)
-
-
 def test_an_exploration_from_the_form_and_what_it_reached_on_the_sweep_page(
     hub: HubProcess,
     browser,  # type: ignore[no-untyped-def]
 ) -> None:
     user = hub.ready_user("swp-eli")
     batch = Batch(user)
-    ctx, page = sweep_form(browser, hub, user, "explore.ipynb", EXPLORER)
+    ctx, page = sweep_form(browser, hub, user, "explore.ipynb", disc("a", "b"))
     # An exploration takes the bounds rows with a start column, a budget and a depth; no seed.
     assert page.is_hidden("#sweep-start-a")
     page.select_option("#sweep-kind", "explore")
@@ -457,18 +448,11 @@ def test_an_exploration_from_the_form_and_what_it_reached_on_the_sweep_page(
     for row in page.locator("#sweep-space tbody tr").all():
         row.locator(".sweep-int").check()
     # Without a start value: said on the page, nothing sent.
-    page.click("#job-submit")
-    page.wait_for_selector("#submit-message.text-danger", timeout=10_000)
-    assert "give the start value of at least one parameter" in page.inner_text("#submit-message")
+    refused_on_submit(page, "give the start value of at least one parameter")
     # A start outside the bounds: the service's words.
     page.fill("#sweep-start-a", "5")
     page.fill("#sweep-start-b", "0")
-    page.click("#job-submit")
-    page.wait_for_function(
-        "document.getElementById('submit-message').textContent.includes('outside its bounds')",
-        timeout=30_000,
-    )
-    assert "start point 1" in page.inner_text("#submit-message")
+    refused_on_submit(page, "start point 1: a=5 is outside its bounds")
     assert batch.call("GET", "sweeps").json()["total"] == 0 and batch.count() == 0
     page.fill("#sweep-start-a", "0")
     page.fill("#sweep-max-depth", "1")

@@ -7,7 +7,6 @@ follow-up run is asked at its predecessor's end and should start on that run's s
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.batch import Batch, notebook
-from tests.conftest import SESSION_VALUES, running_hub
+from tests.conftest import running_hub, warm_values
 from tests.hub import HubProcess
 
 # Thirty runs, a few at a time.
@@ -27,14 +26,21 @@ WARM_IDLE = 60
 ACTIVE = ("starting", "running")
 # Glues the loss with scrapbook: the value Optuna is told.
 QUADRATIC = notebook("import scrapbook as sb\nsb.glue('loss', (x - 2) ** 2)", parameters="x = 1.0")
-# Stable inside a disc of radius 1.2 around the origin; a stable point proposes its neighbours.
-DISC = notebook(
-    "import math\nimport scrapbook as sb\nstable = math.hypot(x, y) < 1.2\n"
-    "sb.glue('stable', stable)\n"
-    "sb.glue('next_points', [{'x': x + 1}, {'x': x - 1}, {'y': y + 1}, {'y': y - 1}] "
-    "if stable else [])",
-    parameters="x = 0\ny = 0",
-)
+
+
+def disc(a: str, b: str) -> bytes:
+    """Stable inside a disc of radius 1.2 around the origin of parameters `a` and `b`; a stable
+    point proposes its four neighbours."""
+    return notebook(
+        f"import math\nimport scrapbook as sb\nstable = math.hypot({a}, {b}) < 1.2\n"
+        "sb.glue('stable', stable)\n"
+        f"sb.glue('next_points', [{{'{a}': {a} + 1}}, {{'{a}': {a} - 1}}, "
+        f"{{'{b}': {b} + 1}}, {{'{b}': {b} - 1}}] if stable else [])",
+        parameters=f"{a} = 0\n{b} = 0",
+    )
+
+
+DISC = disc("x", "y")
 OPTIMISE = {
     "kind": "optuna",
     "space": {"x": {"low": 0, "high": 5}},
@@ -58,9 +64,7 @@ EXPLORE = {
 @pytest.fixture(scope="module")
 def warm_hub() -> Iterator[HubProcess]:
     """A hub of this module's own that keeps batch servers warm between runs."""
-    values = copy.deepcopy(SESSION_VALUES)
-    values["batch"]["warm_idle"] = WARM_IDLE
-    with running_hub(values) as process:
+    with running_hub(warm_values(WARM_IDLE)) as process:
         yield process
 
 
@@ -83,9 +87,10 @@ def run_to_the_end(batch: Batch, sweep_id: str, timeout: float) -> tuple[dict, i
     pytest.fail(f"sweep {sweep_id} still runs after {timeout} s: {sweep}")
 
 
-def servers_used(batch: Batch, rows: list[dict]) -> set[str]:
+def servers_used(batch: Batch, sweep_id: str) -> set[str]:
     """The batch servers a sweep's runs ran in."""
-    return {batch.job(row["job_id"])["server_name"] for row in rows}
+    jobs = batch.call("GET", "jobs?limit=500").json()["jobs"]
+    return {job["server_name"] for job in jobs if job["sweep_id"] == sweep_id}
 
 
 def not_succeeded(batch: Batch, sweep_id: str) -> list[dict]:
@@ -123,7 +128,7 @@ def test_optuna_finds_the_minimum_in_30_trials_four_at_a_time(warm_hub: HubProce
     assert sweep["info"]["trial_states"] == {"complete": 30, "failed": 0, "running": 0}
     assert best["job_id"] in {row["job_id"] for row in rows}
     # Most trials started on the warm server of a trial that had just ended.
-    servers = servers_used(batch, rows)
+    servers = servers_used(batch, sweep["id"])
     assert len(servers) <= 8, f"30 trials in {len(servers)} servers"
 
 
@@ -147,5 +152,5 @@ def test_an_exploration_finds_the_boundary_and_stops_by_itself(warm_hub: HubProc
     assert all(row["depth"] == abs(x) + abs(y) for (x, y), row in points.items())
     info = sweep["info"]
     assert info["points"] == len(points) == 13 and info["dropped"]["already_seen"] > 0
-    servers = servers_used(batch, rows)
+    servers = servers_used(batch, sweep["id"])
     assert len(servers) <= 6, f"13 points in {len(servers)} servers"

@@ -8,7 +8,6 @@ kernel. Real hub, real servers, real kernels.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.batch import Batch, notebook
-from tests.conftest import SESSION_VALUES, exclusive_profile, running_hub
+from tests.conftest import exclusive_profile, running_hub, warm_values
 from tests.hub import HubProcess
 from tests.test_live_kernel import evaluate
 
@@ -45,8 +44,7 @@ NEXT = notebook(
 @pytest.fixture(scope="module")
 def warm_hub() -> Iterator[HubProcess]:
     """A hub of this module's own that keeps batch servers warm for WARM_IDLE seconds."""
-    values = copy.deepcopy(SESSION_VALUES)
-    values["batch"]["warm_idle"] = WARM_IDLE
+    values = warm_values(WARM_IDLE)
     # A GPU each: what a run is charged in the fair line is GPUs x its time limit.
     values["profiles"].append(exclusive_profile(gpus=1, gpu_type="fake"))
     with running_hub(values) as process:
