@@ -1,11 +1,13 @@
-"""Closed-loop HTTP load from vegeta, a compiled load generator, for the throughput benches.
+"""HTTP load from vegeta, a compiled load generator, for the throughput benches.
 
 Clients written in Python (threads with requests) spend about 2.5 ms of CPU per request: on a
 small machine that is a third of what a submission costs all told, taken from the hub, proxy
 and service under test. vegeta (github.com/tsenart/vegeta) spends a small fraction of that. It
 is built once from its Go module into ~/.cache/batchhub/bin (about 40 s, then found at once).
-With `-rate=0` each of `clients` workers sends its next request when its last is answered, as
-the Python clients did.
+Closed loop (`rate` 0, vegeta's `-rate=0`): each of `clients` workers sends its next request
+when its last is answered, as the Python clients did; the rate is what the server can take.
+Open loop (`rate` > 0): requests leave at that rate whatever the answers, from at most `clients`
+workers at once; the latencies are what a client sees at that load.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def vegeta() -> Path:
 
 @dataclass(frozen=True)
 class Load:
-    """What one closed-loop attack measured."""
+    """What one attack measured."""
 
     ok_per_second: float  # answers 200/201 per second, over the attack and its last answers
     p95_ms: float  # 95th percentile of every request's latency
@@ -63,8 +65,10 @@ def attack(
     body: bytes | None,
     clients: int,
     seconds: float,
+    rate: int = 0,
 ) -> Load:
-    """`clients` workers send `method url` back to back for `seconds`."""
+    """`clients` workers send `method url` for `seconds`: back to back (`rate` 0), or `rate`
+    requests per second with at most `clients` in flight."""
     binary = str(vegeta())
     with tempfile.TemporaryDirectory(prefix="batchhub-load-") as folder:
         target = [f"{method} {url}", *(f"{name}: {value}" for name, value in headers.items())]
@@ -79,7 +83,7 @@ def attack(
                     binary,
                     "attack",
                     f"-targets={folder}/target",
-                    "-rate=0",
+                    f"-rate={rate}/1s" if rate else "-rate=0",
                     f"-workers={clients}",
                     f"-max-workers={clients}",
                     f"-duration={seconds}s",
