@@ -13,8 +13,10 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from batch_service.files import stage_job_folder
 from batch_service.parent_watch import end_with
 from batch_service.uploads import CheckedInput, check_upload, read_notebook
 
@@ -24,6 +26,19 @@ def _check_upload(
 ) -> CheckedInput:
     # The caller keeps the content: send back only what the checks found.
     return replace(check_upload(name, content, entry_point, max_members, max_bytes), content=b"")
+
+
+def _check_and_stage(
+    name: str,
+    content: bytes,
+    entry_point: str | None,
+    max_members: int,
+    max_bytes: int,
+    staging: str,
+) -> CheckedInput:
+    found = check_upload(name, content, entry_point, max_members, max_bytes)
+    staged = stage_job_folder(Path(staging), "input", found.name, content)
+    return replace(found, content=b"", staged=staged)
 
 
 def _check_notebook(content: bytes, name: str) -> None:
@@ -69,6 +84,23 @@ class CheckPool:
     ) -> CheckedInput:
         """check_upload in a worker; the content stays here."""
         found = await self._run(_check_upload, name, content, entry_point, max_members, max_bytes)
+        return replace(found, content=content)
+
+    async def check_and_stage(
+        self,
+        name: str,
+        content: bytes,
+        entry_point: str | None,
+        max_members: int,
+        max_bytes: int,
+        staging: Path,
+    ) -> CheckedInput:
+        """check_upload, then the input written in a new job folder under `staging` (fsynced),
+        both in a worker: the caller places the folder (FileStore.place_job_folder) or
+        discards it."""
+        found = await self._run(
+            _check_and_stage, name, content, entry_point, max_members, max_bytes, str(staging)
+        )
         return replace(found, content=content)
 
     async def check_notebook(self, content: bytes, name: str) -> None:

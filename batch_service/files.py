@@ -25,6 +25,7 @@ import shutil
 import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -36,6 +37,36 @@ MAX_PATH_LENGTH = 1024
 COPY_CHUNK = 1 << 20
 # Files of one group fsynced at once (their journal commits are shared); threads kept.
 _SYNCING = ThreadPoolExecutor(16, thread_name_prefix="fsync")
+
+
+@dataclass(frozen=True)
+class StagedFolder:
+    """A job folder written and fsynced in staging by another process, to be renamed into
+    place whole (`JobFiles.write_group`)."""
+
+    folder: str
+    size: int
+    sha256: str
+
+
+def stage_job_folder(staging: Path, role: str, name: str, content: bytes) -> StagedFolder:
+    """Write `content` as <new folder>/<role>/<name> under `staging`, fsynced.
+
+    Runs in a check worker: creating and syncing files is the costliest part of storing a
+    submission, and in the service's process every one of its system calls would also wait
+    for the interpreter lock that the event loop holds."""
+    folder = staging / secrets.token_hex(12)
+    target = folder / role / str(safe_relative(name, "file name"))
+    try:
+        target.parent.mkdir(parents=True)
+        with target.open("wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return StagedFolder(str(folder), len(content), hashlib.sha256(content).hexdigest())
 
 
 def safe_relative(path: str, what: str = "path") -> PurePosixPath:
@@ -111,7 +142,29 @@ class FileStore:
 
     def staging(self) -> Path:
         """A fresh name in the staging folder (same file system as the final places)."""
-        return self.root / "staging" / secrets.token_hex(12)
+        return self.staging_root / secrets.token_hex(12)
+
+    @property
+    def staging_root(self) -> Path:
+        """Where files are written before they are renamed into place."""
+        return self.root / "staging"
+
+    def place_job_folder(self, staged: StagedFolder, job_id: str) -> None:
+        """Rename a staged job folder to be the job's folder (removed if that fails)."""
+        source = Path(staged.folder)
+        try:
+            if source.parent != self.staging_root:
+                raise ValueError(f"{source} is not in staging")
+            os.rename(source, self.job_folder(job_id))
+        except BaseException:
+            self.discard(staged)
+            raise
+
+    def discard(self, staged: StagedFolder) -> None:
+        """Remove a staged folder that will not be placed."""
+        source = Path(staged.folder)
+        if source.parent == self.staging_root:
+            shutil.rmtree(source, ignore_errors=True)
 
     # --- writing --------------------------------------------------------------------
     def write_atomic(self, target: Path, chunks: Iterator[bytes] | bytes) -> tuple[int, str]:

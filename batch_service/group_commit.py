@@ -1,11 +1,12 @@
 """Group commit: submissions that arrive together are stored in one transaction.
 
-Storing a submission means writing its input file (fsynced, renamed into place) and committing
-its job row with the file's row. Done on the event loop, one by one, the fsyncs and commits of
-many clients queue behind each other and hold the loop while they wait for the disk. Here the
+Storing a submission means putting its input file in place (fsynced) and committing its job
+row with the file's row. Done on the event loop, one by one, the fsyncs and commits of many
+clients queue behind each other and hold the loop while they wait for the disk. Here the
 handlers hand their checked job rows to `GroupCommit.store_job`; a worker thread takes everything
-handed over so far, writes the files (fsynced together), commits all rows in ONE transaction and
-only then resolves each submission's future. While it works, newcomers gather for the next
+handed over so far, renames the job folders the check workers staged with the inputs in them
+(or writes the inputs, fsynced together, where none was staged), commits all rows in ONE
+transaction and only then resolves each submission's future. While it works, newcomers gather for the next
 round (a few rounds are in flight at once, their commits one after another): no artificial
 delay, and under load one commit serves many submissions.
 
@@ -145,7 +146,7 @@ class GroupCommit:
         """Write the inputs, commit the rows together (or one by one on failure), view them."""
         # The files first (fsynced, in place): a job row is never committed without its input.
         rows = self.job_files.write_group(
-            [(p.job.id, "input", p.upload.name, p.upload.content) for p in group]
+            [(p.job.id, "input", p.upload.name, p.upload.content, p.upload.staged) for p in group]
         )
         for pending, row in zip(group, rows, strict=True):
             if isinstance(row, Exception):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from batch_service.clock import now
 from batch_service.errors import NotFound
-from batch_service.files import FileStore
+from batch_service.files import FileStore, StagedFolder
 from batch_service.store import JobFile, Store
 
 
@@ -44,17 +44,38 @@ class JobFiles:
             job_id=job_id, role=role, name=name, size=size, sha256=digest, stored_at=now()
         )
 
-    def write_group(self, files: list[tuple[str, str, str, bytes]]) -> list[JobFile | Exception]:
-        """`write` for many (job id, role, name, content) at once, fsynced together; per file
-        its row, or the error that kept it from the store."""
-        targets = [(self.files.job_file(j, r, n), c) for j, r, n, c in files]
+    def write_group(
+        self, files: list[tuple[str, str, str, bytes, StagedFolder | None]]
+    ) -> list[JobFile | Exception]:
+        """`write` for many (job id, role, name, content, staged) at once, fsynced together;
+        per file its row, or the error that kept it from the store. A file a check worker
+        already staged (in a folder of its own) is only renamed into place as the job's
+        folder."""
         at = now()
-        return [
-            written
-            if isinstance(written, Exception)
-            else JobFile(job_id=j, role=r, name=n, size=written[0], sha256=written[1], stored_at=at)
-            for (j, r, n, _), written in zip(files, self.files.write_group(targets), strict=True)
-        ]
+        placed: dict[int, tuple[int, str] | Exception] = {}
+        for index, (job_id, _, _, _, staged) in enumerate(files):
+            if staged is not None:
+                try:
+                    self.files.place_job_folder(staged, job_id)
+                    placed[index] = (staged.size, staged.sha256)
+                except (OSError, ValueError) as e:
+                    placed[index] = e
+        rest = [i for i in range(len(files)) if i not in placed]
+        targets = [(self.files.job_file(*files[i][:3]), files[i][3]) for i in rest]
+        placed.update(zip(rest, self.files.write_group(targets), strict=True))
+        rows: list[JobFile | Exception] = []
+        for index, (job_id, role, name, _, _) in enumerate(files):
+            written = placed[index]
+            if isinstance(written, Exception):
+                rows.append(written)
+            else:
+                size, digest = written
+                rows.append(
+                    JobFile(
+                        job_id=job_id, role=role, name=name, size=size, sha256=digest, stored_at=at
+                    )
+                )
+        return rows
 
     def find(self, job_id: str, role: str) -> StoredFile:
         """A stored file of a job, or 404."""

@@ -18,6 +18,7 @@ import nbformat
 
 from batch_service.bounded import parse_json
 from batch_service.errors import BatchError
+from batch_service.files import StagedFolder
 from batch_service.params import Parameter, notebook_parameters
 
 KINDS_BY_SUFFIX = {".ipynb": "notebook", ".py": "script", ".zip": "module"}
@@ -45,6 +46,8 @@ class CheckedInput:
     kernel_name: str | None = None
     # A script's top-level names it sets again after injection, with the warning for each.
     reassignments: dict[str, str] | None = None
+    # The job folder a check worker already wrote with this input in it (see CheckPool).
+    staged: StagedFolder | None = None
 
 
 def check_file_name(name: str, what: str = "file name", field: str | None = None) -> str:

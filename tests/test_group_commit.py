@@ -4,6 +4,7 @@ acknowledged only once its row is committed, and a bad row costs only its own su
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,12 +12,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from batch_service.checks import CheckPool
+from batch_service.errors import BatchError
 from batch_service.group_commit import GroupCommit, Throttled, new_job_views
 from batch_service.jobs import JobService
 from batch_service.store import Job, Store
+from batch_service.uploads import CheckedInput
 from tests.test_store import (  # noqa: F401  (postgres_url, store_url: SQLite and PostgreSQL)
     ALICE,
     BOB,
+    NB,
     PROFILES,
     postgres_url,
     store_url,
@@ -113,6 +118,60 @@ async def test_a_bad_row_costs_only_its_own_submission(jobs: JobService) -> None
     # The refused job's input file is gone; the stored one's is kept.
     assert not jobs.files.job_folder(bad.id).exists()
     assert jobs.job_files.find(good.id, "input").size > 0
+
+
+@pytest.fixture(scope="module")
+def checks() -> Iterator[CheckPool]:
+    """A real worker process, as the service checks and stages uploads."""
+    pool = CheckPool(1)
+    yield pool
+    pool.shutdown()
+
+
+async def test_inputs_staged_by_a_check_worker_are_placed_whole_and_failures_leave_nothing(
+    jobs: JobService, checks: CheckPool
+) -> None:
+    staging = jobs.files.staging_root
+
+    async def stage() -> CheckedInput:
+        return await checks.check_and_stage("nb.ipynb", NB, None, 10, 2**20, staging)
+
+    # The worker checked the upload and wrote it, fsynced, in a job folder of its own.
+    staged = await stage()
+    assert staged.staged is not None and staged.content == NB and staged.kind == "notebook"
+    assert (Path(staged.staged.folder) / "input" / "nb.ipynb").read_bytes() == NB
+    # Stored beside a submission the group commit writes itself: both inputs in place, whole.
+    group = grouped(jobs, [])
+    rows = [jobs.prepare(ALICE, submission(parameters={"x": i})) for i in range(2)]
+    await asyncio.gather(
+        group.store_job(rows[0], staged, ALICE), group.store_job(rows[1], submission().input, ALICE)
+    )
+    for row in rows:
+        stored = jobs.job_files.find(row.id, "input")
+        assert stored.read() == NB and stored.sha256 == hashlib.sha256(NB).hexdigest()
+    assert list(staging.iterdir()) == []
+    # A row that cannot be committed: its staged input goes with it.
+    bad = jobs.prepare(BOB, submission("bob"))
+    bad.owner = None  # type: ignore[assignment]
+    with pytest.raises(IntegrityError):
+        await group.store_job(bad, await stage(), BOB)
+    assert not jobs.files.job_folder(bad.id).exists() and list(staging.iterdir()) == []
+    # A folder that cannot be placed: that submission fails alone, its neighbour is stored.
+    blocked, fine = (jobs.prepare(ALICE, submission(parameters={"x": i})) for i in (7, 8))
+    (jobs.files.job_folder(blocked.id) / "in-the-way").mkdir(parents=True)
+    results = await asyncio.gather(
+        group.store_job(blocked, await stage(), ALICE),
+        group.store_job(fine, await stage(), ALICE),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], OSError) and results[1]["id"] == fine.id
+    assert blocked.id not in stored_ids(jobs) and fine.id in stored_ids(jobs)
+    assert jobs.job_files.find(fine.id, "input").read() == NB
+    assert list(staging.iterdir()) == []
+    # Refused by its check: nothing was staged.
+    with pytest.raises(BatchError, match="not valid JSON|not a notebook"):
+        await checks.check_and_stage("nb.ipynb", b"{nope", None, 10, 2**20, staging)
+    assert list(staging.iterdir()) == []
 
 
 async def test_scheduler_passes_asked_for_by_submissions_are_spaced_and_the_last_kept() -> None:

@@ -267,6 +267,14 @@ def total_jobs(admin: Batch) -> int:
     return admin.call("GET", "jobs?limit=1").json()["total"]
 
 
+def stored_files(hub: HubProcess) -> tuple[set[str], set[str]]:
+    """The file store's job folders, and the inputs staged for jobs (folders with an input
+    folder in staging: what a check worker writes before the job is stored)."""
+    files = hub.state_dir / "state" / "batch" / "files"
+    staged = {p.name for p in (files / "staging").iterdir() if (p / "input").is_dir()}
+    return {p.name for p in (files / "jobs").iterdir()}, staged
+
+
 def send(hub: HubProcess, cast: dict[str, Any], case: Case) -> requests.Response:
     url = f"{hub.url}/services/batch/api/v1/{case.path.replace('{job}', cast['job'])}"
     headers: dict[str, str] = {}
@@ -293,12 +301,15 @@ def test_hostile_input_is_refused_with_a_message_and_nothing_stored(
     hub: HubProcess, cast: dict[str, Any], case: Case
 ) -> None:
     before = total_jobs(cast["admin"])
+    files_before = stored_files(hub)
     r = send(hub, cast, case)
     assert r.status_code == case.status, (r.status_code, r.text[:300])
     message = r.json()["message"]
     assert case.message in message, message
     assert len(message) < 1000  # a sentence, not an echo of the input
     assert total_jobs(cast["admin"]) == before
+    # No file either: not a job folder, not an input staged by the check and then refused.
+    assert stored_files(hub) == files_before
     job = cast["user"].job(cast["job"])
     assert job["state"] == "queued" and job["priority"] == 0
 

@@ -12,6 +12,7 @@ from batch_service.bounded import parse_json, whole_number
 from batch_service.checks import CheckPool
 from batch_service.durations import DurationError, parse_duration
 from batch_service.errors import BatchError, NotFound
+from batch_service.files import FileStore
 from batch_service.handlers import BaseHandler
 from batch_service.jobs import MAX_PAGE, Submission
 from batch_service.run_options import run_options
@@ -116,16 +117,27 @@ class UploadHandler(StreamedUploadMixin, BaseHandler):
         """The worker processes that check uploads off the event loop."""
         return self.settings["batch_checks"]
 
-    async def checked_input(self, fields: dict[str, str], files: dict[str, Any]) -> CheckedInput:
-        """Check the uploaded file (kind, name, content) in a worker process."""
+    async def checked_input(
+        self, fields: dict[str, str], files: dict[str, Any], stage: bool = False
+    ) -> CheckedInput:
+        """Check the uploaded file (kind, name, content) in a worker process; with `stage`,
+        the worker also writes it in a staged job folder (CheckedInput.staged)."""
         upload = self.uploaded_file(files)
-        return await self.checks.check_upload(
+        arguments = (
             upload.filename or "",
             upload.body,
             fields.get("entry_point") or None,
             self.settings["batch_zip_max_members"],
             self.settings["batch_zip_max_bytes"],
         )
+        if stage:
+            return await self.checks.check_and_stage(*arguments, self.file_store.staging_root)
+        return await self.checks.check_upload(*arguments)
+
+    @property
+    def file_store(self) -> FileStore:
+        """Where inputs are staged and stored."""
+        return self.jobs.job_files.files
 
 
 @web.stream_request_body
@@ -164,19 +176,26 @@ class JobsHandler(UploadHandler):
         else:
             fields, files = self.upload_form()
             refuse_unknown(fields, files, FORM_FIELDS)
-            upload = await self.checked_input(fields, files)
-        submission = Submission(
-            owner=identity.name,
-            input=upload,
-            profile=str(fields.get("profile") or ""),
-            time_limit=_time_limit_field(fields),
-            parameters=_parameters_field(fields.get("parameters")),
-            priority=optional_number(fields, "priority", -1000, 1000, 0) or 0,
-            group=fields.get("group") or None,
-            report_mode=fields.get("report_mode"),
-            args=_args_field(fields.get("args")),
-        )
-        row = self.jobs.prepare(identity, submission)
+            upload = await self.checked_input(fields, files, stage=True)
+        try:
+            submission = Submission(
+                owner=identity.name,
+                input=upload,
+                profile=str(fields.get("profile") or ""),
+                time_limit=_time_limit_field(fields),
+                parameters=_parameters_field(fields.get("parameters")),
+                priority=optional_number(fields, "priority", -1000, 1000, 0) or 0,
+                group=fields.get("group") or None,
+                report_mode=fields.get("report_mode"),
+                args=_args_field(fields.get("args")),
+            )
+            row = self.jobs.prepare(identity, submission)
+        except BaseException:
+            # Refused after its input was staged: nothing of it stays. (From here on the group
+            # commit places the folder, or removes it with the job when storing fails.)
+            if upload.staged is not None:
+                self.file_store.discard(upload.staged)
+            raise
         # Resolves once the transaction holding the row has committed (and kicks the scheduler
         # once per group): an acknowledged job is a stored job.
         job = await self.settings["batch_group_commit"].store_job(row, submission.input, identity)
