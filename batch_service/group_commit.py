@@ -6,9 +6,9 @@ clients queue behind each other and hold the loop while they wait for the disk. 
 handlers hand their checked job rows to `GroupCommit.store_job`; a worker thread takes everything
 handed over so far, renames the job folders the check workers staged with the inputs in them
 (or writes the inputs, fsynced together, where none was staged), commits all rows in ONE
-transaction and only then resolves each submission's future. While it works, newcomers gather for the next
-round (a few rounds are in flight at once, their commits one after another): no artificial
-delay, and under load one commit serves many submissions.
+transaction and only then resolves each submission's future. While it works, newcomers gather
+for the next round (a few rounds are in flight at once, their commits one after another): no
+artificial delay, and under load one commit serves many submissions.
 
 A submission is acknowledged (its future resolves, then the handler answers 201) only after the
 transaction holding its row has committed: an acknowledged job is a stored job. When the
