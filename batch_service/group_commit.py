@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from batch_service.identity import Identity
 from batch_service.job_files import JobFiles
 from batch_service.store import Job, JobFile, Store
+from batch_service.store.bulk import insert_new
 from batch_service.uploads import CheckedInput
 
 log = logging.getLogger("batchhub.submit")
@@ -183,9 +184,9 @@ class GroupCommit:
 
     def _commit(self, group: list[_Pending]) -> None:
         with self._commit_lock, self.store.session() as session:
-            for pending in group:
-                session.add(pending.job)
-                session.add(pending.row)
+            # The jobs first: their files refer to them.
+            insert_new(session, [pending.job for pending in group])
+            insert_new(session, [pending.row for pending in group if pending.row is not None])
         self.commits += 1
         self.stored += len(group)
 

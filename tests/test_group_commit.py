@@ -8,15 +8,17 @@ import hashlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from batch_service.checks import CheckPool
 from batch_service.errors import BatchError
 from batch_service.group_commit import GroupCommit, Throttled, new_job_views
 from batch_service.jobs import JobService
-from batch_service.store import Job, Store
+from batch_service.store import Job, JobFile, Store
 from batch_service.uploads import CheckedInput
 from tests.test_store import (  # noqa: F401  (postgres_url, store_url: SQLite and PostgreSQL)
     ALICE,
@@ -118,6 +120,31 @@ async def test_a_bad_row_costs_only_its_own_submission(jobs: JobService) -> None
     # The refused job's input file is gone; the stored one's is kept.
     assert not jobs.files.job_folder(bad.id).exists()
     assert jobs.job_files.find(good.id, "input").size > 0
+
+
+async def test_a_job_stored_in_a_group_is_the_row_a_single_submission_stores(
+    jobs: JobService,
+) -> None:
+    """Groups insert their rows without the ORM's flush: every column must still come out as
+    a flush writes it (defaults included), and the answer must be what a later read shows."""
+    alone = jobs.submit(ALICE, submission(parameters={"x": 3}, time_limit=90))
+    row = jobs.prepare(ALICE, submission(parameters={"x": 3}, time_limit=90))
+    answered = await grouped(jobs, []).store_job(row, submission().input, ALICE)
+    assert answered == jobs.get(ALICE, row.id)
+
+    def stored(table: Any, key: str, job_id: str) -> dict[str, Any]:
+        with jobs.store.session() as session:
+            values = dict(session.execute(select(table).where(key == job_id)).one()._mapping)
+        return {
+            k: v
+            for k, v in values.items()
+            if k not in {"id", "job_id", "submitted_at", "stored_at"}
+        }
+
+    assert stored(Job.__table__, Job.id, row.id) == stored(Job.__table__, Job.id, alone["id"])
+    assert stored(JobFile.__table__, JobFile.job_id, row.id) == stored(
+        JobFile.__table__, JobFile.job_id, alone["id"]
+    )
 
 
 @pytest.fixture(scope="module")
