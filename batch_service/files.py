@@ -221,6 +221,20 @@ class FileStore:
             list(_SYNCING.map(sync, opened))
         return results
 
+    def link_into_jobs(self, source: Path, job_ids: list[str], role: str, name: str) -> None:
+        """`source` as <role>/<name> of each of many new jobs: a hard link, or a copy where
+        links fail. Paths are plain strings and folders made with os.makedirs: pathlib's
+        objects and its mkdir's climb cost more than the links (a 1,000-point sweep)."""
+        relative = os.path.join(role, str(safe_relative(name, "file name")))
+        jobs = os.fspath(self.root / "jobs")
+        for job_id in job_ids:
+            target = os.path.join(jobs, str(safe_relative(job_id, "job id")), relative)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                self.write_atomic(Path(target), source.read_bytes())
+
     def move_into_place(self, source: Path, target: Path) -> None:
         """Rename a finished file or folder to its final name (same file system)."""
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from batch_service.errors import BatchError, Conflict, NotFound
+from batch_service.job_changes import JobChanges
 from batch_service.jobs import JobService
 from batch_service.store import Job, JobFile, Store, Sweep
 from batch_service.sweeps import SweepRequest, SweepService
@@ -210,3 +211,46 @@ def test_retry_runs_each_point_with_its_own_input(sweeps: SweepService) -> None:
     _, jobs, _ = sweeps.points(ALICE, first["id"])
     inputs = {j.parameters["lr"]: sweeps.jobs.job_files.find(j.id, "input").read() for j in jobs}
     assert inputs == {0.1: NB, 0.2: other}
+
+
+def test_points_are_stored_as_a_submission_is_and_lists_learn_of_them(
+    sweeps: SweepService,
+) -> None:
+    """Points are inserted without the ORM's flush: each row must still be what a submission
+    of the same notebook and parameters stores (defaults included) but for what makes it a
+    point, its input one file linked into every point's folder, and the job list's readers
+    told of every new point (else the Batch page shows them only at its next full read)."""
+    changes = JobChanges(sweeps.store)
+    changes.take("page")  # a reader's first take is "read everything"
+    view = sweeps.create(ALICE, request())
+    _, points, _ = sweeps.points(ALICE, view["id"])
+    assert changes.take("page") == {point.id for point in points}
+
+    point = next(p for p in points if p.parameters == {"lr": 0.01, "layers": 2})
+    alone = sweeps.jobs.submit(ALICE, submission(content=NB, parameters={"lr": 0.01, "layers": 2}))
+
+    def row(table: Any, key: Any, job_id: str) -> dict[str, Any]:
+        with sweeps.store.session() as session:
+            return dict(session.execute(select(table).where(key == job_id)).one()._mapping)
+
+    # What a sweep gives its points: the sweep, the point, its live window on failure.
+    of_the_sweep = {"sweep_id", "point_hash", "live_window", "followed_up", "depth", "trial"}
+    differs = {"id", "submitted_at"} | of_the_sweep
+    in_sweep, single = row(Job.__table__, Job.id, point.id), row(Job.__table__, Job.id, alone["id"])
+    assert {k: v for k, v in in_sweep.items() if k not in differs} == {
+        k: v for k, v in single.items() if k not in differs
+    }
+    assert in_sweep["sweep_id"] == view["id"] and in_sweep["point_hash"]
+    assert in_sweep["followed_up"] is False
+    file_differs = {"job_id", "stored_at"}
+    assert {
+        k: v
+        for k, v in row(JobFile.__table__, JobFile.job_id, point.id).items()
+        if k not in file_differs
+    } == {
+        k: v
+        for k, v in row(JobFile.__table__, JobFile.job_id, alone["id"]).items()
+        if k not in file_differs
+    }
+    inodes = {sweeps.jobs.files.job_file(p.id, "input", "nb.ipynb").stat().st_ino for p in points}
+    assert len(inodes) == 1
