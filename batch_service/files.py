@@ -221,10 +221,13 @@ class FileStore:
             list(_SYNCING.map(sync, opened))
         return results
 
-    def link_into_jobs(self, source: Path, job_ids: list[str], role: str, name: str) -> None:
-        """`source` as <role>/<name> of each of many new jobs: a hard link, or a copy where
-        links fail. Paths are plain strings and folders made with os.makedirs: pathlib's
-        objects and its mkdir's climb cost more than the links (a 1,000-point sweep)."""
+    def link_into_jobs(
+        self, source: Path, content: bytes, job_ids: list[str], role: str, name: str
+    ) -> None:
+        """`source` (holding `content`) as <role>/<name> of each of many new jobs: a hard
+        link, or where links fail a copy written from `content` (never read back). Paths are
+        plain strings and folders made with os.makedirs: pathlib's objects and its mkdir's
+        climb cost more than the links (a 1,000-point sweep)."""
         relative = os.path.join(role, str(safe_relative(name, "file name")))
         jobs = os.fspath(self.root / "jobs")
         for job_id in job_ids:
@@ -233,7 +236,7 @@ class FileStore:
             try:
                 os.link(source, target)
             except OSError:
-                self.write_atomic(Path(target), source.read_bytes())
+                self.write_atomic(Path(target), content)
 
     def move_into_place(self, source: Path, target: Path) -> None:
         """Rename a finished file or folder to its final name (same file system)."""

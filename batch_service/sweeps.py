@@ -267,6 +267,7 @@ class SweepService:
         first = self.jobs.job_files.write(jobs[0].id, "input", name, content)
         self.jobs.files.link_into_jobs(
             self.jobs.files.job_file(jobs[0].id, "input", name),
+            content,
             [job.id for job in jobs[1:]],
             "input",
             name,

@@ -254,3 +254,19 @@ def test_points_are_stored_as_a_submission_is_and_lists_learn_of_them(
     }
     inodes = {sweeps.jobs.files.job_file(p.id, "input", "nb.ipynb").stat().st_ino for p in points}
     assert len(inodes) == 1
+
+
+def test_where_the_store_cannot_link_each_point_gets_a_copy_of_its_input(
+    sweeps: SweepService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some shared volumes have no hard links: every point still gets its whole input."""
+
+    def no_links(source: object, target: object) -> None:
+        raise OSError("hard links are not supported here")
+
+    monkeypatch.setattr("batch_service.files.os.link", no_links)
+    view = sweeps.create(ALICE, request())
+    _, points, _ = sweeps.points(ALICE, view["id"])
+    paths = [sweeps.jobs.files.job_file(p.id, "input", "nb.ipynb") for p in points]
+    assert len(points) == 9 and all(path.read_bytes() == NB for path in paths)
+    assert len({path.stat().st_ino for path in paths}) == 9
