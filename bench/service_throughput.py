@@ -12,6 +12,11 @@ multipart form, check the notebook, store input and row in one transaction, 201)
   whatever the answers. Its p95 is what a submitter sees while the service takes 430/s (goal <
   100 ms); the rate acknowledged shows whether it kept up. The baseline gets the same rate.
 
+For context, one more figure without a goal: the CPU time (user + system) a check worker spends
+writing one submission's input into a new job folder in staging (two folders, the file, its
+fsync: stage_job_folder), in the state folder's file system, beside the same in /dev/shm
+(memory, where fsync is free). It says what the disk under the state folder costs a submission.
+
 Every sample hammers the service, then the hub (or the hub first on alternate turns: ABAB...),
 the median of --samples (default 5) after a discarded warm-up turn. Per sample: answers 200/201
 per second (over the attack and its last answers), and the 95th percentile of all latencies.
@@ -25,6 +30,8 @@ former closed-loop clients (threads with requests) instead, to compare.
 from __future__ import annotations
 
 import argparse
+import secrets
+import shutil
 import statistics
 import sys
 import threading
@@ -36,6 +43,7 @@ import requests
 # Run as `python bench/<script>.py`: the repository root holds the bench and tests packages.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from batch_service.files import stage_job_folder  # noqa: E402
 from bench._hub import bench_hub  # noqa: E402
 from bench._load import Load, attack  # noqa: E402
 from bench._table import Figure, arguments, report  # noqa: E402
@@ -69,6 +77,20 @@ def python_clients(request: requests.PreparedRequest, clients: int, seconds: flo
         t.join()
     p95 = statistics.quantiles(latencies, n=100)[94] * 1000
     return Load(sum(counts) / (time.monotonic() - started), p95, len(latencies))
+
+
+def staging_cpu_ms(parent: Path, content: bytes, count: int = 200) -> float:
+    """CPU milliseconds (user + system, this process) to stage one submission's input under
+    `parent` as a check worker does (stage_job_folder)."""
+    staging = parent / f"bench-staging-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        started = time.process_time()
+        for _ in range(count):
+            stage_job_folder(staging, "input", "nb.ipynb", content)
+        return (time.process_time() - started) / count * 1e3
+    finally:
+        shutil.rmtree(staging)
 
 
 def load_with(
@@ -119,6 +141,8 @@ def main() -> None:
 
         # (closed, open) loop -> ours / hub -> samples
         rates = {loop: {"ours": [], "hub": []} for loop in ("closed", "open")}
+        state_disk: list[float] = []
+        memory: list[float] = []
         p95s = {loop: {"ours": [], "hub": []} for loop in ("closed", "open")}
         for turn in range(1 + args.samples):  # turn 0 warms up and is discarded
             pair: tuple[tuple[str, requests.PreparedRequest], ...] = (
@@ -131,6 +155,9 @@ def main() -> None:
                     if turn:
                         rates[loop][name].append(load.ok_per_second)
                         p95s[loop][name].append(load.p95_ms)
+            state_disk.append(staging_cpu_ms(hub.state_dir / "state", body))
+            if Path("/dev/shm").is_dir():
+                memory.append(staging_cpu_ms(Path("/dev/shm"), body))
     clients = f"{args.clients} clients" + (" (Python)" if args.python_clients else "")
     loads = {
         "closed": f"{clients} back to back",
@@ -160,6 +187,15 @@ def main() -> None:
                 goal_value=p95_goal,
             ),
         ]
+    figures.append(
+        Figure(
+            "CPU to stage one input (folders, file, fsync), state disk",
+            "ms",
+            state_disk[1:],
+            memory[1:],
+            "the same in /dev/shm",
+        )
+    )
     report(figures)
 
 
