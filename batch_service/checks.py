@@ -2,23 +2,20 @@
 
 Parsing and validating a notebook, scanning a zip, compiling a script and rendering HTML take
 seconds for big files and hold the interpreter while they run (a thread would still block the
-event loop). `CheckPool` runs them in a small pool of separate processes; each returns plain
-data and raises BatchError (which pickles) with the message for the user.
+event loop). `CheckPool` runs them in a small pool of separate processes (worker_pipes); each
+returns plain data and raises BatchError (which pickles) with the message for the user.
 """
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from batch_service.files import stage_job_folder
-from batch_service.parent_watch import end_with
 from batch_service.uploads import CheckedInput, check_upload, read_notebook
+from batch_service.worker_pipes import WorkerPool
 
 
 def _check_upload(
@@ -63,21 +60,25 @@ def _render_html(content: bytes) -> str:
     return notebook_html(content)
 
 
+# What a worker may be asked to run, by name (check_worker looks nothing else up).
+WORKER_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "check_upload": _check_upload,
+    "check_and_stage": _check_and_stage,
+    "check_notebook": _check_notebook,
+    "failing_cell": _failing_cell,
+    "recorded_values": _recorded_values,
+    "render_html": _render_html,
+}
+
+
 class CheckPool:
     """A few worker processes for the checks above (started once, reused)."""
 
     def __init__(self, workers: int = 2) -> None:
-        # spawn: a fresh interpreter, not a fork of the service with its sockets and loop.
-        self._pool = ProcessPoolExecutor(
-            max_workers=max(1, workers),
-            mp_context=multiprocessing.get_context("spawn"),
-            # A SIGKILLed service would otherwise leave its workers running for ever.
-            initializer=end_with,
-            initargs=(os.getpid(),),
-        )
+        self._pool = WorkerPool("batch_service.check_worker", workers)
 
-    async def _run(self, function: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+    async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await self._pool.run(function.__name__.lstrip("_"), *args)
 
     async def check_upload(
         self, name: str, content: bytes, entry_point: str | None, max_members: int, max_bytes: int
@@ -121,9 +122,8 @@ class CheckPool:
 
     def warm_up(self) -> None:
         """Start the workers now, so the first upload does not wait for them."""
-        for _ in range(self._pool._max_workers):
-            self._pool.submit(int)
+        self._pool.start()
 
     def shutdown(self) -> None:
         """Stop the workers."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
