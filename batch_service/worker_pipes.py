@@ -6,8 +6,8 @@ those threads took about a fifth of the service's busy time, contending with the
 for the interpreter lock. Here each worker has a pipe in and a pipe out, read and written by
 the event loop itself (add_reader / add_writer). A worker holds a few calls at once (answered
 in order), so it starts the next as soon as it answers one, without waiting for the busy
-event loop to send it; each call goes to the worker with the fewest bytes in hand, so a big
-upload's check holds up little behind it while another worker is free.
+event loop to send it; each call goes to the worker with the fewest bytes in hand, and none
+goes behind a big upload's check (over BIG_CALL) while that is under way.
 
 A worker that dies (killed, out of memory) fails only the call it was on, with a message, and
 is started again; the calls it held behind that one go to the next free worker. Workers end
@@ -45,6 +45,9 @@ LENGTH = struct.Struct("!Q")
 READ_SIZE = 1 << 20
 # Calls handed to one worker before it answers the first.
 DEPTH = 4
+# A worker holding this many bytes of calls takes no more until it answers: nothing small
+# waits behind a big upload's check.
+BIG_CALL = 1 << 20
 PICKLE_PROTOCOL = 5
 
 
@@ -168,7 +171,11 @@ class WorkerPool:
     def _dispatch(self) -> None:
         """Hand waiting calls to the workers with the fewest bytes in hand."""
         while self._waiting:
-            open_workers = [w for w in self._workers if len(w.calls) < DEPTH]
+            open_workers = [
+                w
+                for w in self._workers
+                if not w.calls or (len(w.calls) < DEPTH and w.bytes_in_hand < BIG_CALL)
+            ]
             if not open_workers:
                 return
             call = self._waiting.popleft()

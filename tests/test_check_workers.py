@@ -99,3 +99,24 @@ def test_the_service_takes_submissions_after_its_check_workers_are_killed(
     assert [r.status_code for r in answers] == [201, 201, 201], [r.text for r in answers]
     for r in answers:
         batch.call("POST", f"jobs/{r.json()['id']}/cancel")
+
+
+async def test_small_uploads_never_wait_behind_a_big_one() -> None:
+    pool = CheckPool(2)
+    try:
+        pool.warm_up()
+        await asyncio.gather(*(pool.check_notebook(notebook("w = 0"), "w.ipynb") for _ in range(2)))
+        finished: list[str] = []
+
+        async def check(name: str, body: bytes) -> None:
+            await pool.check_upload(name, body, None, 10, 2**20)
+            finished.append(name)
+
+        big = asyncio.ensure_future(check("big.ipynb", notebook(f"big = {BIG_OUTPUT!r}")))
+        await asyncio.sleep(0)  # handed over first
+        await asyncio.gather(*(check(f"small{n}.ipynb", notebook(f"s = {n}")) for n in range(12)))
+        await big
+        # Every small check went to the other worker, none behind the big one.
+        assert finished[-1] == "big.ipynb", finished
+    finally:
+        pool.shutdown()
