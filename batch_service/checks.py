@@ -62,12 +62,15 @@ def _render_html(content: bytes) -> str:
 
 # What a worker may be asked to run, by name (check_worker looks nothing else up).
 WORKER_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "check_upload": _check_upload,
-    "check_and_stage": _check_and_stage,
-    "check_notebook": _check_notebook,
-    "failing_cell": _failing_cell,
-    "recorded_values": _recorded_values,
-    "render_html": _render_html,
+    function.__name__: function
+    for function in (
+        _check_upload,
+        _check_and_stage,
+        _check_notebook,
+        _failing_cell,
+        _recorded_values,
+        _render_html,
+    )
 }
 
 
@@ -78,7 +81,7 @@ class CheckPool:
         self._pool = WorkerPool("batch_service.check_worker", workers)
 
     async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await self._pool.run(function.__name__.lstrip("_"), *args)
+        return await self._pool.run(function.__name__, *args)
 
     async def check_upload(
         self, name: str, content: bytes, entry_point: str | None, max_members: int, max_bytes: int

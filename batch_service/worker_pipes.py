@@ -86,10 +86,13 @@ class _Worker:
     to_worker: int  # our end of its input pipe (non-blocking)
     from_worker: int  # our end of its output pipe (non-blocking)
     calls: deque[_Call] = field(default_factory=deque)  # handed over, in the order answered
-    bytes_in_hand: int = 0
     unwritten: deque[memoryview] = field(default_factory=deque)
     received: bytearray = field(default_factory=bytearray)
     loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def bytes_in_hand(self) -> int:
+        return sum(call.size for call in self.calls)
 
 
 class WorkerPool:
@@ -188,7 +191,6 @@ class WorkerPool:
 
     def _hand_over(self, worker: _Worker, call: _Call) -> None:
         worker.calls.append(call)
-        worker.bytes_in_hand += call.size
         was_writing = bool(worker.unwritten)
         worker.unwritten.extend(memoryview(part) for part in call.parts)
         self._watch(worker, call.future.get_loop())
@@ -252,7 +254,6 @@ class WorkerPool:
                 ok, value = pickle.loads(view[answered + LENGTH.size : end])
             answered = end
             call = worker.calls.popleft()
-            worker.bytes_in_hand -= call.size
             if not call.future.done():
                 if ok:
                     call.future.set_result(value)
