@@ -86,18 +86,21 @@ def job_processes(job_id: str, program: bytes) -> list[int]:
     return found
 
 
-def children(parent: int) -> list[int]:
-    """The processes whose parent is `parent` (the service's check workers)."""
+def children(parent: int, program: bytes = b"") -> list[int]:
+    """The processes whose parent is `parent` (the service's check workers), those whose
+    command line holds `program` where one is given."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
+                if int(stat.rsplit(")", 1)[1].split()[1]) == parent and (
+                    program in (entry / "cmdline").read_bytes()
+                ):
+                    found.append(int(entry.name))
             except OSError:
                 continue
-            # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                found.append(int(entry.name))
     return found
 
 
@@ -140,11 +143,7 @@ def kill_part(part: str, hub: HubProcess, jobs: dict[str, dict[str, Any]]) -> No
         kill(proxy_pids(hub))
     elif part == "hub":
         assert hub.proc is not None
-        cullers = [
-            pid
-            for pid in children(hub.proc.pid)
-            if b"culler" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        ]
+        cullers = children(hub.proc.pid, b"culler")
         assert cullers, "the hub runs no idle culler"
         kill([hub.proc.pid])
         hub.proc.wait(10)
