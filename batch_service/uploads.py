@@ -90,8 +90,9 @@ def read_notebook(content: bytes, name: str = "the upload") -> nbformat.Notebook
     if not isinstance(raw, dict) or "cells" not in raw or "nbformat" not in raw:
         raise BatchError(f"{name} is not a notebook: it has no 'cells' or 'nbformat'")
     try:
-        # Bounds are checked above; nbformat parses again to convert and validate as it reads.
-        nb = nbformat.reads(content.decode("utf-8"), as_version=4)
+        # Bounds are checked above. nbformat.reads would validate (and log) before our own
+        # validate raises: read and convert, then validate once.
+        nb = nbformat.convert(nbformat.reader.reads(content.decode("utf-8")), 4)
         nbformat.validate(nb)
     except Exception as e:  # nbformat raises several types for one meaning: invalid
         message = str(e).splitlines()[0][:300]
