@@ -13,16 +13,16 @@ workers at once; the latencies are what a client sees at that load.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench._go import BIN, build_env, go
+
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.13.0"
-BIN = Path(os.environ.get("BATCHHUB_BENCH_BIN", Path.home() / ".cache/batchhub/bin"))
 
 
 def vegeta() -> Path:
@@ -30,20 +30,13 @@ def vegeta() -> Path:
     binary = BIN / f"vegeta-{VEGETA_VERSION}"
     if binary.exists():
         return binary
-    go = shutil.which("go") or (
-        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
-    )
-    if go is None:
-        raise SystemExit("the throughput benches need Go to build their load generator (vegeta)")
+    command = go("their load generator (vegeta)")
     with tempfile.TemporaryDirectory() as gobin:
-        env = dict(
-            os.environ,
-            GOBIN=gobin,
-            CGO_ENABLED="0",
-            GOFLAGS="-trimpath -buildvcs=false",
-            GOTOOLCHAIN="local",
+        subprocess.run(
+            [command, "install", f"{VEGETA_MODULE}@{VEGETA_VERSION}"],
+            env=build_env(GOBIN=gobin),
+            check=True,
         )
-        subprocess.run([go, "install", f"{VEGETA_MODULE}@{VEGETA_VERSION}"], env=env, check=True)
         BIN.mkdir(parents=True, exist_ok=True)
         shutil.move(Path(gobin) / "vegeta", binary)
     return binary

@@ -3,7 +3,7 @@ the time to list 10,000 artifacts.
 
 Throughput in MiB/s of one --size-mib file, each figure the median of --samples (default 5)
 turns after a discarded warm-up turn; every turn runs each of these once, the order rotated
-by one each turn (ABCD, BCDA, ...):
+by one each turn (ABCDEF, BCDEFA, ...):
   cp                 copy of the file to the same disk (the baseline: tus >= 0.7x of it)
   cp + fsync         the same copy, then fsync: on disk when it ends, as a tus PATCH is when
                      it is answered (a second baseline, printed beside the first)
@@ -13,6 +13,9 @@ by one each turn (ABCD, BCDA, ...):
   tus, service       tuspy to the batch service's own port (--chunk-mib per PATCH; the whole
                      file in one by default, as tus-js-client sends it), sha256 verified
   tus, via proxy     the same through configurable-http-proxy, as people upload
+  floor, via proxy   the plain PUT's request through the hub's proxy program to a compiled
+                     server (bench/_floor.py: Go, the body copied to a file and fsynced):
+                     what this machine allows any server behind the proxy
 Then --samples uploads of one --big-mib file (2 GiB) through the proxy, each beside a cp of
 it (ABAB...), after a warm-up pair: its throughput, and the service's RSS sampled every 0.1 s
 during each upload: the most it grew over its RSS before that upload (flat: a fraction of
@@ -45,6 +48,7 @@ from tusclient import client as tus_client
 # Run as `python bench/<script>.py`: the repository root holds the bench and tests packages.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._floor import FLOOR, floor_behind_proxy  # noqa: E402
 from bench._hub import bench_hub  # noqa: E402
 from bench._table import Figure, arguments, interleaved, report, rounds  # noqa: E402
 from bench.service_joblist import rss_mib  # noqa: E402
@@ -129,7 +133,10 @@ def main() -> None:
         make_file(source, args.size_mib * 2**20)
         mib = source.stat().st_size / 2**20
         chunk = (args.chunk_mib or args.size_mib) * 2**20
-        with bench_hub({"data": {"user_quota": "1T"}, "batch": {"paused": True}}) as hub:
+        with (
+            bench_hub({"data": {"user_quota": "1T"}, "batch": {"paused": True}}) as hub,
+            floor_behind_proxy(work) as floor,
+        ):
             user = hub.ready_user("bench-data")
             api = f"{hub.url}/services/batch/api/v1/"
             direct = f"http://127.0.0.1:{hub.values['batch']['port']}/services/batch/api/v1/"
@@ -159,11 +166,11 @@ def main() -> None:
                 target.unlink()
                 return took
 
-            def put() -> float:
+            def put(url: str) -> float:
                 def send() -> None:
                     body = source.read_bytes()
-                    r = requests.put(f"http://127.0.0.1:{port}/put", data=body, timeout=600)
-                    assert r.status_code == 204
+                    r = requests.put(url, data=body, timeout=600)
+                    assert r.status_code in (201, 204), r.text
 
                 return seconds_of(send)
 
@@ -178,7 +185,8 @@ def main() -> None:
                 {
                     "cp": lambda: cp(source),
                     "cp + fsync": lambda: cp_synced(source),
-                    "plain PUT": put,
+                    "plain PUT": lambda: put(f"http://127.0.0.1:{port}/put"),
+                    "floor, via proxy": lambda: put(floor.proxy_url + "/put"),
                     "tus, service": lambda: tus(direct, source, chunk),
                     "tus, via proxy": lambda: tus(api, source, chunk),
                 },
@@ -197,17 +205,19 @@ def main() -> None:
                 )
                 for name in ("tus, via proxy", "tus, service", "plain PUT")
             ]
-            # The same, beside a copy that is on disk when it ends, as an acknowledged PATCH is.
-            figures.append(
+            # The same, beside a copy that is on disk when it ends, as an acknowledged PATCH is,
+            # and beside the floor: what any server behind the proxy reaches on this machine.
+            figures += [
                 Figure(
-                    f"upload {mib:.0f} MiB, tus, via proxy, vs cp + fsync",
+                    f"upload {mib:.0f} MiB, tus, via proxy, vs {baseline}",
                     "MiB/s",
                     rates["tus, via proxy"],
-                    rates["cp + fsync"],
-                    "cp + fsync",
+                    rates[baseline],
+                    FLOOR if baseline == "floor, via proxy" else baseline,
                     higher_is_better=True,
                 )
-            )
+                for baseline in ("cp + fsync", "floor, via proxy")
+            ]
 
             big = work / "big.bin"
             source.unlink()

@@ -12,12 +12,18 @@ multipart form, check the notebook, store input and row in one transaction, 201)
   whatever the answers. Its p95 is what a submitter sees while the service takes 430/s (goal <
   100 ms); the rate acknowledged shows whether it kept up. The baseline gets the same rate.
 
-For context, one more figure without a goal: the CPU time (user + system) a check worker spends
+For context, the same loads on the floor (bench/_floor.py): a compiled server behind the
+hub's proxy program, writing each request's body to a new fsynced file and answering 201,
+with nothing else to do. It is sampled in the same rotation, and ours is printed
+beside it: what this machine allows any server that acknowledges only what is on disk.
+
+And one more figure without a goal: the CPU time (user + system) a check worker spends
 writing one submission's input into a new job folder in staging (two folders, the file, its
 fsync: stage_job_folder), in the state folder's file system, beside the same in /dev/shm
 (memory, where fsync is free). It says what the disk under the state folder costs a submission.
 
-Every sample hammers the service, then the hub (or the hub first on alternate turns: ABAB...),
+Every sample hammers the service, the hub and the floor, in an order rotated each turn (ABC,
+BCA, ...),
 the median of --samples (default 5) after a discarded warm-up turn. Per sample: answers 200/201
 per second (over the attack and its last answers), and the 95th percentile of all latencies.
 The clients, hub, proxy and service share this machine's cores. --python-clients uses the
@@ -44,6 +50,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from batch_service.files import stage_job_folder  # noqa: E402
+from bench._floor import FLOOR, floor_behind_proxy  # noqa: E402
 from bench._hub import bench_hub  # noqa: E402
 from bench._load import Load, attack  # noqa: E402
 from bench._table import Figure, arguments, report  # noqa: E402
@@ -118,7 +125,7 @@ def main() -> None:
     arguments(parser)
     args = parser.parse_args()
     seconds = 2.0 if args.quick and args.seconds == parser.get_default("seconds") else args.seconds
-    with bench_hub() as hub:
+    with bench_hub() as hub, floor_behind_proxy(hub.state_dir) as floor:
         admin = hub.admin()
         user = hub.ready_user("bench-submit")
         headers = {"Authorization": f"token {user.token}"}
@@ -138,19 +145,19 @@ def main() -> None:
             data={"profile": "cpu", "parameters": '{"x": 2}'},
         ).prepare()
         hub_user = requests.Request("GET", f"{hub.url}/hub/api/user", headers=headers).prepare()
+        to_floor = submit.copy()
+        to_floor.url = floor.proxy_url + "/services/batch/api/v1/jobs"
+        targets = (("ours", submit), ("hub", hub_user), ("floor", to_floor))
 
-        # (closed, open) loop -> ours / hub -> samples
-        rates = {loop: {"ours": [], "hub": []} for loop in ("closed", "open")}
+        # (closed, open) loop -> ours / hub / floor -> samples
+        rates = {loop: {name: [] for name, _ in targets} for loop in ("closed", "open")}
         state_disk: list[float] = []
         memory: list[float] = []
-        p95s = {loop: {"ours": [], "hub": []} for loop in ("closed", "open")}
+        p95s = {loop: {name: [] for name, _ in targets} for loop in ("closed", "open")}
         for turn in range(1 + args.samples):  # turn 0 warms up and is discarded
-            pair: tuple[tuple[str, requests.PreparedRequest], ...] = (
-                ("ours", submit),
-                ("hub", hub_user),
-            )
+            order = targets[turn % 3 :] + targets[: turn % 3]
             for loop, rate in (("closed", 0), ("open", args.rate)):
-                for name, request in pair if turn % 2 else pair[::-1]:
+                for name, request in order:
                     load = load_with(request, args.clients, seconds, args.python_clients, rate)
                     if turn:
                         rates[loop][name].append(load.ok_per_second)
@@ -187,6 +194,24 @@ def main() -> None:
                 goal_value=p95_goal,
             ),
         ]
+    # Ours beside the floor: the rate back to back, the p95 at the goal's rate.
+    figures += [
+        Figure(
+            f"submissions acknowledged, {loads['closed']}",
+            "/s",
+            rates["closed"]["ours"],
+            rates["closed"]["floor"],
+            FLOOR,
+            higher_is_better=True,
+        ),
+        Figure(
+            f"submission p95, {loads['open']}",
+            "ms",
+            p95s["open"]["ours"],
+            p95s["open"]["floor"],
+            FLOOR,
+        ),
+    ]
     figures.append(
         Figure(
             "CPU to stage one input (folders, file, fsync), state disk",

@@ -1,0 +1,3 @@
+module batchhub/bench/floor
+
+go 1.22
