@@ -9,17 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from bench._go import BIN, build_env, go
+from tests.hub import free_port, wait_for_http
 
 SOURCE = Path(__file__).resolve().parent / "floor"
 PROXY = SOURCE.parent.parent / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -42,24 +38,10 @@ def floor_binary() -> Path:
     return binary
 
 
-@dataclass(frozen=True)
-class Floor:
-    """Where the floor answers: through the proxy, as people reach the hub, and directly."""
-
-    proxy_url: str
-    direct_url: str
-
-
-def free_port() -> int:
-    """A port nobody listens on now (the proxy takes its ports as numbers)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
-def floor_behind_proxy(folder: Path) -> Iterator[Floor]:
-    """Start the floor server (bodies written in `folder`) and a proxy in front; stop both."""
+def floor_behind_proxy(folder: Path) -> Iterator[str]:
+    """Start the floor server (bodies written in `folder`) and a proxy in front; yield the
+    proxy's URL, as people reach the hub; stop both."""
     server = subprocess.Popen(
         [str(floor_binary()), "-addr", "127.0.0.1:0", "-dir", str(folder)],
         stdout=subprocess.PIPE,
@@ -69,7 +51,6 @@ def floor_behind_proxy(folder: Path) -> Iterator[Floor]:
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[-1])
-        direct = f"http://127.0.0.1:{port}"
         proxy_port = free_port()
         proxy = subprocess.Popen(
             [
@@ -78,23 +59,14 @@ def floor_behind_proxy(folder: Path) -> Iterator[Floor]:
                 f"--port={proxy_port}",
                 "--api-ip=127.0.0.1",
                 f"--api-port={free_port()}",
-                f"--default-target={direct}",
+                f"--default-target=http://127.0.0.1:{port}",
                 "--log-level=error",
             ],
             env=dict(os.environ, CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16)),
         )
         url = f"http://127.0.0.1:{proxy_port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(url, timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline or proxy.poll() is not None:
-                raise SystemExit("the proxy in front of the floor server did not start")
-            time.sleep(0.1)
-        yield Floor(url, direct)
+        wait_for_http(url, timeout=30, ok=(200,))
+        yield url
     finally:
         for process in (proxy, server):
             if process is not None:

@@ -186,7 +186,7 @@ def main() -> None:
                     "cp": lambda: cp(source),
                     "cp + fsync": lambda: cp_synced(source),
                     "plain PUT": lambda: put(f"http://127.0.0.1:{port}/put"),
-                    "floor, via proxy": lambda: put(floor.proxy_url + "/put"),
+                    "floor, via proxy": lambda: put(floor + "/put"),
                     "tus, service": lambda: tus(direct, source, chunk),
                     "tus, via proxy": lambda: tus(api, source, chunk),
                 },

@@ -146,7 +146,7 @@ def main() -> None:
         ).prepare()
         hub_user = requests.Request("GET", f"{hub.url}/hub/api/user", headers=headers).prepare()
         to_floor = submit.copy()
-        to_floor.url = floor.proxy_url + "/services/batch/api/v1/jobs"
+        to_floor.url = floor + "/services/batch/api/v1/jobs"
         targets = (("ours", submit), ("hub", hub_user), ("floor", to_floor))
 
         # (closed, open) loop -> ours / hub / floor -> samples
