@@ -1,4 +1,7 @@
-"""The points of a parameter sweep: a grid, a table, or random samples within bounds.
+"""The points of a parameter sweep: grids and tables, hashes, and checks against the input.
+
+Random samples draw within bounds (batch_service.sweep_space); batch_service.sweep_specs makes
+the points of any fixed sweep spec.
 
 Everything here is pure and bounded BEFORE it expands: a grid's size is the product of its axes'
 lengths, worked out from the axes (a range's length from its start, stop and step) and refused
@@ -23,7 +26,6 @@ import hashlib
 import io
 import json
 import math
-import random
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from itertools import product
@@ -293,101 +295,3 @@ def _csv_rows(text: str, max_points: int) -> Iterator[dict[str, Any]]:
             yield {name: literal(cell) for name, cell in zip(header, cells, strict=True)}
     except csv.Error as e:
         raise SweepError(f"the table is not valid CSV: {e}") from None
-
-
-def random_points(
-    space: Any, samples: Any, seed: Any, checker: Checker, max_points: int = DEFAULT_MAX_POINTS
-) -> list[dict[str, Any]]:
-    """`samples` points drawn with `seed` (the same seed gives the same points).
-
-    Each parameter: {"low", "high"} (floats; "log": true for log scale; "int": true for whole
-    numbers) or {"choices": [...]}.
-    """
-    if not isinstance(space, dict) or not space:
-        raise SweepError(
-            'random samples need a space of name: {"low": .., "high": ..} or {"choices": [..]}'
-        )
-    if len(space) > MAX_AXES:
-        raise SweepError(f"a search space has at most {MAX_AXES} parameters")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise SweepError("samples must be a whole number, at least 1")
-    if samples > max_points:
-        raise SweepError(f"{samples} samples are more than {max_points} (max_points)")
-    if seed is None:
-        seed = 0
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise SweepError("seed must be a whole number from 0 to 2^63-1")
-    draws = {checker.name(name): _draw(name, bounds) for name, bounds in space.items()}
-    rng = random.Random(seed)
-    points = []
-    for _ in range(samples):
-        point = {name: draw(rng) for name, draw in draws.items()}
-        points.append({n: checker.value(n, v) for n, v in point.items()})
-    return points
-
-
-def _draw(name: str, bounds: Any) -> Any:
-    if not isinstance(bounds, dict):
-        raise SweepError(f'{name}: give bounds {{"low": .., "high": ..}} or {{"choices": [..]}}')
-    unknown = set(bounds) - {"low", "high", "log", "int", "choices"}
-    if unknown:
-        raise SweepError(f"{name}: unknown field {sorted(unknown)[0][:40]!r}")
-    if "choices" in bounds:
-        choices = bounds["choices"]
-        if not isinstance(choices, list) or not choices or len(choices) > DEFAULT_MAX_POINTS:
-            raise SweepError(f"{name}: choices must be a non-empty list")
-        return lambda rng: rng.choice(choices)
-    low, high = bounds.get("low"), bounds.get("high")
-    for end, value in (("low", low), ("high", high)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            raise SweepError(f"{name}: {end} must be a finite number (a search space needs bounds)")
-    if low > high:
-        raise SweepError(f"{name}: low {low} is above high {high}")
-    log, whole = bounds.get("log") is True, bounds.get("int") is True
-    if log and low <= 0:
-        raise SweepError(f"{name}: a log scale needs low above 0")
-    if whole:
-        lo, hi = math.ceil(low), math.floor(high)
-        if lo > hi:
-            raise SweepError(f"{name}: no whole number lies between {low} and {high}")
-        if log:
-            return lambda rng: min(
-                hi, max(lo, round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
-            )
-        return lambda rng: rng.randint(lo, hi)
-    if log:
-        return lambda rng: math.exp(rng.uniform(math.log(low), math.log(high)))
-    return lambda rng: rng.uniform(low, high)
-
-
-def make_points(
-    spec: Any, declared: list[Parameter] | None, input_name: str, max_points: int
-) -> dict[str, dict[str, Any]]:
-    """The points of a sweep spec ({"kind": "grid"|"table"|"random", ...}), checked and with
-    duplicates dropped (first one kept), by their hash."""
-    if not isinstance(spec, dict):
-        raise SweepError('a sweep spec is an object with "kind": grid, table or random')
-    kind = spec.get("kind")
-    checker = Checker(declared, input_name)
-    allowed = {"grid": {"grid"}, "table": {"table"}, "random": {"space", "samples", "seed"}}
-    if kind not in allowed:
-        raise SweepError(f"kind must be one of {', '.join(KINDS)}, not {str(kind)[:40]!r}")
-    unknown = set(spec) - allowed[kind] - {"kind"}
-    if unknown:
-        raise SweepError(f"unknown field {sorted(unknown)[0][:40]!r} in a {kind} sweep")
-    if kind == "grid":
-        points = grid_points(spec.get("grid"), checker, max_points)
-    elif kind == "table":
-        points = table_points(spec.get("table"), checker, max_points)
-    else:
-        points = random_points(
-            spec.get("space"), spec.get("samples"), spec.get("seed"), checker, max_points
-        )
-    unique: dict[str, dict[str, Any]] = {}
-    for point in points:
-        unique.setdefault(point_hash(point), point)
-    return unique

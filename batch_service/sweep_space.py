@@ -1,4 +1,5 @@
-"""Adaptive sweeps' specs: a search space or bounds, a budget, and which proposals fit them.
+"""Search spaces: parameters' bounds, random draws within them, and adaptive sweeps' specs
+(a search space or bounds, a budget, and which proposals fit them).
 
 Two kinds of sweep choose their points while they run (batch_service/sweep_followups.py):
 
@@ -17,6 +18,7 @@ anything is stored, and proposals (a run's claim) are judged here without trusti
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,6 +65,22 @@ class Bound:
             return False
         assert self.low is not None and self.high is not None
         return self.low <= value <= self.high
+
+    def draw(self, rng: random.Random) -> Any:
+        """A value drawn at random: uniform over the choices, the range or its logarithm."""
+        if self.choices is not None:
+            return rng.choice(self.choices)
+        assert self.low is not None and self.high is not None
+        if self.whole:
+            low, high = int(self.low), int(self.high)
+            if self.log:
+                # Rounding can step past an end of the range: stay inside it.
+                drawn = round(math.exp(rng.uniform(math.log(low), math.log(high))))
+                return min(high, max(low, drawn))
+            return rng.randint(low, high)
+        if self.log:
+            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        return rng.uniform(self.low, self.high)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -39,7 +39,7 @@ from batch_service.run_options import run_options
 from batch_service.store import Job, JobFile, Sweep
 from batch_service.store.bulk import insert_new
 from batch_service.sweep_growth import public_info, run_choices
-from batch_service.sweep_points import DEFAULT_MAX_POINTS, Checker, make_points
+from batch_service.sweep_points import DEFAULT_MAX_POINTS, Checker
 from batch_service.sweep_request import (
     SweepRequest,
     check_record,
@@ -50,6 +50,7 @@ from batch_service.sweep_request import (
 )
 from batch_service.sweep_results import result_rows
 from batch_service.sweep_space import ADAPTIVE_KINDS, adaptive_points, budget_of
+from batch_service.sweep_specs import make_points
 
 ACTIVE, PAUSED, DONE = "active", "paused", "done"
 SWEEP_STATES = (ACTIVE, PAUSED, CANCELLED, DONE)

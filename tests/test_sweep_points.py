@@ -13,10 +13,10 @@ from batch_service.sweep_points import (
     Checker,
     SweepError,
     canonical_json,
-    make_points,
     parse_grid_args,
     point_hash,
 )
+from batch_service.sweep_specs import make_points
 
 
 def param(name: str, kind: str, default: object, annotated: bool = False) -> Parameter:
