@@ -20,12 +20,24 @@ def script_notebook(source: str, kernel_name: str = "python3") -> nbformat.Noteb
     """The notebook Jupytext reads from a Python file, for a kernel."""
     import jupytext  # only .py jobs need it: keep it out of every batch server's start
 
-    nb = jupytext.reads(source, fmt="py")
+    return for_kernel(jupytext.reads(source, fmt="py"), kernel_name)
+
+
+def empty_notebook(kernel_name: str) -> nbformat.NotebookNode:
+    """A notebook with one empty code cell, for a kernel."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(""))
+    return for_kernel(nb, kernel_name)
+
+
+def for_kernel(nb: nbformat.NotebookNode, kernel_name: str) -> nbformat.NotebookNode:
+    """The notebook, set to run in a Python kernel of that name."""
     nb.metadata["kernelspec"] = {
         "name": kernel_name,
         "display_name": kernel_name,
         "language": "python",
     }
+    # papermill reads the language to write injected parameters in it.
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 

@@ -20,6 +20,8 @@ from batch_service.bounded import parse_json
 from batch_service.errors import BatchError
 from batch_service.files import StagedFolder
 from batch_service.params import Parameter, notebook_parameters
+from batch_service.scripts import empty_notebook as empty_notebook_node
+from batch_service.scripts import reassignments, script_notebook
 
 KINDS_BY_SUFFIX = {".ipynb": "notebook", ".py": "script", ".zip": "module"}
 UNSAFE_NAME_CHARACTERS = set("<>\"'&`/\\")
@@ -205,8 +207,6 @@ def check_upload(
         )
     if kind == "script":
         check_script(content, name)
-        from batch_service.scripts import reassignments, script_notebook
-
         source = content.decode("utf-8")
         found = reassignments(source, name)
         # A `# %% tags=["parameters"]` cell is a parameters cell, as in a notebook.
@@ -230,13 +230,4 @@ def check_upload(
 
 def empty_notebook(kernel_name: str) -> bytes:
     """An empty notebook to start a live kernel with nothing run yet."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": kernel_name,
-        "display_name": kernel_name,
-        "language": "python",
-    }
-    # papermill reads the language to write injected parameters in it.
-    nb.metadata["language_info"] = {"name": "python"}
-    nb.cells.append(nbformat.v4.new_code_cell(""))
-    return nbformat.writes(nb).encode()
+    return nbformat.writes(empty_notebook_node(kernel_name)).encode()

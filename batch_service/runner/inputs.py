@@ -17,23 +17,10 @@ from pathlib import Path, PurePosixPath
 
 import nbformat
 
-from batch_service.scripts import script_notebook
+from batch_service.scripts import empty_notebook, script_notebook
 
 # Shown at the top of the cell batchhub adds, so a reader of the executed notebook knows.
 PRELUDE = "# batchhub: {what}\n"
-
-
-def empty_notebook(kernel_name: str) -> nbformat.NotebookNode:
-    """A notebook with one empty code cell for a kernel."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": kernel_name,
-        "display_name": kernel_name,
-        "language": "python",
-    }
-    nb.metadata["language_info"] = {"name": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("")]
-    return nb
 
 
 def safe_extract(content: bytes, target: Path) -> None:
