@@ -134,8 +134,20 @@ def parse_bound(name: str, raw: Any, checker: Checker) -> Bound:
         checker.value(name, low)
     else:
         low, high = float(low), float(high)
-        checker.value(name, low)  # an int parameter refuses a float range: say "int": true
+        try:
+            checker.value(name, low)
+        except SweepError as e:
+            raise SweepError(e.message + _whole_hint(name, checker)) from None
     return Bound(name, low, high, log, whole)
+
+
+def _whole_hint(name: str, checker: Checker) -> str:
+    # A range of floats for an int parameter: the fix is one field, so name it.
+    try:
+        checker.value(name, 1)
+    except SweepError:
+        return ""
+    return '; for whole numbers add "int": true'
 
 
 def parse_bounds(raw: Any, checker: Checker, what: str) -> dict[str, Bound]:

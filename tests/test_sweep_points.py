@@ -154,6 +154,12 @@ def test_random_samples_are_reproducible_within_bounds():
         ({"lr": {"low": 0, "high": 1}}, 20_000, "more than 10000"),
         ({"lr": {"low": 0, "high": 1}}, 0, "at least 1"),
         ({"layers": {"low": 0.2, "high": 0.8, "int": True}}, 3, "no whole number"),
+        ({"act": {"choices": []}}, 3, "choices must be a list of 1 to 1000 values"),
+        ({"act": {"choices": ["relu", ["tanh"]]}}, 3, "a choice is a number, text"),
+        ({"act": {"choices": ["relu", 3]}}, 3, "'act' must be of type str, not int"),
+        ({"act": {"low": 1, "high": 4}}, 3, "'act' must be of type str, not float$"),
+        ({"layers": {"low": 1, "high": 4}}, 3, "'layers' must be .* int.* add \"int\": true"),
+        ({"lr": {"low": 0, "high": 1, "step": 0.1}}, 3, "unknown field 'step'"),
     ],
 )
 def test_bad_random_spaces_are_refused(space, samples, words):
