@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,26 +82,44 @@ async def test_concurrent_submissions_are_all_stored_and_acknowledged_in_few_com
 
 
 async def test_acknowledgement_waits_for_the_commit(jobs: JobService, tmp_path: Path) -> None:
-    if not jobs.store.url.startswith("sqlite"):
-        pytest.skip("holds SQLite's write lock from a second connection")
     group = grouped(jobs, [])
     row = jobs.prepare(ALICE, submission())
-    # Another writer holds the database: the group's commit has to wait for it.
-    other = sqlite3.connect(tmp_path / "jobs.sqlite", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
+    # Another writer holds the jobs table: the group's commit has to wait for it.
+    release = hold_writes(jobs.store, tmp_path / "jobs.sqlite")
     acknowledged = asyncio.create_task(group.store_job(row, submission().input, ALICE))
     await asyncio.sleep(1.0)
     assert not acknowledged.done(), "acknowledged before its row could be committed"
     assert row.id not in stored_ids(jobs)
-    other.execute("ROLLBACK")
-    other.close()
+    release()
     view = await asyncio.wait_for(acknowledged, 30)
     # Once acknowledged, the job is there for any new connection to read.
-    fresh = sqlite3.connect(tmp_path / "jobs.sqlite")
-    assert fresh.execute("SELECT state FROM jobs WHERE id = ?", (view["id"],)).fetchall() == [
-        ("queued",)
-    ]
-    fresh.close()
+    jobs.store.engine.dispose()
+    with jobs.store.engine.connect() as fresh:
+        states = fresh.execute(select(Job.state).where(Job.id == view["id"])).all()
+    assert [tuple(r) for r in states] == [("queued",)]
+
+
+def hold_writes(store: Store, sqlite_file: Path) -> Callable[[], None]:
+    """Another connection takes the lock that writing a job needs (readers still read);
+    returns what lets it go."""
+    if store.url.startswith("sqlite"):
+        other = sqlite3.connect(sqlite_file, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+
+        def release_sqlite() -> None:
+            other.execute("ROLLBACK")
+            other.close()
+
+        return release_sqlite
+    holder = store.engine.connect()
+    # EXCLUSIVE blocks every write to the table and lets plain reads through.
+    holder.exec_driver_sql("LOCK TABLE jobs IN EXCLUSIVE MODE")
+
+    def release_postgres() -> None:
+        holder.rollback()
+        holder.close()
+
+    return release_postgres
 
 
 async def test_a_bad_row_costs_only_its_own_submission(jobs: JobService) -> None:
