@@ -18,8 +18,6 @@ from batch_service.sweep_points import (
 )
 from batch_service.sweep_space import parse_bounds
 
-SPACE_HELP = 'name: {"low": .., "high": ..} or {"choices": [..]}'
-
 
 def random_points(
     space: Any, samples: Any, seed: Any, checker: Checker, max_points: int = DEFAULT_MAX_POINTS
@@ -29,8 +27,6 @@ def random_points(
     Each parameter: {"low", "high"} (floats; "log": true for log scale; "int": true for whole
     numbers) or {"choices": [...]}, bounds as adaptive sweeps take them.
     """
-    if not isinstance(space, dict) or not space:
-        raise SweepError(f"random samples need a space of {SPACE_HELP}")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise SweepError("samples must be a whole number, at least 1")
     if samples > max_points:
