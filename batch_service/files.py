@@ -55,14 +55,21 @@ def stage_job_folder(staging: Path, role: str, name: str, content: bytes) -> Sta
     Runs in a check worker: creating and syncing files is the costliest part of storing a
     submission, and in the service's process every one of its system calls would also wait
     for the interpreter lock that the event loop holds."""
-    folder = staging / secrets.token_hex(12)
-    target = folder / role / str(safe_relative(name, "file name"))
+    folder = os.path.join(staging, secrets.token_hex(12))
+    target = os.path.join(folder, role, str(safe_relative(name, "file name")))
     try:
-        target.parent.mkdir(parents=True)
-        with target.open("wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
+        # Plain system calls: pathlib's mkdir(parents=True) first fails on the missing parent,
+        # and with a buffered file that was a third of the CPU staging takes where fsync is free.
+        os.mkdir(folder)
+        os.makedirs(os.path.dirname(target))
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with memoryview(content) as rest:
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from batch_service.checks import CheckPool
 from batch_service.errors import BatchError
+from batch_service.files import stage_job_folder
 from batch_service.group_commit import GroupCommit, Throttled, new_job_views
 from batch_service.jobs import JobService
 from batch_service.store import Job, JobFile, Store
@@ -217,6 +218,25 @@ async def test_inputs_staged_by_a_check_worker_are_placed_whole_and_failures_lea
     with pytest.raises(BatchError, match="not valid JSON|not a notebook"):
         await checks.check_and_stage("nb.ipynb", b"{nope", None, 10, 2**20, staging)
     assert list(staging.iterdir()) == []
+
+
+def test_a_staged_input_is_written_whole_and_a_failed_staging_leaves_no_folder(
+    tmp_path: Path,
+) -> None:
+    # Bigger than one write of a pipe or socket: every byte must land, in order.
+    content = bytes(range(256)) * (3 * 2**20 // 256) + b"end"
+    staged = stage_job_folder(tmp_path, "input", "data.ipynb", content)
+    written = Path(staged.folder) / "input" / "data.ipynb"
+    assert written.read_bytes() == content and staged.size == len(content)
+    assert staged.sha256 == hashlib.sha256(content).hexdigest()
+    # Its folders were made, then writing failed: the new folder goes, the first one stays.
+    with pytest.raises(TypeError):
+        stage_job_folder(tmp_path, "input", "nb.ipynb", "not bytes")  # type: ignore[arg-type]
+    assert [p.name for p in tmp_path.iterdir()] == [Path(staged.folder).name]
+    # A name that leaves the folder is refused before anything is made.
+    with pytest.raises(BatchError):
+        stage_job_folder(tmp_path, "input", "../escape.ipynb", content)
+    assert [p.name for p in tmp_path.iterdir()] == [Path(staged.folder).name]
 
 
 async def test_scheduler_passes_asked_for_by_submissions_are_spaced_and_the_last_kept() -> None:
