@@ -62,7 +62,8 @@ def stage_job_folder(staging: Path, role: str, name: str, content: bytes) -> Sta
         # and with a buffered file that was a third of the CPU staging takes where fsync is free.
         os.mkdir(folder)
         os.makedirs(os.path.dirname(target))
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        # 0o666 less the umask, the mode open() gave it.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with memoryview(content) as rest:
                 while rest:
