@@ -58,19 +58,14 @@ def stage_job_folder(staging: Path, role: str, name: str, content: bytes) -> Sta
     folder = os.path.join(staging, secrets.token_hex(12))
     target = os.path.join(folder, role, str(safe_relative(name, "file name")))
     try:
-        # Plain system calls: pathlib's mkdir(parents=True) first fails on the missing parent,
-        # and with a buffered file that was a third of the CPU staging takes where fsync is free.
+        # Two mkdirs: pathlib's mkdir(parents=True) first fails on the missing parent, which
+        # was over a quarter of the CPU staging takes where fsync is free.
         os.mkdir(folder)
         os.makedirs(os.path.dirname(target))
-        # 0o666 less the umask, the mode open() gave it.
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with memoryview(content) as rest:
-                while rest:
-                    rest = rest[os.write(fd, rest) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(target, "xb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
