@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nbformat
+from papermill.exceptions import PapermillException
 from papermill.inspection import _infer_parameters
 
 from batch_service.errors import BatchError
@@ -108,8 +109,20 @@ def notebook_parameters(nb: nbformat.NotebookNode) -> list[Parameter] | None:
     for cell in nb.cells:
         # papermill expects every cell to carry a tags list (its own loader adds them).
         cell.metadata.setdefault("tags", [])
+    try:
+        inferred = _infer_parameters(nb)
+    except ValueError:
+        # papermill needs the notebook's kernel and language to write parameters into it, and
+        # refuses to run it with parameters otherwise: say so now, not when the run starts.
+        raise BatchError(
+            "the notebook has a parameters cell but does not name its kernel and language "
+            "(metadata.kernelspec), so papermill cannot inject parameters: save it from "
+            "Jupyter once, which records them"
+        ) from None
+    except PapermillException as e:
+        raise BatchError(f"papermill cannot read this notebook's parameters: {e}") from None
     found = []
-    for raw in _infer_parameters(nb):
+    for raw in inferred:
         known, value = _literal(raw.default)
         declared = raw.inferred_type_name
         kind = _type_from_annotation(declared) if declared not in ("None", "") else None

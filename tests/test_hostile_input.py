@@ -30,6 +30,16 @@ def deep_notebook() -> bytes:
     return (body + "[" * 5000 + "]" * 5000 + "}}").encode()
 
 
+def kernel_as(kernelspec: dict[str, str] | None) -> bytes:
+    """A notebook with a parameters cell whose kernelspec is `kernelspec` (None: none at all)."""
+    nb = json.loads(PARAMETRISED)
+    if kernelspec is None:
+        del nb["metadata"]["kernelspec"]
+    else:
+        nb["metadata"]["kernelspec"] = kernelspec
+    return json.dumps(nb).encode()
+
+
 def symlink_zip() -> bytes:
     buffer = BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -80,6 +90,14 @@ BAD_UPLOADS = [
         "not a valid notebook",
     ),
     ("deep.ipynb", deep_notebook(), {}, "nests deeper than"),
+    # papermill can only write parameters in a language it knows.
+    ("no-kernel.ipynb", kernel_as(None), {}, "does not name its kernel"),
+    (
+        "odd-kernel.ipynb",
+        kernel_as({"name": "k", "display_name": "K", "language": "cobol"}),
+        {},
+        "cannot read this notebook's parameters",
+    ),
     ("nan.ipynb", b'{"cells": [], "nbformat": 4, "metadata": {"x": NaN}}', {}, "not a JSON"),
     ("script.sh", b"echo hi", {}, "cannot run"),
     ("bad.py", b"def (:\n", {}, "line 1"),
