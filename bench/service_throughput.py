@@ -17,6 +17,11 @@ hub's proxy program, writing each request's body to a new fsynced file and answe
 with nothing else to do. It is sampled in the same rotation, and ours is printed
 beside it: what this machine allows any server that acknowledges only what is on disk.
 
+Where the time goes, on Linux (figures without a goal): the CPU each request of the closed loop
+cost, ours beside the hub's GET, both for the whole machine (what bounds the rate: its cores
+divided by this is the most any load gets; the proxy, vegeta and the kernel are in it) and for
+the server's own processes (the service with its check workers; the hub).
+
 And one more figure without a goal: the CPU time (user + system) a check worker spends
 writing one submission's input into a new job folder in staging (two folders, the file, its
 fsync: stage_job_folder), in the state folder's file system, beside the same in /dev/shm
@@ -50,6 +55,12 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from batch_service.files import stage_job_folder  # noqa: E402
+from bench._cpu import (  # noqa: E402
+    available,
+    children,
+    machine_busy_seconds,
+    process_seconds,
+)
 from bench._floor import FLOOR, floor_behind_proxy  # noqa: E402
 from bench._hub import bench_hub  # noqa: E402
 from bench._load import Load, attack  # noqa: E402
@@ -98,6 +109,13 @@ def staging_cpu_ms(parent: Path, content: bytes, count: int = 200) -> float:
         return (time.process_time() - started) / count * 1e3
     finally:
         shutil.rmtree(staging)
+
+
+def cpu_now(pids: list[int]) -> tuple[float, float] | None:
+    """CPU seconds so far: the machine's busy time, and the processes'; None without /proc."""
+    if not available():
+        return None
+    return machine_busy_seconds(), process_seconds(pids)
 
 
 def load_with(
@@ -149,6 +167,17 @@ def main() -> None:
         to_floor.url = floor + "/services/batch/api/v1/jobs"
         targets = (("ours", submit), ("hub", hub_user), ("floor", to_floor))
 
+        service = hub.service_pid()
+        assert hub.proc is not None
+        # Whose CPU a request of each target costs, besides the machine's (the floor's: none).
+        processes = {
+            "ours": lambda: [service, *children(service)],
+            "hub": lambda: [hub.proc.pid],
+            "floor": lambda: [],
+        }
+        # ours / hub -> ms of CPU per request, back to back: the machine's, the server's.
+        machine_ms: dict[str, list[float]] = {"ours": [], "hub": []}
+        server_ms: dict[str, list[float]] = {"ours": [], "hub": []}
         # (closed, open) loop -> ours / hub / floor -> samples
         rates = {loop: {name: [] for name, _ in targets} for loop in ("closed", "open")}
         state_disk: list[float] = []
@@ -158,10 +187,17 @@ def main() -> None:
             order = targets[turn % 3 :] + targets[: turn % 3]
             for loop, rate in (("closed", 0), ("open", args.rate)):
                 for name, request in order:
+                    pids = processes[name]()
+                    before = cpu_now(pids)
                     load = load_with(request, args.clients, seconds, args.python_clients, rate)
+                    after = cpu_now(pids)
                     if turn:
                         rates[loop][name].append(load.ok_per_second)
                         p95s[loop][name].append(load.p95_ms)
+                        if loop == "closed" and name in machine_ms and before and after:
+                            per_request = 1e3 / max(1, load.requests)
+                            machine_ms[name].append((after[0] - before[0]) * per_request)
+                            server_ms[name].append((after[1] - before[1]) * per_request)
             state_disk.append(staging_cpu_ms(hub.state_dir / "state", body))
             if Path("/dev/shm").is_dir():
                 memory.append(staging_cpu_ms(Path("/dev/shm"), body))
@@ -212,6 +248,23 @@ def main() -> None:
             FLOOR,
         ),
     ]
+    if machine_ms["ours"]:
+        figures += [
+            Figure(
+                f"CPU per request, whole machine, {loads['closed']}",
+                "ms",
+                machine_ms["ours"],
+                machine_ms["hub"],
+                BASELINE,
+            ),
+            Figure(
+                f"CPU per request, service and check workers, {loads['closed']}",
+                "ms",
+                server_ms["ours"],
+                server_ms["hub"],
+                "the hub's process, per GET",
+            ),
+        ]
     figures.append(
         Figure(
             "CPU to stage one input (folders, file, fsync), state disk",

@@ -13,9 +13,9 @@ import pytest
 
 from batch_service.checks import CheckPool
 from batch_service.errors import BatchError
+from bench._cpu import children
 from tests.batch import Batch, notebook
 from tests.hub import HubProcess
-from tests.test_crashes import children
 
 BIG_OUTPUT = "x" * (24 * 2**20)  # a notebook of ~24 MiB: many pipe-fulls each way
 

@@ -22,6 +22,7 @@ import optuna
 import pytest
 import requests
 
+from bench._cpu import children
 from tests.batch import Batch, notebook
 from tests.conftest import SESSION_VALUES, running_hub
 from tests.hub import HubProcess, HubUser
@@ -83,24 +84,6 @@ def job_processes(job_id: str, program: bytes) -> list[int]:
                 found.append(pid)
         except OSError:
             continue
-    return found
-
-
-def children(parent: int, program: bytes = b"") -> list[int]:
-    """The processes whose parent is `parent` (the service's check workers), those whose
-    command line holds `program` where one is given."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
-                if int(stat.rsplit(")", 1)[1].split()[1]) == parent and (
-                    program in (entry / "cmdline").read_bytes()
-                ):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
     return found
 
 
