@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -12,8 +14,11 @@ from jupyterhub.objects import Hub
 
 from spawner.credentials import load_or_create_key, sign_ticket
 
-# One signing key for the stand-in hub and batch service of a test or benchmark process.
-SIGNING_KEY_FILE = Path(tempfile.mkdtemp(prefix="batchhub-key-")) / "batch_signing.key"
+# One signing key for the stand-in hub and batch service of a test or benchmark process, in a
+# folder that goes with the process (one left per run would pile up in /tmp).
+_KEY_FOLDER = tempfile.mkdtemp(prefix="batchhub-key-")
+atexit.register(shutil.rmtree, _KEY_FOLDER, True)
+SIGNING_KEY_FILE = Path(_KEY_FOLDER) / "batch_signing.key"
 
 
 class HubUser:
