@@ -17,7 +17,7 @@ hub's proxy program, writing each request's body to a new fsynced file and answe
 with nothing else to do. It is sampled in the same rotation, and ours is printed
 beside it: what this machine allows any server that acknowledges only what is on disk.
 
-Where the time goes, on Linux (figures without a goal): the CPU each request of the closed loop
+Where the time goes (figures without a goal): the CPU each request of the closed loop
 cost, ours beside the hub's GET, both for the whole machine (what bounds the rate: its cores
 divided by this is the most any load gets; the proxy, vegeta and the kernel are in it) and for
 the server's own processes (the service with its check workers; the hub).
@@ -55,12 +55,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from batch_service.files import stage_job_folder  # noqa: E402
-from bench._cpu import (  # noqa: E402
-    available,
-    children,
-    machine_busy_seconds,
-    process_seconds,
-)
+from bench._cpu import children, machine_busy_seconds, process_seconds  # noqa: E402
 from bench._floor import FLOOR, floor_behind_proxy  # noqa: E402
 from bench._hub import bench_hub  # noqa: E402
 from bench._load import Load, attack  # noqa: E402
@@ -111,10 +106,8 @@ def staging_cpu_ms(parent: Path, content: bytes, count: int = 200) -> float:
         shutil.rmtree(staging)
 
 
-def cpu_now(pids: list[int]) -> tuple[float, float] | None:
-    """CPU seconds so far: the machine's busy time, and the processes'; None without /proc."""
-    if not available():
-        return None
+def cpu_now(pids: list[int]) -> tuple[float, float]:
+    """CPU seconds so far: the machine's busy time, and the processes'."""
     return machine_busy_seconds(), process_seconds(pids)
 
 
@@ -194,7 +187,7 @@ def main() -> None:
                     if turn:
                         rates[loop][name].append(load.ok_per_second)
                         p95s[loop][name].append(load.p95_ms)
-                        if loop == "closed" and name in machine_ms and before and after:
+                        if loop == "closed" and name in machine_ms:
                             per_request = 1e3 / max(1, load.requests)
                             machine_ms[name].append((after[0] - before[0]) * per_request)
                             server_ms[name].append((after[1] - before[1]) * per_request)
@@ -248,23 +241,22 @@ def main() -> None:
             FLOOR,
         ),
     ]
-    if machine_ms["ours"]:
-        figures += [
-            Figure(
-                f"CPU per request, whole machine, {loads['closed']}",
-                "ms",
-                machine_ms["ours"],
-                machine_ms["hub"],
-                BASELINE,
-            ),
-            Figure(
-                f"CPU per request, service and check workers, {loads['closed']}",
-                "ms",
-                server_ms["ours"],
-                server_ms["hub"],
-                "the hub's process, per GET",
-            ),
-        ]
+    figures += [
+        Figure(
+            f"CPU per request, whole machine, {loads['closed']}",
+            "ms",
+            machine_ms["ours"],
+            machine_ms["hub"],
+            BASELINE,
+        ),
+        Figure(
+            f"CPU per request, service and check workers, {loads['closed']}",
+            "ms",
+            server_ms["ours"],
+            server_ms["hub"],
+            "the hub's process, per GET",
+        ),
+    ]
     figures.append(
         Figure(
             "CPU to stage one input (folders, file, fsync), state disk",
