@@ -322,7 +322,7 @@ class BatchServiceApp(Application):
         )
         self.loop = SchedulerLoop(self.scheduler, self.scheduler_interval)
         self.runs.on_warm = self.loop.kick
-        # Submissions stored many per transaction off the event loop; one pass per group.
+        # Submissions stored many per transaction in a thread; one pass asked for per group.
         self.group_commit = GroupCommit(
             self.store,
             self.job_service.job_files,
@@ -468,6 +468,7 @@ class BatchServiceApp(Application):
         sweep.stop()
         housekeeping.stop()
         server.stop()
+        self.group_commit.close()
         self.checks.shutdown()
         await self.followups.stop()
         await self.events.stop()

@@ -1,19 +1,26 @@
 """Group commit: submissions that arrive together are stored in one transaction.
 
-Storing a submission means putting its input file in place (fsynced) and committing its job
-row with the file's row. Done on the event loop, one by one, the fsyncs and commits of many
-clients queue behind each other and hold the loop while they wait for the disk. Here the
-handlers hand their checked job rows to `GroupCommit.store_job`; a worker thread takes everything
-handed over so far, renames the job folders the check workers staged with the inputs in them
-(or writes the inputs, fsynced together, where none was staged), commits all rows in ONE
-transaction and only then resolves each submission's future. While it works, newcomers gather
-for the next round (a few rounds are in flight at once, their commits one after another): no
-artificial delay, and under load one commit serves many submissions.
+Storing a submission means putting its input file in place and committing its job row with the
+file's row. Done on the event loop, one by one, the commits of many clients queue behind each
+other and hold the loop. Here the handlers hand their checked job rows to
+`GroupCommit.store_job`, which wakes a committer thread: it takes everything handed over so far,
+renames the job folders the check workers staged with the inputs in them (or writes the inputs,
+fsynced together, where none was staged), commits all rows in ONE transaction and only then
+answers each submission. While it works, newcomers gather for its next round: no artificial
+delay, and under load one commit serves many submissions.
+
+The thread takes work and answers without the event loop's help: a store needs no task to be
+started, and the answers are one callback that resolves every future of the group. Under load
+each turn of the loop is long (it serves tens of requests' steps), so each hop a submission
+makes through it costs its client a turn; this path has two: the group's answers, then each
+handler resuming to write its 201.
 
 A submission is acknowledged (its future resolves, then the handler answers 201) only after the
 transaction holding its row has committed: an acknowledged job is a stored job. When the
 group's transaction fails, each of its submissions is stored on its own, so one bad row costs
-only its own submission (which gets its error) and never its neighbours'.
+only its own submission (which gets its error) and never its neighbours'. A client that hangs
+up does not stop a store under way: the thread stores what it took whatever happens to the
+waiting handler.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,13 +80,14 @@ class _Pending:
     upload: CheckedInput
     reader: Identity
     future: asyncio.Future[dict[str, Any]]
+    loop: asyncio.AbstractEventLoop
     row: JobFile | None = None
     error: BaseException | None = None
     view: dict[str, Any] = field(default_factory=dict)
 
 
 class GroupCommit:
-    """Stores checked job rows with their inputs, many per transaction, off the event loop."""
+    """Stores checked job rows with their inputs, many per transaction, in a committer thread."""
 
     def __init__(
         self,
@@ -88,7 +97,6 @@ class GroupCommit:
         on_stored: Callable[[], None] = lambda: None,
         kick_every: float = KICK_EVERY,
         max_group: int = 256,
-        in_flight: int = 4,
     ) -> None:
         self.store = store
         self.job_files = job_files
@@ -97,52 +105,79 @@ class GroupCommit:
         # run back to back under load and hold the event loop longer the longer the line.
         self.on_stored = Throttled(on_stored, kick_every)
         self.max_group = max_group
-        self.in_flight = in_flight
-        self._waiting: list[_Pending] = []
-        self._workers: set[asyncio.Task[None]] = set()
-        # Groups write their files side by side, but commit one at a time: SQLite would
-        # otherwise make the losers of its write lock sleep and retry.
-        self._commit_lock = threading.Lock()
+        # Handed over, not yet taken by the thread (appended on the loop, taken in the thread).
+        self._waiting: deque[_Pending] = deque()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
         # How many transactions stored how many submissions (for tests and metrics).
         self.commits = 0
         self.stored = 0
 
     async def store_job(self, job: Job, upload: CheckedInput, reader: Identity) -> dict[str, Any]:
         """Store a checked job with its input; return its view once its row is committed."""
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Pending(job, upload, reader, future))
-        # A few groups in flight at once: one group's fsyncs wait for the disk while the next
-        # group's files are written (their journal commits are shared). A worker not done yet
-        # looks for newcomers before it ends (no await between that look and its end).
-        if sum(not worker.done() for worker in self._workers) < self.in_flight:
-            worker = asyncio.create_task(self._drain())
-            self._workers.add(worker)
-            worker.add_done_callback(self._workers.discard)
-        # shield: a client that hangs up does not cancel a store already under way.
-        return await asyncio.shield(future)
+        loop = asyncio.get_running_loop()
+        pending = _Pending(job, upload, reader, loop.create_future(), loop)
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the service is stopping: no more submissions are stored")
+            self._waiting.append(pending)
+            if self._thread is None:
+                # One thread: a group's work is the interpreter's (renames, the INSERTs, the
+                # views), so a second one would only take turns with it and split the groups.
+                self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+        # Cancelling this wait (the handler gone) cancels only the wait: the thread stores
+        # what it took, and skips answering a future nobody waits for.
+        return await pending.future
 
-    async def _drain(self) -> None:
-        """Store groups until nobody waits (one group in flight at a time)."""
-        while self._waiting:
-            group = self._waiting[: self.max_group]
-            del self._waiting[: self.max_group]
+    def close(self, wait: float = 10.0) -> None:
+        """Refuse newcomers; the thread stores what was handed over, then ends (waited for up
+        to `wait` seconds, so that the store it is on is done before the database closes)."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(wait)
+
+    # --- in the committer thread --------------------------------------------------------
+    def _run(self) -> None:
+        """Take everything handed over so far, store it, answer it; until closed and idle."""
+        while True:
+            with self._wake:
+                while not self._waiting and not self._closed:
+                    self._wake.wait()
+                if not self._waiting:
+                    return
+                taken = min(len(self._waiting), self.max_group)
+                group = [self._waiting.popleft() for _ in range(taken)]
             try:
-                await asyncio.to_thread(self._store_group, group)
+                self._store_group(group)
             except BaseException as e:  # noqa: BLE001 (every waiter must hear the outcome)
                 for pending in group:
                     if pending.error is None and not pending.view:
                         pending.error = e
-            for pending in group:
-                if pending.future.done():
-                    continue
-                if pending.error is not None:
-                    pending.future.set_exception(pending.error)
-                else:
-                    pending.future.set_result(pending.view)
-            if any(p.error is None for p in group):
-                self.on_stored()
+            loops = {pending.loop for pending in group}
+            for loop in loops:
+                mine = [p for p in group if p.loop is loop]
+                try:
+                    loop.call_soon_threadsafe(self._answer, mine)
+                except RuntimeError:
+                    log.warning("%d submissions stored after their event loop closed", len(mine))
 
-    # --- in the worker thread ---------------------------------------------------------
+    def _answer(self, group: list[_Pending]) -> None:
+        """On the event loop: resolve every future of the group, then ask for a pass."""
+        for pending in group:
+            if pending.future.done():
+                continue
+            if pending.error is not None:
+                pending.future.set_exception(pending.error)
+            else:
+                pending.future.set_result(pending.view)
+        if any(p.error is None for p in group):
+            self.on_stored()
+
     def _store_group(self, group: list[_Pending]) -> None:
         """Write the inputs, commit the rows together (or one by one on failure), view them."""
         # The files first (fsynced, in place): a job row is never committed without its input.
@@ -183,7 +218,7 @@ class GroupCommit:
             pending.view = view
 
     def _commit(self, group: list[_Pending]) -> None:
-        with self._commit_lock, self.store.session() as session:
+        with self.store.session() as session:
             # The jobs first: their files refer to them.
             insert_new(session, [pending.job for pending in group])
             insert_new(session, [pending.row for pending in group if pending.row is not None])

@@ -41,10 +41,23 @@ def jobs(store_url: str, tmp_path: Path) -> Iterator[JobService]:  # noqa: F811
     store.dispose()
 
 
+# Group commits made by the running test: closed after it, so their threads end.
+_MADE: list[GroupCommit] = []
+
+
 def grouped(jobs: JobService, kicks: list[int]) -> GroupCommit:
-    return GroupCommit(
+    group = GroupCommit(
         jobs.store, jobs.job_files, new_job_views(jobs), on_stored=lambda: kicks.append(1)
     )
+    _MADE.append(group)
+    return group
+
+
+@pytest.fixture(autouse=True)
+def committers_end() -> Iterator[None]:
+    yield
+    while _MADE:
+        _MADE.pop().close()
 
 
 def stored_ids(jobs: JobService) -> set[str]:
@@ -98,6 +111,31 @@ async def test_acknowledgement_waits_for_the_commit(jobs: JobService, tmp_path: 
     with jobs.store.engine.connect() as fresh:
         states = fresh.execute(select(Job.state).where(Job.id == view["id"])).all()
     assert [tuple(r) for r in states] == [("queued",)]
+
+
+async def test_a_client_that_hangs_up_mid_store_still_gets_its_job_stored(
+    jobs: JobService, tmp_path: Path
+) -> None:
+    """The handler's wait is cancelled (its client went away) while the commit waits for the
+    database: the job is stored all the same, whole, and the next submission is too."""
+    group = grouped(jobs, [])
+    gone, next_one = (jobs.prepare(ALICE, submission(parameters={"x": i})) for i in (1, 2))
+    release = hold_writes(jobs.store, tmp_path / "jobs.sqlite")
+    waiting = asyncio.create_task(group.store_job(gone, submission().input, ALICE))
+    await asyncio.sleep(0.5)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release()
+    view = await asyncio.wait_for(group.store_job(next_one, submission().input, ALICE), 30)
+    assert view["id"] == next_one.id
+    assert {gone.id, next_one.id} <= stored_ids(jobs)
+    assert jobs.job_files.find(gone.id, "input").read() == submission().input.content
+    # Stopping: what was handed over is stored, then the thread ends and refuses newcomers.
+    group.close()
+    assert group._thread is not None and not group._thread.is_alive()
+    with pytest.raises(RuntimeError, match="stopping"):
+        await group.store_job(jobs.prepare(ALICE, submission()), submission().input, ALICE)
 
 
 def hold_writes(store: Store, sqlite_file: Path) -> Callable[[], None]:
