@@ -96,6 +96,9 @@ class Admission:
         self._usage_rows: dict[tuple[str, str], tuple[float, float]] | None = None
         # Turns that waited in the last snapshot (what a started request's id is, if not a job).
         self.waiting_turns: set[str] = set()
+        # How many requests the last decision was offered (those left waiting, and those it
+        # started).
+        self.line_length = 0
         # Admission charges of jobs sent back in line before they ran (owner, chosen group,
         # owner's groups, GPU-seconds): given back by the next pass that saves usage.
         self._refunds: list[tuple[str, str | None, tuple[str, ...], float]] = []
@@ -383,6 +386,7 @@ class Admission:
         # One transaction reads all a pass needs (each costs more than the reads in it).
         with self.store.session() as session:
             requests, allocations, servers = self.snapshot(config, stopping, session)
+            self.line_length = len(requests)
             usage, settled_until, settled_turns = self.settle_finished(
                 usage, config, session, preview
             )

@@ -327,11 +327,14 @@ class BatchServiceApp(Application):
             self.store,
             self.job_service.job_files,
             new_job_views(self.job_service),
-            on_stored=self.loop.kick,
+            on_stored=self.loop.kick_newcomers,
         )
         self.definitions = DefinitionService(self.store, self.job_service, self.files)
         self.firing = FiringLoop(
-            self.definitions, self.check_stored_input, self.definitions_interval, self.loop.kick
+            self.definitions,
+            self.check_stored_input,
+            self.definitions_interval,
+            self.loop.kick_newcomers,
         )
         self.gpu_view = GpuView(
             self.store,
@@ -347,7 +350,7 @@ class BatchServiceApp(Application):
         self.events = Events(self.store)
         self.events.listeners.append(self.notifier)
         # Adaptive sweeps act on each run's end (tell Optuna, queue proposed points).
-        self.followups = FollowUps(self.job_service, kick=lambda: self.loop.kick())
+        self.followups = FollowUps(self.job_service, kick=lambda: self.loop.kick_newcomers())
         self.events.listeners.append(self.followups.on_moment)
         self.job_service.events = self.turn_service.events = self.runs.events = self.events
         # Prometheus: the queue read at each scrape, events counted, each decision timed.

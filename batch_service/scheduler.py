@@ -109,6 +109,9 @@ class Scheduler:
         self.overrun_grace = overrun_grace
         # CPU seconds the last pass spent deciding and walking the line (see SchedulerLoop).
         self.pass_cpu = 0.0
+        # The last pass started nothing and left people waiting: only something that frees
+        # room can change that (see SchedulerLoop).
+        self.no_room = False
         self.starts = ServerStarts(jobs, hub, admission, self.warm, signing_key, user_options)
         self.hub_servers: dict[str, dict[str, dict[str, Any]]] = {}
         # Failed starts of jobs sent back in line, until they run (a restart counts anew).
@@ -154,6 +157,7 @@ class Scheduler:
             # Nothing starts, but everyone still sees where they stand.
             decision, _ = self.decide(preview=True, servers=stopping)
             self.jobs.line.update(decision)
+            self.no_room = self.admission.line_length > 0
         # Everyone's place is worked out beside the event loop, not in it: with a long line
         # the walk costs more than the decision.
         self.pass_cpu += await asyncio.to_thread(thread_seconds, self.jobs.line.work_out)
@@ -356,6 +360,9 @@ class Scheduler:
         """
         decision, kinds = self.decide(servers=servers)
         self.jobs.line.update(decision)
+        self.no_room = (
+            not decision.start and not decision.cut_live and self.admission.line_length > 0
+        )
         for job_id, until in decision.cut_live:
             why = CUT_REASONS.get(decision.cut_reasons.get(job_id, CUT_FOR_GPUS), "")
             if self.jobs.mark(job_id, FINISHED_STATES, live_until=until, reason=why):
