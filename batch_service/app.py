@@ -350,7 +350,9 @@ class BatchServiceApp(Application):
         self.events = Events(self.store)
         self.events.listeners.append(self.notifier)
         # Adaptive sweeps act on each run's end (tell Optuna, queue proposed points).
-        self.followups = FollowUps(self.job_service, kick=lambda: self.loop.kick_newcomers())
+        # A sweep's follow-up points come right after a point ended: the room it freed is
+        # theirs to take, so their kick is one that may free room (not a newcomers' kick).
+        self.followups = FollowUps(self.job_service, kick=lambda: self.loop.kick())
         self.events.listeners.append(self.followups.on_moment)
         self.job_service.events = self.turn_service.events = self.runs.events = self.events
         # Prometheus: the queue read at each scrape, events counted, each decision timed.

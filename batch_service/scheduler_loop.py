@@ -10,13 +10,14 @@ meanwhile are served by the one pass that follows.
 A pass that started nothing while people wait (the queue is paused, or everyone waits for room)
 can only tell newcomers where they stand; until something frees room, passes rest to
 `idle_share` instead. Kicks for newcomers (`kick_newcomers`: stored submissions, fired
-definitions, a sweep's follow-up points) leave that rest as it is; every other kick (a run
-ended, a job was cancelled, the queue resumed, ...) may have freed room and cuts the rest back
-to `busy_share`'s. Under a storm of submissions into a full line the passes' bursts, which
-hold the event loop or share the interpreter with it, then come several times less often, and
-the submissions' answers wait for them less; what waits longer is the newcomer who could start
-at once while all ahead of it wait for something else (at most the rest of `idle_share`: 99
-times the last pass's CPU time, 0.3 s after a pass of 3 ms).
+definitions) leave that rest as it is; every other kick (a run ended, a job was cancelled, the
+queue resumed, a sweep's follow-up points, which take the room their ended point freed, ...)
+may have freed room and cuts the rest back to `busy_share`'s. Under a storm of submissions
+into a full line the passes' bursts, which hold the event loop or share the interpreter with
+it, then come several times less often, and the submissions' answers wait for them less; what
+waits longer is the newcomer who could start at once while all ahead of it wait for something
+else (at most the rest of `idle_share`: 99 times the last pass's CPU time, 0.3 s after a pass
+of 3 ms).
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ class SchedulerLoop(Periodic):
         IOLoop.current().add_callback(self._room_freed)
 
     def kick_newcomers(self) -> None:
-        """Ask for a pass soon for new requests (stored submissions, fired definitions,
-        follow-up points): within the rest the last pass left."""
+        """Ask for a pass soon for new requests (stored submissions, fired definitions):
+        within the rest the last pass left."""
         IOLoop.current().add_callback(self.tick)
 
     async def _room_freed(self) -> None:
