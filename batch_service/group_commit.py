@@ -80,7 +80,6 @@ class _Pending:
     upload: CheckedInput
     reader: Identity
     future: asyncio.Future[dict[str, Any]]
-    loop: asyncio.AbstractEventLoop
     row: JobFile | None = None
     error: BaseException | None = None
     view: dict[str, Any] = field(default_factory=dict)
@@ -116,8 +115,7 @@ class GroupCommit:
 
     async def store_job(self, job: Job, upload: CheckedInput, reader: Identity) -> dict[str, Any]:
         """Store a checked job with its input; return its view once its row is committed."""
-        loop = asyncio.get_running_loop()
-        pending = _Pending(job, upload, reader, loop.create_future(), loop)
+        pending = _Pending(job, upload, reader, asyncio.get_running_loop().create_future())
         with self._wake:
             if self._closed:
                 raise RuntimeError("the service is stopping: no more submissions are stored")
@@ -158,9 +156,8 @@ class GroupCommit:
                 for pending in group:
                     if pending.error is None and not pending.view:
                         pending.error = e
-            loops = {pending.loop for pending in group}
-            for loop in loops:
-                mine = [p for p in group if p.loop is loop]
+            for loop in {pending.future.get_loop() for pending in group}:
+                mine = [p for p in group if p.future.get_loop() is loop]
                 try:
                     loop.call_soon_threadsafe(self._answer, mine)
                 except RuntimeError:
